@@ -1,0 +1,88 @@
+"""symloss: derive the learning dynamics of any classification loss.
+
+A loss is the per-class term ``ℓ(y, h)`` (SPEC §1); everything else is derived
+from its sympy expression.
+
+>>> import symloss
+>>> result = symloss.analyze(symloss.loss("baikal"), classes=10)
+>>> result.null_epoch.trainable, result.zero_error.attractor
+(True, False)
+"""
+
+from symloss.analysis import Analysis, analyze, to_json
+from symloss.binary import BinaryView, binary_loss, binary_view
+from symloss.catalog import CATALOG, family, loss, taylorglo, taylorglo_terms
+from symloss.curves import attraction_table, plot_attraction, plot_binary
+from symloss.dynamics import (
+    NullEpoch,
+    ZeroError,
+    attraction,
+    attraction_function,
+    decompose,
+    delta,
+    delta_function,
+    gamma,
+    gamma_nontarget,
+    gamma_target,
+    labels,
+    logit_step,
+    null_epoch,
+    zero_error,
+    zero_error_polynomial,
+)
+from symloss.formula import FormulaError, parse_formula
+from symloss.loss import Loss
+from symloss.smoothing import SmoothingMap, label_smoothing_map
+from symloss.trainability import (
+    CandidateFilter,
+    candidate_filter,
+    is_trainable,
+    paper_condition,
+    paper_trainable,
+    trainability_condition,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CATALOG",
+    "Analysis",
+    "BinaryView",
+    "CandidateFilter",
+    "FormulaError",
+    "Loss",
+    "NullEpoch",
+    "SmoothingMap",
+    "ZeroError",
+    "analyze",
+    "attraction",
+    "attraction_function",
+    "attraction_table",
+    "binary_loss",
+    "binary_view",
+    "candidate_filter",
+    "decompose",
+    "delta",
+    "delta_function",
+    "family",
+    "gamma",
+    "gamma_nontarget",
+    "gamma_target",
+    "is_trainable",
+    "label_smoothing_map",
+    "labels",
+    "logit_step",
+    "loss",
+    "null_epoch",
+    "paper_condition",
+    "paper_trainable",
+    "parse_formula",
+    "plot_attraction",
+    "plot_binary",
+    "taylorglo",
+    "taylorglo_terms",
+    "to_json",
+    "trainability_condition",
+    "zero_error",
+    "zero_error_polynomial",
+]

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 import sympy as sp
 
-from symloss.formula import FormulaError, parse_formula
+from symloss.formula import ALLOWED_FUNCTIONS, FormulaError, parse_formula
 from symloss.loss import Loss
 from symloss.symbols import h, y
 
@@ -115,7 +115,7 @@ def loss(spec: str | Loss, *, order: int = 3, params: Sequence[float] | None = N
     >>> loss("hinge")
     Traceback (most recent call last):
     ...
-    symloss.formula.FormulaError: unknown name 'hinge'; allowed names: h, y (catalog losses: mse, cross_entropy, baikal, baikal_cma, focal, taylorglo)
+    symloss.formula.FormulaError: unknown name 'hinge'; allowed names: h, y (catalog losses: mse, ...)
     """
     if isinstance(spec, Loss):
         result = spec
@@ -142,3 +142,24 @@ def loss(spec: str | Loss, *, order: int = 3, params: Sequence[float] | None = N
             raise ValueError(f"loss {result.name!r} has no parameters, got {len(params)} values")
         result = result.bind(params)
     return result
+
+
+def family(formula: str, parameters: Sequence[str], *, name: str = "family") -> Loss:
+    """A user-defined family: a formula in ``y``, ``h`` and the named parameters.
+
+    >>> family("a*log(h) + b*y/h", ["a", "b"]).parameters
+    (a, b)
+    >>> family("a*log(h)", ["y"])
+    Traceback (most recent call last):
+    ...
+    ValueError: parameter names must be identifiers other than y, h and function names, got 'y'
+    """
+    symbols: dict[str, sp.Symbol] = {}
+    for parameter in parameters:
+        if (not isinstance(parameter, str) or not parameter.isidentifier()
+                or parameter in ("y", "h") or parameter in ALLOWED_FUNCTIONS):
+            raise ValueError("parameter names must be identifiers other than y, h and "
+                             f"function names, got {parameter!r}")
+        symbols[parameter] = sp.Symbol(parameter, real=True)
+    expression = parse_formula(formula, symbols)
+    return Loss(name, expression, tuple(symbols.values()))

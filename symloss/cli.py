@@ -1,0 +1,148 @@
+"""The ``symloss`` command line.
+
+``analyze`` and ``curve`` live here and never import torch. Other commands
+(``train``, ``search``, ...) come from packages that register an entry point in
+the ``symloss.commands`` group: a callable ``register(subparsers)``. That keeps
+the arrow one way: ``harness`` plugs into ``symloss``, ``symloss`` never imports
+``harness``.
+
+User errors print one line on stderr and exit with code 2; no traceback
+(set ``SYMLOSS_DEBUG=1`` to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from importlib.metadata import entry_points
+
+from symloss.formula import FormulaError
+
+EXIT_USAGE = 2
+COMMAND_GROUP = "symloss.commands"
+
+
+class UsageError(ValueError):
+    """A user error reported as one line with exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def parse_floats(text: str) -> list[float]:
+    """``"0,-1,2.5"`` → ``[0.0, -1.0, 2.5]``; a clear error for anything else.
+
+    >>> parse_floats("0, -1,2.5")
+    [0.0, -1.0, 2.5]
+    """
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"--params must be comma-separated numbers, got {text!r}") from None
+
+
+def _load_loss(spec: str, order: int, params: str | None):
+    from symloss.catalog import loss
+
+    values = parse_floats(params) if params is not None else None
+    return loss(spec, order=order, params=values)
+
+
+def _add_loss_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--classes", type=int, default=10, help="number of classes n (default 10)")
+    parser.add_argument("--smoothing", type=float, default=0.0, help="label smoothing α in [0, 1)")
+    parser.add_argument("--params", help="comma-separated parameter values for a family")
+    parser.add_argument("--order", type=int, default=3, help="TaylorGLO order (default 3)")
+
+
+def _command_analyze(args: argparse.Namespace) -> int:
+    from symloss.analysis import analyze
+    from symloss.report import format_report
+
+    loss = _load_loss(args.loss, args.order, args.params)
+    result = analyze(loss, classes=args.classes, smoothing=args.smoothing)
+    if args.json:
+        payload = result.to_dict()
+        if args.latex:
+            payload["latex"] = result.latex()
+        print(json.dumps(payload, indent=2))
+    else:
+        print(format_report(result))
+        if args.latex:
+            print("\nLaTeX")
+            for name, text in result.latex().items():
+                print(f"  {name}: {text}")
+    return 0
+
+
+def _command_curve(args: argparse.Namespace) -> int:
+    from symloss.curves import attraction_table, plot_attraction, write_csv
+
+    losses = [_load_loss(spec, args.order, args.params) for spec in args.losses]
+    for item in losses:
+        if item.is_family:
+            raise UsageError(f"{item.name} is a family: give --params to draw one member's curve")
+    names = [item.name for item in losses]
+    if len(set(names)) != len(names):  # two formulas: name them by their text
+        losses = [item.__class__(spec, item.expr, item.parameters, item.values, item.meta)
+                  for spec, item in zip(args.losses, losses, strict=True)]
+    path = plot_attraction(losses, args.classes, args.out, lr=args.lr, smoothing=args.smoothing)
+    print(f"wrote {path}")
+    if args.csv:
+        write_csv(attraction_table(losses, args.classes, args.lr, args.smoothing), args.csv)
+        print(f"wrote {args.csv}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="symloss", description=(
+        "Symbolic analysis of classification losses, and loss-function metalearning."))
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    analyze = commands.add_parser("analyze", help="derive γ, null epoch, zero-error regime, "
+                                  "trainability, binary view of a loss")
+    analyze.add_argument("loss", help="catalog name (mse, cross_entropy, baikal, baikal_cma, "
+                         "focal, taylorglo) or a formula in y and h, e.g. '-log(h) + y/h'")
+    _add_loss_options(analyze)
+    analyze.add_argument("--json", action="store_true", help="print one JSON object")
+    analyze.add_argument("--latex", action="store_true", help="LaTeX of every derived expression")
+    analyze.set_defaults(handler=_command_analyze)
+
+    curve = commands.add_parser("curve", help="attraction curves A(ε) and Δ(ε) (ICLR Fig. 3)")
+    curve.add_argument("losses", nargs="+", metavar="LOSS")
+    _add_loss_options(curve)
+    curve.add_argument("--lr", type=float, default=0.1, help="learning rate η (default 0.1)")
+    curve.add_argument("--out", required=True, help="PNG file to write")
+    curve.add_argument("--csv", help="also write loss,epsilon,delta,attraction rows here")
+    curve.set_defaults(handler=_command_curve)
+
+    for entry in entry_points(group=COMMAND_GROUP):
+        entry.load()(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except (FormulaError, UsageError, ValueError, FileNotFoundError) as error:
+        if os.environ.get("SYMLOSS_DEBUG"):
+            raise
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"symloss: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("symloss: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Attraction curves (SPEC §2.3; ICLR Fig. 3) and the binary view plot (GLO Fig. 6).
+
+``A(ε)`` and ``Δ(ε)`` over ``ε ∈ (0, (n−1)/n]`` for any concrete loss, as
+arrays, a CSV and a matplotlib figure (Agg backend, imported only when plotting).
+
+>>> from symloss.catalog import loss
+>>> table = attraction_table([loss("cross_entropy"), loss("baikal")], classes=10, points=5)
+>>> [row["loss"] for row in table][:2], round(table[-1]["epsilon"], 3)
+(['cross_entropy', 'cross_entropy'], 0.9)
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from symloss.binary import binary_view
+from symloss.dynamics import attraction_function, delta_function
+from symloss.loss import Loss
+
+#: Smallest ε on a curve (ε = 0 is memorization itself, where A vanishes).
+EPSILON_MIN = 1e-3
+
+
+def epsilon_grid(classes: int, points: int = 200) -> np.ndarray:
+    """``ε`` from :data:`EPSILON_MIN` to the null epoch ``(n−1)/n``."""
+    return np.linspace(EPSILON_MIN, (classes - 1) / classes, points)
+
+
+def attraction_table(
+    losses: Sequence[Loss], classes: int, lr: float = 0.1, smoothing: float = 0.0,
+    points: int = 200,
+) -> list[dict[str, float | str]]:
+    """Rows ``{loss, epsilon, delta, attraction}`` for each loss over the ε grid."""
+    grid = epsilon_grid(classes, points)
+    rows: list[dict[str, float | str]] = []
+    for item in losses:
+        deltas = delta_function(item, classes, smoothing)(grid)
+        attractions = attraction_function(item, classes, lr, smoothing)(grid)
+        rows += [{"loss": item.name, "epsilon": float(e), "delta": float(d),
+                  "attraction": float(a)} for e, d, a in zip(grid, deltas, attractions,
+                                                             strict=True)]
+    return rows
+
+
+def write_csv(rows: list[dict[str, float | str]], path: str | Path) -> None:
+    """Write :func:`attraction_table` rows with columns ``loss,epsilon,delta,attraction``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["loss", "epsilon", "delta", "attraction"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_attraction(
+    losses: Sequence[Loss], classes: int, path: str | Path, lr: float = 0.1,
+    smoothing: float = 0.0, points: int = 400,
+) -> Path:
+    """Plot ``Δ(ε)`` (symlog) and ``A(ε)`` for each loss; save to ``path``."""
+    plt = _pyplot()
+    rows = attraction_table(losses, classes, lr, smoothing, points)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for item in losses:
+        mine = [r for r in rows if r["loss"] == item.name]
+        eps = [r["epsilon"] for r in mine]
+        left.plot(eps, [r["delta"] for r in mine], label=item.name)
+        right.plot(eps, [r["attraction"] for r in mine], label=item.name)
+    left.set_yscale("symlog", linthresh=1.0)
+    left.set_title(f"Δ(ε) = γ_T(1−ε) − γ_N(ε/(n−1)),  n = {classes}")
+    right.set_title(f"Attraction A(ε) after one step, η = {lr:g}")
+    for axis in (left, right):
+        axis.axhline(0, color="black", linewidth=0.7)
+        axis.set_xlabel("deviation from memorization ε")
+        axis.grid(alpha=0.3)
+    left.legend()
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def plot_binary(losses: Sequence[Loss], path: str | Path, points: int = 400) -> Path:
+    """GLO Fig. 6: the binary loss ``L(p)`` of each loss, its minimum marked."""
+    import sympy as sp
+
+    from symloss.binary import p as probability
+
+    plt = _pyplot()
+    grid = np.linspace(0.02, 0.999, points)
+    figure, axis = plt.subplots(figsize=(6, 4.2))
+    for item in losses:
+        view = binary_view(item)
+        values = sp.lambdify(probability, view.expression, modules="numpy")(grid)
+        values = np.broadcast_to(np.asarray(values, dtype=float), grid.shape)
+        line = axis.plot(grid, values - np.nanmin(values), label=item.name)[0]
+        if view.interior:
+            axis.axvline(view.minimum_at, color=line.get_color(), linestyle=":",
+                         label=f"min at {view.minimum_at:.3f}")
+    axis.set_xlabel("predicted probability of the true class")
+    axis.set_ylabel("loss (shifted to min 0)")
+    axis.set_yscale("symlog", linthresh=1.0)
+    axis.legend()
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path

@@ -1,0 +1,73 @@
+"""The human-readable report of an :class:`~symloss.analysis.Analysis`.
+
+>>> from symloss.catalog import loss
+>>> from symloss.analysis import analyze
+>>> print(format_report(analyze(loss("cross_entropy"), classes=10)).splitlines()[0])
+cross_entropy   ℓ(y, h) = -y*log(h)
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from symloss.analysis import Analysis, to_json
+
+
+def _verdict(value: bool | None, yes: str, no: str, unknown: str = "undecided") -> str:
+    return unknown if value is None else (yes if value else no)
+
+
+def _number(value: sp.Expr | None) -> str:
+    shown = to_json(value)
+    if isinstance(shown, float):
+        return f"{shown:.6g}"
+    return "undecided" if shown is None else str(shown)
+
+
+def format_report(result: Analysis) -> str:
+    """A few aligned lines: γ, Δ(ε), null epoch, zero error, trainability, binary view."""
+    loss = result.loss
+    lines = [f"{loss.name:<15} ℓ(y, h) = {loss.expression}"]
+    if loss.parameters and loss.values is not None:
+        bound = ", ".join(f"{p}={v:g}" for p, v in zip(loss.parameters, loss.values, strict=True))
+        lines.append(f"{'parameters':<15} {bound}")
+    smoothing = f", label smoothing α = {result.smoothing:g}" if result.smoothing else ""
+    lines.append(f"{'classes':<15} n = {result.classes}{smoothing}")
+    lines.append(f"{'γ(y, h)':<15} {result.gamma}    (γ = −∂ℓ/∂h)")
+    lines.append(f"{'γ_T(h)':<15} {result.gamma_target}")
+    lines.append(f"{'γ_N(h)':<15} {result.gamma_nontarget}")
+    if result.decomposition is not None:
+        terms = ", ".join(f"{k}={v}" for k, v in result.decomposition.items() if v != 0)
+        lines.append(f"{'decomposition':<15} {terms or 'γ ≡ 0'}")
+    lines.append(f"{'Δ(ε)':<15} {result.delta}")
+    null = result.null_epoch
+    grows = _verdict(null.trainable, "target grows: trainable", "target does not grow: "
+                     "untrainable", "depends on the parameters")
+    lines.append(f"{'null epoch':<15} γ_T(1/n) = {_number(null.gamma_target)}, "
+                 f"γ_N(1/n) = {_number(null.gamma_nontarget)}, Δ = {_number(null.delta)} → {grows}")
+    zero = result.zero_error
+    behaviour = _verdict(zero.attractor, "zero training error attracts",
+                         "zero training error repels (not an attractor)")
+    order = f" (decided at order ε^{zero.leading_order})" if zero.leading_order else ""
+    lines.append(f"{'zero error':<15} lim ε→0+ Δ(ε) = {_number(zero.limit)} → {behaviour}{order}")
+    if loss.is_family:
+        lines.append(f"{'trainable iff':<15} {result.trainability_condition} > 0")
+        lines.append(f"{'paper (Thm 3)':<15} {result.paper_condition} >= 0")
+    else:
+        lines.append(f"{'paper (Thm 3)':<15} " + _verdict(
+            result.paper_trainable, "trainable", "untrainable")
+            + ("   ← disagrees with first principles"
+               if result.paper_trainable is not None and result.trainable is not None
+               and result.paper_trainable != result.trainable else ""))
+    if result.label_smoothing_map is not None:
+        if result.label_smoothing_map.exists:
+            lines.append(f"{'smoothing map':<15} λ̂ with γ_λ̂(y, h) ≡ γ_λ(y(1−α)+α/n, h):")
+            lines += [f"{'':<17}{k}̂ = {v}" for k, v in result.label_smoothing_map.mapping.items()]
+        else:
+            lines.append(f"{'smoothing map':<15} none: {result.label_smoothing_map.reason}")
+    binary = result.binary
+    if binary.minimum_at is not None:
+        where = "interior" if binary.interior else "at the boundary"
+        lines.append(f"{'binary (n = 2)':<15} L(p) = {binary.expression}; minimum at "
+                     f"p = {binary.minimum_at:.4f} ({where})")
+    return "\n".join(lines)

@@ -1,0 +1,143 @@
+"""Trainability at the null epoch, for a loss or a whole family (SPEC §2.6).
+
+**First principles** (the default): at the null epoch every ``h_k = 1/n`` and one
+SGD step moves the target logit by ``η' ε(1−ε)·Δ`` with
+``Δ = γ_T(1/n) − γ_N(1/n)`` (:func:`symloss.dynamics.logit_step` at
+``ε = (n−1)/n``). The target probability grows iff ``Δ > 0``. Adding a constant
+to γ leaves Δ unchanged, as it must: ``Σ_k ∂h_k/∂θ = 0``.
+
+**The paper's invariant** (ICLR Theorem 3, eq. 18–19 / App. D.4 eq. 69–70, exactly
+as published): a loss is *not* trainable when ``γ_T(1/n) < (n−1)·γ_N(1/n)``.
+(eq. 19 is eq. 18 rearranged.) It is not invariant under ``γ → γ + c`` for
+``n > 2``; for ``n = 2`` the two conditions coincide.
+
+>>> from symloss.catalog import loss
+>>> is_trainable(loss("cross_entropy"), classes=10)
+True
+>>> shifted = loss("cross_entropy").shifted(10)   # γ + 10: the same updates
+>>> is_trainable(shifted, classes=10), paper_trainable(shifted, classes=10)
+(True, False)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import sympy as sp
+
+from symloss.dynamics import (
+    Classes,
+    Smoothing,
+    _classes,
+    gamma_nontarget,
+    gamma_target,
+    sign_verdict,
+)
+from symloss.loss import Loss
+from symloss.symbols import h
+
+RULES = ("exact", "paper", "none")
+
+
+def _null_gammas(loss: Loss, classes: Classes, smoothing: Smoothing) -> tuple[sp.Expr, sp.Expr]:
+    n = _classes(classes)
+    return (gamma_target(loss, n, smoothing).subs(h, 1 / n),
+            gamma_nontarget(loss, n, smoothing).subs(h, 1 / n))
+
+
+def trainability_condition(
+    loss: Loss, classes: Classes, smoothing: Smoothing = 0.0,
+) -> sp.Expr:
+    """The expression that must be ``> 0`` for the target to grow at the null epoch.
+
+    ``γ_T(1/n) − γ_N(1/n)``; for a family, an expression in its parameters.
+
+    >>> from symloss.catalog import taylorglo
+    >>> trainability_condition(taylorglo(3), classes=10)
+    -2*lambda_0*lambda_7 - 2*lambda_1*lambda_6 + lambda_5 + lambda_6/5 + lambda_7
+    """
+    gamma_t, gamma_n = _null_gammas(loss, classes, smoothing)
+    return sp.expand(gamma_t - gamma_n)
+
+
+def paper_condition(loss: Loss, classes: Classes, smoothing: Smoothing = 0.0) -> sp.Expr:
+    """ICLR Theorem 3's expression, trainable iff ``≥ 0``: ``γ_T(1/n) − (n−1)·γ_N(1/n)``.
+
+    For TaylorGLO-3 this is eq. 18 with ``c1 … cyy`` of eq. 12 (and eq. 19 rearranged).
+    """
+    n = _classes(classes)
+    gamma_t, gamma_n = _null_gammas(loss, n, smoothing)
+    return sp.expand(gamma_t - (n - 1) * gamma_n)
+
+
+def is_trainable(loss: Loss, classes: Classes, smoothing: Smoothing = 0.0) -> bool | None:
+    """First-principles verdict; ``None`` when it depends on unbound parameters."""
+    return sign_verdict(trainability_condition(loss, classes, smoothing))
+
+
+def paper_trainable(loss: Loss, classes: Classes, smoothing: Smoothing = 0.0) -> bool | None:
+    """The paper's invariant's verdict: ``False`` iff ``γ_T(1/n) < (n−1)·γ_N(1/n)``."""
+    value = paper_condition(loss, classes, smoothing)
+    negative = sign_verdict(-value)
+    return None if negative is None else not negative
+
+
+@dataclass(frozen=True)
+class CandidateFilter:
+    """A family's trainability rule, compiled for batches of parameter vectors.
+
+    ``mask(candidates)`` takes an ``[N, p]`` array (``p`` the family's parameter
+    count) and returns a boolean ``[N]`` array: ``True`` where the candidate
+    passes. Derived once per (family, n, smoothing, rule); vectorized numpy.
+    """
+
+    rule: str
+    condition: sp.Expr | None
+    parameters: tuple[sp.Symbol, ...]
+    function: Callable[..., np.ndarray] | None
+
+    def mask(self, candidates: np.ndarray) -> np.ndarray:
+        candidates = np.asarray(candidates, dtype=float)
+        if candidates.ndim == 1:
+            candidates = candidates[None, :]
+        if candidates.ndim != 2 or candidates.shape[1] != len(self.parameters):
+            raise ValueError(
+                f"candidates must have shape [N, {len(self.parameters)}], got {candidates.shape}"
+            )
+        if self.function is None:
+            return np.ones(len(candidates), dtype=bool)
+        with np.errstate(all="ignore"):
+            columns = np.ascontiguousarray(candidates.T)
+            value = np.broadcast_to(self.function(*columns), (len(candidates),))
+        if self.rule == "paper":
+            return np.isfinite(value) & (value >= 0)
+        return np.isfinite(value) & (value > 0)
+
+
+def candidate_filter(
+    family: Loss, classes: int, smoothing: float = 0.0, rule: str = "exact",
+) -> CandidateFilter:
+    """Compile the family's trainability rule (``exact``, ``paper`` or ``none``).
+
+    >>> import numpy as np
+    >>> from symloss.catalog import taylorglo
+    >>> keep = candidate_filter(taylorglo(3), classes=10)
+    >>> keep.mask(np.array([[0, 0, 0, -1, 0, 2, 0, 0], [0.0] * 8]))   # MSE, the zero loss
+    array([ True, False])
+    """
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
+    return _candidate_filter(family.unbind(), int(classes), float(smoothing), rule)
+
+
+@lru_cache(maxsize=256)
+def _candidate_filter(family: Loss, classes: int, smoothing: float, rule: str) -> CandidateFilter:
+    if rule == "none":
+        return CandidateFilter(rule, None, family.parameters, None)
+    derive = trainability_condition if rule == "exact" else paper_condition
+    condition = derive(family, classes, smoothing)
+    function = sp.lambdify(family.parameters, condition, modules="numpy", cse=True)
+    return CandidateFilter(rule, condition, family.parameters, function)

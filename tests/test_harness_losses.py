@@ -1,0 +1,253 @@
+"""The generated torch loss against the symbolic core.
+
+Oracle: ICLR eq. 3 with the softmax Jacobian (SPEC §1, §2.2) —
+``∂L/∂f_j = −(1/(nB)) Σ_b Σ_k γ_k h_k (δ_kj − h_j)`` for ``L`` the batch mean
+of ``(1/n) Σ_k ℓ(y_k, h_k)`` and ``γ = −∂ℓ/∂h`` evaluated by sympy/numpy,
+independently of the torch printer. Compared with autograd in float64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from harness.codegen import generate, term_source
+from harness.losses import torch_loss
+from symloss.catalog import loss, taylorglo
+from symloss.loss import Loss
+from symloss.symbols import h, y
+
+#: autograd vs symbolic gradient, float64: relative tolerance (a few ulps of the sums involved).
+GRADIENT_RTOL = 1e-7
+GRADIENT_ATOL = 1e-10
+
+SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+
+
+def gamma_expr(term: Loss) -> sp.Expr:
+    try:
+        from symloss.dynamics import gamma
+    except ImportError:  # the symbolic core's gamma is not there yet
+        return -sp.diff(term.expr, h)
+    return gamma(term)
+
+
+def symbolic_gradient(term: Loss, logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """ICLR eq. 3: −(1/(nB)) Σ_k γ_k h_k(δ_kj − h_j), per sample b, γ from sympy."""
+    gamma = sp.lambdify((y, h), gamma_expr(term).xreplace(term.substitution), "numpy")
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    probabilities = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    gammas = np.broadcast_to(gamma(labels, probabilities), probabilities.shape)
+    batch, classes = logits.shape
+    weighted = gammas * probabilities  # γ_k h_k
+    jacobian_product = weighted - probabilities * weighted.sum(axis=1, keepdims=True)
+    return -jacobian_product / (classes * batch)
+
+
+def autograd_gradient(term: Loss, logits: np.ndarray, target: torch.Tensor,
+                      label_smoothing: float = 0.0) -> np.ndarray:
+    tensor = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
+    value = torch_loss(term, label_smoothing=label_smoothing)(tensor, target)
+    (gradient,) = torch.autograd.grad(value, tensor)
+    return gradient.numpy()
+
+
+def assert_gradients_agree(term: Loss, logits: np.ndarray, classes_of: np.ndarray) -> None:
+    labels = np.eye(logits.shape[1])[classes_of]
+    expected = symbolic_gradient(term, logits, labels)
+    assume(np.all(np.isfinite(expected)))
+    actual = autograd_gradient(term, logits, torch.tensor(classes_of))
+    scale = max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(actual, expected, rtol=GRADIENT_RTOL, atol=GRADIENT_ATOL * scale)
+
+
+@st.composite
+def batches(draw) -> tuple[np.ndarray, np.ndarray]:
+    batch = draw(st.integers(1, 4))
+    classes = draw(st.integers(2, 6))
+    values = st.floats(-4.0, 4.0, allow_nan=False)
+    logits = np.array(draw(st.lists(values, min_size=batch * classes, max_size=batch * classes)))
+    targets = draw(st.lists(st.integers(0, classes - 1), min_size=batch, max_size=batch))
+    return logits.reshape(batch, classes), np.array(targets)
+
+
+CONSTANTS = (sp.Integer(1), sp.Integer(-1), sp.Integer(2), sp.Rational(1, 2), sp.Integer(3))
+UNARY = (sp.log, sp.sqrt, sp.exp, lambda a: a**2)
+BINARY = (sp.Add, lambda a, b: a - b, sp.Mul, lambda a, b: a / b)
+
+
+def formulas() -> st.SearchStrategy[sp.Expr]:
+    """Random GP-like trees over y, h and small constants (GLO §III-A operators, plus exp)."""
+    leaves = st.sampled_from((y, h, h, *CONSTANTS))
+    return st.recursive(
+        leaves,
+        lambda children: st.one_of(
+            st.tuples(st.sampled_from(UNARY), children).map(lambda t: t[0](t[1])),
+            st.tuples(st.sampled_from(BINARY), children, children).map(lambda t: t[0](t[1], t[2])),
+        ),
+        max_leaves=6,
+    ).filter(lambda expr: isinstance(expr, sp.Expr) and expr.has(h) and not expr.has(sp.zoo))
+
+
+CATALOG_MEMBERS = {
+    "mse": loss("mse"),
+    "cross_entropy": loss("cross_entropy"),
+    "baikal": loss("baikal"),
+    "baikal_cma": loss("baikal_cma"),
+    "focal": loss("focal"),
+    "taylorglo3": taylorglo(3, [0.3, -0.2, 1.0, -1.5, 0.7, 2.0, -0.4, 0.9]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CATALOG_MEMBERS))
+@SETTINGS
+@given(batch=batches())
+def test_catalog_gradient_matches_symbolic(name, batch):
+    assert_gradients_agree(CATALOG_MEMBERS[name], *batch)
+
+
+@SETTINGS
+@given(expr=formulas(), batch=batches())
+def test_random_formula_gradient_matches_symbolic(expr, batch):
+    logits, targets = batch
+    labels = np.eye(logits.shape[1])[targets]
+    with np.errstate(all="ignore"):
+        value = sp.lambdify((y, h), expr, "numpy")(labels, np.full_like(labels, 0.3))
+    assume(np.all(np.isfinite(value)))
+    assert_gradients_agree(Loss("random", expr), logits, targets)
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(values=st.lists(st.floats(-3.0, 3.0), min_size=8, max_size=8), batch=batches())
+def test_taylorglo_candidates_gradient_matches_symbolic(values, batch):
+    assert_gradients_agree(taylorglo(3, values), *batch)
+
+
+def test_label_smoothing_replaces_y_by_smoothed_labels():
+    """SPEC §2.7: smoothing by α is ℓ evaluated at y(1−α) + α/n."""
+    logits = np.array([[1.0, -0.5, 0.25, 2.0], [0.0, 0.3, -1.0, 0.5]])
+    targets = np.array([3, 1])
+    alpha = 0.1
+    smoothed = np.eye(4)[targets] * (1 - alpha) + alpha / 4
+    expected = symbolic_gradient(loss("baikal"), logits, smoothed)
+    actual = autograd_gradient(loss("baikal"), logits, torch.tensor(targets), alpha)
+    np.testing.assert_allclose(actual, expected, rtol=GRADIENT_RTOL, atol=GRADIENT_ATOL)
+    probability_target = torch.tensor(smoothed)
+    direct = autograd_gradient(loss("baikal"), logits, probability_target)
+    np.testing.assert_allclose(direct, expected, rtol=GRADIENT_RTOL, atol=GRADIENT_ATOL)
+
+
+def test_shift_invariance_of_gradients():
+    """SPEC §2.6: ℓ − c·h adds c to γ and changes no logit gradient (Σ_k ∂h_k/∂f = 0)."""
+    logits = np.array([[0.2, -1.0, 3.0], [1.0, 1.0, -2.0]])
+    targets = torch.tensor([2, 0])
+    base = autograd_gradient(loss("baikal"), logits, targets)
+    shifted = autograd_gradient(loss("baikal").shifted(2.5), logits, targets)
+    np.testing.assert_allclose(shifted, base, rtol=1e-12, atol=1e-14)
+
+
+def test_cross_entropy_is_torch_cross_entropy_over_classes():
+    logits = torch.randn(5, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    targets = torch.tensor([0, 6, 3, 3, 1])
+    ours = torch_loss(loss("cross_entropy"))(logits, targets)
+    reference = torch.nn.functional.cross_entropy(logits, targets) / 7
+    assert torch.allclose(ours, reference, rtol=1e-12)
+
+
+def test_reductions_scalar_and_batched():
+    logits = torch.tensor([[0.0, 1.0], [2.0, -1.0], [0.5, 0.5]])
+    targets = torch.tensor([1, 0, 1])
+    per_sample = torch_loss(loss("mse"), reduction="none")(logits, targets)
+    assert per_sample.shape == (3,)
+    h_target = torch.softmax(logits, 1)[torch.arange(3), targets]
+    assert torch.allclose(per_sample, (1 - h_target) ** 2)  # n = 2: both terms are (1 − h_T)²
+    assert torch.allclose(torch_loss(loss("mse"), reduction="sum")(logits, targets),
+                          per_sample.sum())
+    assert torch.allclose(torch_loss(loss("mse"))(logits, targets), per_sample.mean())
+
+
+def test_clamp_keeps_values_and_gradients_finite():
+    logits = torch.tensor([[40.0, -40.0, 0.0]], requires_grad=True)  # h_T ≈ 2e-35 < eps
+    value = torch_loss(loss("baikal"))(logits, torch.tensor([1]))
+    value.backward()
+    assert torch.isfinite(value)
+    assert torch.isfinite(logits.grad).all()
+    assert logits.grad[0, 1] < 0  # the target logit is still pushed up (gradient descent)
+
+
+def test_candidate_swap_does_not_regenerate_code():
+    family = taylorglo(3)
+    criterion = torch_loss(family.bind([0, 0, 0, -1, 0, 2, 0, 0]))
+    misses = generate.cache_info().misses
+    logits = torch.randn(4, 10, generator=torch.Generator().manual_seed(1))
+    targets = torch.tensor([1, 2, 3, 4])
+    other = [0.1, 0.2, 1.0, -0.5, 0.3, 1.5, 0.0, 0.2]
+    criterion.set_values(other)
+    torch_loss(family.bind(other))
+    assert generate.cache_info().misses == misses
+    fresh_value = torch_loss(family.bind(other), eps=1e-7)(logits, targets)
+    assert torch.allclose(criterion(logits, targets), fresh_value)
+    assert criterion.loss.values == tuple(other)
+
+
+def test_candidate_swap_does_not_recompile():
+    compilations = []
+
+    def counting_backend(graph_module, example_inputs):
+        compilations.append(graph_module)
+        return graph_module.forward
+
+    criterion = torch_loss(taylorglo(3, [0, 0, 0, -1, 0, 2, 0, 0]))
+    compiled = torch.compile(criterion, backend=counting_backend, dynamic=False)
+    logits = torch.randn(8, 10, generator=torch.Generator().manual_seed(2))
+    targets = torch.arange(8)
+    first = compiled(logits, targets)
+    criterion.set_values([0.5, 0.1, 1.0, -2.0, 0.4, 1.0, 0.3, -0.7])
+    second = compiled(logits, targets)
+    assert len(compilations) == 1
+    assert not torch.allclose(first, second)
+    assert torch.allclose(second, criterion(logits, targets))
+
+
+def test_printer_fixes_constants_and_max_min():
+    expr = sp.log(2) * h + sp.sqrt(2) * y + sp.Max(h, sp.Rational(1, 10)) + sp.Min(h, y, 2)
+    term = generate(expr, ()).function
+    h_values = torch.tensor([0.05, 0.5, 0.9], dtype=torch.float64)
+    y_values = torch.tensor([1.0, 0.0, 3.0], dtype=torch.float64)
+    expected = sp.lambdify((y, h), expr, "numpy")(y_values.numpy(), h_values.numpy())
+    np.testing.assert_allclose(term(y_values, h_values, None).numpy(), expected, rtol=1e-14)
+    assert "torch.log(2" not in term_source(expr) and "torch.max(" not in term_source(expr)
+
+
+def test_powers_printed_as_products_or_pow():
+    source = term_source(y / h**2 + (h - y) ** 3 + 1 / sp.sqrt(h))
+    assert "(h*h)" in source and "torch.pow(h - y, 3.0)" in source and "torch.rsqrt(h)" in source
+    term = generate(y / h**2, ()).function
+    assert float(term(torch.tensor(2.0), torch.tensor(0.5), None)) == 8.0
+
+
+def test_codegen_refuses_what_it_cannot_translate():
+    with pytest.raises(NotImplementedError, match="no torch translation for g"):
+        term_source(sp.Function("g")(h))
+    with pytest.raises(ValueError, match="not a finite real number"):
+        term_source(h + sp.I)
+    with pytest.raises(ValueError, match="not y, h or its parameters"):
+        term_source(h + sp.Symbol("z"))
+
+
+def test_torch_loss_errors_name_the_bad_value():
+    with pytest.raises(ValueError, match="is a family; bind its 8 parameters"):
+        torch_loss(taylorglo(3))
+    with pytest.raises(ValueError, match="got 'avg'"):
+        torch_loss(loss("mse"), reduction="avg")
+    with pytest.raises(ValueError, match="label_smoothing must be in"):
+        torch_loss(loss("mse"), label_smoothing=1.5)
+    with pytest.raises(ValueError, match=r"got \(2, 3\)"):
+        torch_loss(loss("mse"))(torch.zeros(2, 4), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="takes 8 parameter values, got 2"):
+        torch_loss(taylorglo(3, [0] * 8)).set_values([1, 2])
