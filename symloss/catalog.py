@@ -115,7 +115,7 @@ def loss(spec: str | Loss, *, order: int = 3, params: Sequence[float] | None = N
     >>> loss("hinge")
     Traceback (most recent call last):
     ...
-    symloss.formula.FormulaError: unknown name 'hinge'; allowed names: h, y (catalog losses: mse, ...)
+    symloss.formula.FormulaError: unknown name 'hinge'; allowed names: h, y (catalog losses: ...)
     """
     if isinstance(spec, Loss):
         result = spec
