@@ -123,7 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     curve.set_defaults(handler=_command_curve)
 
     for entry in entry_points(group=COMMAND_GROUP):
-        entry.load()(commands)
+        try:
+            register = entry.load()
+        except (ImportError, AttributeError):
+            if os.environ.get("SYMLOSS_DEBUG"):
+                raise
+            continue  # an optional plugin that is not installed: its commands are absent
+        register(commands)
     return parser
 
 
