@@ -194,28 +194,39 @@ def _fast_gamma(prefix: tuple[str, ...]):
         return None
 
 
-def null_epoch_delta(tree: gp.PrimitiveTree, classes: int, smoothing: float = 0.0) -> float:
-    """``γ_T(1/n) − γ_N(1/n)`` of the tree's loss, in symengine (NaN when undefined).
+def null_epoch_gammas(
+    tree: gp.PrimitiveTree, classes: int, smoothing: float = 0.0,
+) -> tuple[float, float]:
+    """``(γ_T(1/n), γ_N(1/n))`` of the tree's loss, in symengine (NaN where undefined).
 
-    The same quantity as :func:`symloss.trainability.trainability_condition`,
-    on the hot path of a GP search: the tree is trainable iff it is ``> 0``.
+    The hot-path twin of :func:`symloss.dynamics.null_epoch` for GP searches.
+    """
+    coefficient = _fast_gamma(tuple(to_prefix(tree)))
+    if coefficient is None:
+        return float("nan"), float("nan")
+    point = se.Rational(1, classes)
+    labels = (1 - smoothing + smoothing / classes, smoothing / classes)
+    values = []
+    for label in labels:
+        try:
+            value = complex(coefficient.subs({_SE_Y: label, _SE_H: point}).n())
+        except (RuntimeError, ZeroDivisionError, TypeError, ValueError):
+            value = complex(float("nan"))
+        ok = value.imag == 0 and math.isfinite(value.real)
+        values.append(value.real if ok else float("nan"))
+    return values[0], values[1]
+
+
+def null_epoch_delta(tree: gp.PrimitiveTree, classes: int, smoothing: float = 0.0) -> float:
+    """``γ_T(1/n) − γ_N(1/n)``: the tree is trainable at the null epoch iff it is ``> 0``.
+
+    The same quantity as :func:`symloss.trainability.trainability_condition`.
 
     >>> null_epoch_delta(from_prefix(["sub", "log", "h", "div", "y", "h"]), 10)   # Baikal
     100.0
     """
-    coefficient = _fast_gamma(tuple(to_prefix(tree)))
-    if coefficient is None:
-        return float("nan")
-    target = 1 - smoothing + smoothing / classes
-    nontarget = smoothing / classes
-    point = se.Rational(1, classes)
-    try:
-        value = (coefficient.subs({_SE_Y: target, _SE_H: point})
-                 - coefficient.subs({_SE_Y: nontarget, _SE_H: point}))
-        result = complex(value.n())
-    except (RuntimeError, ZeroDivisionError, TypeError, ValueError):
-        return float("nan")
-    return result.real if result.imag == 0 and math.isfinite(result.real) else float("nan")
+    target, nontarget = null_epoch_gammas(tree, classes, smoothing)
+    return target - nontarget
 
 
 def depth(tree: gp.PrimitiveTree) -> int:

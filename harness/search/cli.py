@@ -1,0 +1,264 @@
+"""``symloss search``, ``symloss runs`` and ``symloss show``.
+
+Importing this module imports neither torch nor the search runtime; the
+handlers do, when they run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_STORE = "symloss-runs.sqlite"
+FILTERS = ("exact", "paper", "none")
+
+
+def default_store() -> str:
+    return os.environ.get("SYMLOSS_STORE", DEFAULT_STORE)
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    search = commands.add_parser(
+        "search", help="TaylorGLO or GLO loss-function search with derived invariants")
+    search.add_argument("algorithm", choices=("taylorglo", "glo"))
+    search.add_argument("--dataset", help="mnist1d (default), digits, mnist, fashion_mnist, "
+                        "cifar10")
+    search.add_argument("--model", help="model name (default: the dataset's)")
+    search.add_argument("--generations", type=int, help="generations (default 5; GLO: GP "
+                        "generations before its CMA-ES phase)")
+    search.add_argument("--cma-generations", type=int, help="GLO's CMA-ES generations "
+                        "(default 3)")
+    search.add_argument("--population", type=int, help="population (default: TaylorGLO 20, "
+                        "40 with a filter; GLO 80)")
+    search.add_argument("--steps", type=int, help="training steps per candidate (default 300)")
+    search.add_argument("--lr", type=float, help="learning rate (default: the model's)")
+    search.add_argument("--batch-size", type=int)
+    search.add_argument("--filter", choices=FILTERS, help="candidate filter: exact "
+                        "(first principles, default), paper (ICLR Theorem 3), none")
+    search.add_argument("--objective", help="val (default) or fgsm:EPS")
+    search.add_argument("--order", type=int, help="TaylorGLO order (default 3)")
+    search.add_argument("--sigma0", type=float, help="CMA-ES initial step (default: TaylorGLO "
+                        "1.2, GLO 1.5)")
+    search.add_argument("--smoothing", type=float, help="label smoothing for the analysis")
+    search.add_argument("--final-seeds", type=int, help="retrain the best loss and "
+                        "cross-entropy on this many seeds (default 0: skip)")
+    search.add_argument("--final-steps", type=int, help="steps of the final trainings "
+                        "(default 4 × --steps)")
+    search.add_argument("--seed", type=int, help="search seed (default 0)")
+    search.add_argument("--data-dir", help="folder with MNIST/Fashion-MNIST/CIFAR-10 files")
+    search.add_argument("--store", default=None, help=f"SQLite run store (default "
+                        f"$SYMLOSS_STORE or ./{DEFAULT_STORE})")
+    search.add_argument("--out", help="report folder (default runs/RUN_ID next to the store)")
+    search.add_argument("--workers", type=int, help="local worker processes")
+    search.add_argument("--scheduler", help="Dask scheduler address tcp://HOST:PORT")
+    search.add_argument("--gpus-per-task", type=float, default=None,
+                        help="Dask resource GPU per evaluation (workers declare GPU=N)")
+    search.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when present)")
+    search.add_argument("--resume", metavar="RUN_ID", help="continue a stored run")
+    search.add_argument("--json", action="store_true", help="print one JSON object")
+    search.add_argument("--no-progress", action="store_true", help="no progress bars")
+    search.set_defaults(handler=_search)
+
+    runs = commands.add_parser("runs", help="list the runs in a store")
+    runs.add_argument("--store", default=None)
+    runs.add_argument("--json", action="store_true")
+    runs.set_defaults(handler=_runs)
+
+    show = commands.add_parser("show", help="show one run")
+    show.add_argument("run_id")
+    show.add_argument("--store", default=None)
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=_show)
+
+
+def _config_from(args: argparse.Namespace, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The run config: ``base`` (a stored run's) overlaid with every flag given."""
+    from harness.search.evaluate import Budget, parse_objective
+
+    config: dict[str, Any] = dict(base) if base else {
+        "algorithm": args.algorithm, "generations": 5, "population": None, "filter": "exact",
+        "order": 3, "sigma0": None, "cma_generations": 3, "classes": 10, "smoothing": 0.0,
+        "seed": 0, "final_seeds": 0, "final_steps": None, "budget": Budget().to_dict()}
+    config["budget"] = dict(config["budget"])
+    top = {"algorithm": args.algorithm, "generations": args.generations,
+           "population": args.population, "filter": args.filter, "order": args.order,
+           "sigma0": args.sigma0, "cma_generations": args.cma_generations,
+           "smoothing": args.smoothing, "seed": args.seed, "final_seeds": args.final_seeds,
+           "final_steps": args.final_steps}
+    budget = {"dataset": args.dataset, "model": args.model, "steps": args.steps, "lr": args.lr,
+              "batch_size": args.batch_size, "objective": args.objective,
+              "data_dir": args.data_dir, "seed": args.seed, "device": args.device}
+    config.update({k: v for k, v in top.items() if v is not None})
+    config["budget"].update({k: v for k, v in budget.items() if v is not None})
+    for name in ("generations", "population", "order", "final_seeds", "cma_generations"):
+        value = config.get(name)
+        if value is not None and value < (0 if name in ("final_seeds", "cma_generations") else 1):
+            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    if config["budget"]["steps"] < 1:
+        raise ValueError(f"--steps must be >= 1, got {config['budget']['steps']}")
+    parse_objective(config["budget"]["objective"])
+    if not 0 <= config["smoothing"] < 1:
+        raise ValueError(f"--smoothing must be in [0, 1), got {config['smoothing']}")
+    return config
+
+
+def _search(args: argparse.Namespace) -> int:
+    from harness.search.executors import SchedulerLost, make_executor
+    from harness.search.final import final_evaluation, rebuild_loss, write_report
+    from harness.search.runner import SearchConfig, best_candidates, search
+    from harness.search.store import RunStore
+
+    store_path = args.store or default_store()
+    with RunStore.open(store_path) as store:
+        base = store.run(args.resume).config if args.resume else None
+        if args.resume and args.algorithm != base["algorithm"]:
+            raise ValueError(f"--resume {args.resume}: run is {base['algorithm']}, "
+                             f"not {args.algorithm}")
+        config = SearchConfig.from_dict(_config_from(args, base))
+        _check_dataset(config)
+        resources = {"GPU": args.gpus_per_task} if args.gpus_per_task else None
+        try:
+            executor = make_executor(args.workers, args.scheduler, resources)
+        except SchedulerLost as error:
+            raise ValueError(str(error)) from None
+        reporter = _Reporter(config, quiet=args.no_progress, stream=sys.stderr)
+        try:
+            run_id = search(config, store=store, executor=executor, run_id=args.resume,
+                            resume=bool(args.resume), on_result=reporter.result,
+                            on_generation=reporter.generation)
+        except SchedulerLost as error:
+            raise ValueError(f"{error}; resume with --resume once it is back") from None
+        finally:
+            reporter.close()
+            executor.close()
+        out = Path(args.out) if args.out else Path(store_path).parent / "runs" / run_id
+        final = None
+        best = best_candidates(store, run_id, 1)
+        if config.final_seeds and best:
+            print(f"final evaluation: {config.final_seeds} seeds, best loss vs cross-entropy",
+                  file=sys.stderr)
+            final = final_evaluation(rebuild_loss(best[0], config), config, config.final_seeds)
+        report = write_report(store, run_id, out, final)
+        store.set_status(run_id, "finished")
+        record = store.run(run_id)
+        payload = {"run_id": run_id, "best": ({"loss": best[0].expression,
+                                               "fitness": best[0].fitness} if best else None),
+                   "counts": store.counts(run_id), "evaluations": record.evaluations,
+                   "report": str(report), "store": str(store_path)}
+        if final is not None:
+            data = final.to_dict()
+            payload["final"] = {"test_accuracy": data["test_accuracy"],
+                                "baseline_test_accuracy": data["baseline_test_accuracy"],
+                                "p_value": data["p_value"]}
+    if args.json:
+        print(json.dumps(payload, indent=2))
+    else:
+        best_text = (f"{payload['best']['fitness']:.4f}  ℓ = {payload['best']['loss']}"
+                     if payload["best"] else "none")
+        print(f"run {run_id}: {payload['evaluations']} trainings, counts {payload['counts']}")
+        print(f"best {best_text}")
+        if final is not None:
+            f = payload["final"]
+            print(f"final test accuracy {f['test_accuracy']['mean']:.4f} ± "
+                  f"{f['test_accuracy']['std']:.4f} vs cross-entropy "
+                  f"{f['baseline_test_accuracy']['mean']:.4f} ± "
+                  f"{f['baseline_test_accuracy']['std']:.4f} (p = {f['p_value']})")
+        print(f"report {report}")
+    return 0
+
+
+def _check_dataset(config) -> None:
+    from harness.data import DATASETS
+
+    name = config.budget.dataset
+    if name.strip().lower().replace("-", "_") not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
+
+
+class _Reporter:
+    """A progress bar per generation and a one-line summary after each."""
+
+    def __init__(self, config, *, quiet: bool, stream):
+        self.config, self.quiet, self.stream = config, quiet, stream
+        self.bar = None
+        self.total_evaluations, self.total_seconds = 0, 0.0
+
+    def result(self, record) -> None:
+        if self.quiet:
+            return
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(desc=f"generation {record.generation}", unit="cand", leave=False,
+                            file=self.stream, mininterval=0.5)
+        self.bar.update(1)
+
+    def generation(self, summary) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        self.total_evaluations += summary.evaluations
+        self.total_seconds += summary.seconds
+        rate = summary.evaluations / summary.seconds if summary.seconds else 0.0
+        counts = summary.counts
+        print(f"gen {summary.generation:>3}: best {summary.best:.4f} median {summary.median:.4f} "
+              f"| trained {summary.evaluations} filtered {counts.get('filtered', 0)} diverged "
+              f"{counts.get('diverged', 0)} failed {counts.get('failed', 0)} | "
+              f"{rate:.2f} eval/s", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from harness.search.store import RunStore
+
+    with RunStore.open(args.store or default_store(), create=False) as store:
+        runs = store.runs()
+    rows = [{"run_id": r.run_id, "algorithm": r.algorithm, "status": r.status,
+             "evaluations": r.evaluations, "best_fitness": r.best_fitness,
+             "dataset": r.config.get("budget", {}).get("dataset")} for r in runs]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no runs")
+    for row in rows:
+        best = "-" if row["best_fitness"] is None else f"{row['best_fitness']:.4f}"
+        print(f"{row['run_id']}  {row['algorithm']:<9} {row['dataset'] or '':<8} "
+              f"{row['status']:<11} evaluations {row['evaluations']:>4}  best {best}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from harness.search.runner import best_candidates
+    from harness.search.store import RunStore
+
+    with RunStore.open(args.store or default_store(), create=False) as store:
+        run = store.run(args.run_id)
+        payload = {"run_id": run.run_id, "algorithm": run.algorithm, "status": run.status,
+                   "config": run.config, "evaluations": run.evaluations,
+                   "best_fitness": run.best_fitness, "counts": store.counts(run.run_id),
+                   "generations": store.generation_summary(run.run_id),
+                   "best": [{"fitness": r.fitness, "loss": r.expression, "params": r.params,
+                             "generation": r.generation, "idx": r.idx}
+                            for r in best_candidates(store, run.run_id, 5)],
+                   "report_dir": run.report_dir}
+    if args.json:
+        print(json.dumps(payload, indent=2))
+        return 0
+    print(f"run {run.run_id} ({run.algorithm}, {run.status}): {run.evaluations} trainings, "
+          f"counts {payload['counts']}")
+    for row in payload["generations"]:
+        print(f"  gen {row['generation']:>3}: best {row['best_fitness']:.4f} "
+              f"median {row['median_fitness']:.4f}")
+    for row in payload["best"]:
+        print(f"  {row['fitness']:.4f}  ℓ = {row['loss']}")
+    if run.report_dir:
+        print(f"report {Path(run.report_dir) / 'report.md'}")
+    return 0

@@ -1,0 +1,259 @@
+"""The search loop: ask, filter, evaluate through an executor, store, tell — resumable.
+
+Every candidate's row is written the moment its result arrives; the strategy's
+state after each generation is saved. On resume the next generation is asked
+again from the saved state — the same candidates — and each one already in
+the store is taken from there: no paid evaluation is lost or run twice.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harness.search.evaluate import Budget, Outcome, evaluate_candidate
+from harness.search.executors import Executor, InlineExecutor
+from harness.search.store import CandidateRecord, RunStore
+from harness.search.strategies import (
+    Candidate,
+    GLOSettings,
+    GLOStrategy,
+    TaylorGLOSettings,
+    TaylorGLOStrategy,
+)
+
+ALGORITHMS = ("taylorglo", "glo")
+
+
+class ConfigMismatch(ValueError):
+    """``--resume`` with a config that differs from the stored run's."""
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything that determines a search's result (recorded in the store, hashed)."""
+
+    algorithm: str = "taylorglo"
+    generations: int = 5
+    population: int | None = None  # None: the paper's (TaylorGLO 20, or 40 with a filter; GLO 80)
+    filter: str = "exact"
+    order: int = 3
+    sigma0: float | None = None  # None: TaylorGLO 1.2, GLO's CMA-ES 1.5
+    cma_generations: int = 3  # GLO's coefficient phase
+    classes: int = 10
+    smoothing: float = 0.0
+    seed: int = 0
+    final_seeds: int = 0
+    final_steps: int | None = None
+    budget: Budget = field(default_factory=Budget)
+
+    def to_dict(self) -> dict[str, Any]:
+        record = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "budget"}
+        record["budget"] = self.budget.to_dict()
+        return record
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> SearchConfig:
+        values = dict(record)
+        values["budget"] = Budget(**values["budget"])
+        return cls(**values)
+
+    def strategy(self):
+        """A fresh strategy for this config (deterministic in ``seed``)."""
+        if self.algorithm == "taylorglo":
+            population = self.population or (20 if self.filter == "none" else 40)
+            settings = TaylorGLOSettings(self.order, population, self.sigma0 or 1.2,
+                                         self.filter, self.classes, self.smoothing)
+            return TaylorGLOStrategy.create(settings, self.seed)
+        if self.algorithm == "glo":
+            settings = GLOSettings(population=self.population or 80,
+                                   generations=self.generations,
+                                   cma_generations=self.cma_generations,
+                                   sigma0=self.sigma0 or 1.5, filter=self.filter,
+                                   classes=self.classes, smoothing=self.smoothing)
+            return GLOStrategy.create(settings, self.seed)
+        raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got "
+                         f"{self.algorithm!r}")
+
+    @property
+    def total_generations(self) -> int:
+        return self.generations + (self.cma_generations if self.algorithm == "glo" else 0)
+
+
+@dataclass(frozen=True)
+class GenerationSummary:
+    generation: int
+    best: float
+    median: float
+    counts: dict[str, int]
+    evaluations: int
+    seconds: float
+
+
+def _evaluate(loss, budget: Budget) -> Outcome:  # top-level: picklable for worker processes
+    return evaluate_candidate(loss, budget)
+
+
+def _record(candidate: Candidate, generation: int, outcome: Outcome,
+            worker: str | None = None) -> CandidateRecord:
+    metrics = {**outcome.metrics, **({"tree": candidate.tree} if candidate.tree else {})}
+    return CandidateRecord(generation, candidate.idx, outcome.status, outcome.fitness,
+                           candidate.params, candidate.expression, candidate.key,
+                           metrics, outcome.seconds, worker or outcome.worker)
+
+
+def run_generation(strategy, candidates: list[Candidate], generation: int, *, store: RunStore,
+                   run_id: str, budget: Budget, executor: Executor,
+                   on_result: Callable[[CandidateRecord], None] | None = None,
+                   ) -> list[CandidateRecord]:
+    """Evaluate one generation (reusing stored results) and return its records in order."""
+    stored = {r.idx: r for r in store.candidates(run_id, generation)}
+    records: dict[int, CandidateRecord] = {}
+    for candidate in candidates:
+        if candidate.idx in stored:
+            previous = stored[candidate.idx]
+            if (previous.params != candidate.params
+                    or previous.expression != candidate.expression):
+                raise RuntimeError(
+                    f"run {run_id} generation {generation} candidate {candidate.idx} in the store "
+                    "differs from the one asked again; the store was written by another config")
+            records[candidate.idx] = previous
+    to_train: list[Candidate] = []
+    waiting: dict[str, list[Candidate]] = {}
+    for candidate in candidates:
+        if candidate.idx in records:
+            continue
+        if candidate.skip is not None:
+            record = _record(candidate, generation,
+                             Outcome("filtered", 0.0, {"reason": candidate.skip}, 0.0, ""), "")
+        elif candidate.key is not None and (hit := store.cached(run_id, candidate.key)):
+            record = CandidateRecord(generation, candidate.idx, hit.status, hit.fitness,
+                                     candidate.params, candidate.expression, candidate.key,
+                                     {**hit.metrics, "cached_from": [hit.generation, hit.idx]},
+                                     0.0, "cache")
+        elif candidate.key is not None and candidate.key in waiting:
+            waiting[candidate.key].append(candidate)
+            continue
+        else:
+            if candidate.key is not None:
+                waiting[candidate.key] = []
+            to_train.append(candidate)
+            continue
+        store.add_candidate(run_id, record)
+        records[candidate.idx] = record
+        if on_result:
+            on_result(record)
+    jobs = [(c.loss, budget) for c in to_train]
+    by_loss = {id(job[0]): c for job, c in zip(jobs, to_train, strict=True)}
+    for (loss, _), outcome in executor.map_unordered(_evaluate, jobs):
+        candidate = by_loss[id(loss)] if id(loss) in by_loss else _match(to_train, loss)
+        record = _record(candidate, generation, outcome)
+        store.add_candidate(run_id, record)
+        records[candidate.idx] = record
+        if on_result:
+            on_result(record)
+        for twin in waiting.get(candidate.key, []) if candidate.key else []:
+            copy = CandidateRecord(generation, twin.idx, record.status, record.fitness,
+                                   twin.params, twin.expression, twin.key,
+                                   {**record.metrics, "cached_from": [generation, candidate.idx]},
+                                   0.0, "cache")
+            store.add_candidate(run_id, copy)
+            records[twin.idx] = copy
+            if on_result:
+                on_result(copy)
+    return [records[c.idx] for c in candidates]
+
+
+def _match(candidates: list[Candidate], loss) -> Candidate:
+    # Results from other processes come back as copies: match by value.
+    for candidate in candidates:
+        if candidate.loss == loss:
+            return candidate
+    raise RuntimeError("an evaluation returned for a loss that was not submitted")
+
+
+def search(config: SearchConfig, *, store: RunStore, executor: Executor | None = None,
+           run_id: str | None = None, resume: bool = False,
+           on_result: Callable[[CandidateRecord], None] | None = None,
+           on_generation: Callable[[GenerationSummary], None] | None = None,
+           stop_after: int | None = None) -> str:
+    """Run (or resume) a search; returns its run id. ``stop_after`` ends after that many
+    generations of this call (for tests that interrupt a run)."""
+    executor = executor or InlineExecutor()
+    if resume:
+        record = store.run(run_id)
+        if record.config != config.to_dict():
+            raise ConfigMismatch(describe_mismatch(record.config, config.to_dict(), run_id))
+        saved = store.last_generation(run_id)
+        strategy = config.strategy()
+        if saved is not None:
+            strategy = type(strategy).restore(strategy.settings, saved[1])
+        start = 0 if saved is None else saved[0] + 1
+        store.set_status(run_id, "running")
+    else:
+        run_id = store.create_run(config.algorithm, config.to_dict(), run_id)
+        strategy, start = config.strategy(), 0
+    done = 0
+    try:
+        for generation in range(start, config.total_generations):
+            if stop_after is not None and done >= stop_after:
+                store.set_status(run_id, "interrupted")
+                return run_id
+            began = time.perf_counter()
+            candidates = strategy.ask()
+            records = run_generation(strategy, candidates, generation, store=store,
+                                     run_id=run_id, budget=config.budget, executor=executor,
+                                     on_result=on_result)
+            fitnesses = [r.fitness for r in records]
+            strategy.tell(fitnesses)
+            trained = [r.fitness for r in records if r.status != "filtered"]
+            best = max(fitnesses) if fitnesses else math.nan
+            median = float(np.median(trained)) if trained else math.nan
+            store.save_generation(run_id, generation, strategy.snapshot(), best, median)
+            done += 1
+            if on_generation:
+                counts: dict[str, int] = {}
+                for r in records:
+                    counts[r.status] = counts.get(r.status, 0) + 1
+                paid = sum(r.status != "filtered" and r.worker != "cache" for r in records)
+                on_generation(GenerationSummary(generation, best, median, counts, paid,
+                                                time.perf_counter() - began))
+    except BaseException:
+        store.set_status(run_id, "interrupted")
+        raise
+    store.set_status(run_id, "searched")
+    return run_id
+
+
+def describe_mismatch(stored: dict[str, Any], given: dict[str, Any], run_id: str) -> str:
+    """One line naming the settings that differ from the stored run's."""
+    differences = []
+    for key in sorted(set(stored) | set(given)):
+        a, b = stored.get(key), given.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            differences += [f"{key}.{k} {b.get(k)!r} (stored {a.get(k)!r})"
+                            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        elif a != b:
+            differences.append(f"{key} {b!r} (stored {a!r})")
+    return (f"--resume {run_id}: the config differs from the stored run's: "
+            + "; ".join(differences) + ". Resume with the same settings, or start a new run")
+
+
+def best_candidates(store: RunStore, run_id: str, count: int = 5) -> list[CandidateRecord]:
+    """The run's best distinct evaluated candidates, by fitness."""
+    seen, best = set(), []
+    for record in sorted(store.candidates(run_id), key=lambda r: (-r.fitness, r.generation,
+                                                                  r.idx)):
+        identity = record.canonical_key or record.expression or str(record.params)
+        if record.status != "ok" or identity in seen:
+            continue
+        seen.add(identity)
+        best.append(record)
+        if len(best) == count:
+            break
+    return best
