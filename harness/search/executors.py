@@ -96,7 +96,9 @@ class DaskExecutor:
             futures = [self.client.submit(fn, *item, pure=False, resources=self.resources)
                        for item in items]
             lookup = {future.key: item for future, item in zip(futures, items, strict=True)}
-            for future in dask_completed(futures):
+            with self.client.as_current():
+                completed = dask_completed(futures)
+            for future in completed:
                 yield lookup[future.key], future.result()
         except (OSError, TimeoutError) as error:
             raise SchedulerLost(f"lost the Dask scheduler at {self.address}: {error}") from None
