@@ -27,6 +27,7 @@ from symloss.dynamics import (
     logit_step,
     null_epoch,
     sign_verdict,
+    tidy,
     zero_error,
     zero_error_polynomial,
 )
@@ -198,8 +199,8 @@ def analyze(
         gamma_nontarget=gamma_nontarget(loss, classes, smoothing),
         decomposition=decompose(loss),
         zero_error_coefficients=zero_error_polynomial(loss),
-        delta=sp.simplify(delta(loss, classes, smoothing)),
-        logit_step=tuple(sp.simplify(e) for e in logit_step(loss, classes, lr, smoothing)),
+        delta=tidy(delta(loss, classes, smoothing)),
+        logit_step=tuple(tidy(e) for e in logit_step(loss, classes, lr, smoothing)),
         null_epoch=null_epoch(loss, classes, smoothing),
         zero_error=zero_error(loss, classes, smoothing),
         trainability_condition=trainability_condition(loss, classes, smoothing),

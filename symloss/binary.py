@@ -24,7 +24,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from symloss.dynamics import Smoothing, labels
+from symloss.dynamics import Smoothing, labels, tidy
 from symloss.loss import Loss
 from symloss.symbols import h, y
 
@@ -52,12 +52,12 @@ def binary_loss(loss: Loss, smoothing: Smoothing = 0.0) -> sp.Expr:
 
     >>> from symloss.catalog import loss
     >>> binary_loss(loss("mse"))
-    (p - 1)**2
+    ((1 - p)**2 + (p - 1)**2)/2
     """
     target, nontarget = labels(2, smoothing)
     expression = loss.expression
-    return sp.simplify((expression.subs({y: target, h: p}) + expression.subs({y: nontarget,
-                                                                                h: 1 - p})) / 2)
+    return tidy((expression.subs({y: target, h: p}) + expression.subs({y: nontarget,
+                                                                         h: 1 - p})) / 2)
 
 
 def binary_view(loss: Loss, smoothing: Smoothing = 0.0) -> BinaryView:
