@@ -52,7 +52,7 @@ def binary_loss(loss: Loss, smoothing: Smoothing = 0.0) -> sp.Expr:
 
     >>> from symloss.catalog import loss
     >>> binary_loss(loss("mse"))
-    ((1 - p)**2 + (p - 1)**2)/2
+    p**2 - 2*p + 1
     """
     target, nontarget = labels(2, smoothing)
     expression = loss.expression

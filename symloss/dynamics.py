@@ -55,9 +55,13 @@ def tidy(expression: sp.Expr) -> sp.Expr:
     ``sp.simplify`` would be tidier but costs ~0.5 s on first use (it imports
     ``sympy.physics.units``), which is most of ``symloss analyze``'s cold budget.
 
+    Polynomials (a family's null-epoch Δ) are expanded instead.
+
     >>> tidy(1 / (1 - epsilon) + epsilon / (1 - epsilon))
     (epsilon + 1)/(1 - epsilon)
     """
+    if expression.is_polynomial():
+        return sp.expand(expression)
     return sp.factor_terms(sp.together(expression))
 
 
