@@ -2,9 +2,11 @@
 
 A loss term is printed once per expression *structure* into the source of a
 Python function ``term(y, h, parameters)`` that works elementwise on tensors;
-a family's parameters (TaylorGLO's λ, a GP tree's coefficients) are read from
-the 1-D tensor ``parameters``, so a new candidate of the same family reuses the
-code (and a ``torch.compile`` graph) instead of regenerating it.
+a family's parameters (TaylorGLO's λ, a GP tree's coefficients) are unpacked
+from ``parameters`` — a 1-D tensor (what :class:`harness.losses.SymbolicLoss`
+passes under ``torch.compile``, so a new candidate does not recompile) or a
+tuple of floats (what it passes in eager mode, where Python scalars are the
+faster operands) — so a new candidate of the same family reuses the code.
 
 The printer is sympy's :class:`~sympy.printing.pytorch.TorchPrinter`, with the
 parts that are wrong for elementwise losses replaced (SPEC §1 conventions):
@@ -25,7 +27,7 @@ parts that are wrong for elementwise losses replaced (SPEC §1 conventions):
 >>> from symloss.catalog import loss
 >>> print(generate(loss("baikal").expr, ()).source)
 def term(y, h, parameters):
-    return -torch.log(h) + y/h
+    return y/h - torch.log(h)
 <BLANKLINE>
 >>> import torch
 >>> term = generate(loss("baikal").expr, ()).function
@@ -42,7 +44,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 import torch
-from sympy.printing.precedence import PRECEDENCE
+from sympy.printing.precedence import precedence
 from sympy.printing.pytorch import TorchPrinter
 
 from symloss.symbols import h, y
@@ -93,6 +95,22 @@ class LossPrinter(TorchPrinter):
 
     _print_Expr = _print_Function
     _print_Application = _print_Function
+
+    def _print_Add(self, expr, order=None) -> str:
+        """Like sympy's, but a positive term leads when there is one (``y - a``, not ``-a + y``:
+        one tensor operation fewer)."""
+        parts = []
+        for term in self._as_ordered_terms(expr, order=order):
+            text = self._print(term)
+            sign = "-" if text.startswith("-") and not term.is_Add else "+"
+            text = text[1:] if sign == "-" else text
+            if precedence(term) < precedence(expr) or term.is_Add:
+                text = f"({text})"
+            parts.append((sign, text))
+        parts.sort(key=lambda part: part[0] == "-")  # stable: positives first
+        first_sign, first = parts[0]
+        return ("-" if first_sign == "-" else "") + first + "".join(
+            f" {sign} {text}" for sign, text in parts[1:])
 
     def _print_Pow(self, expr: sp.Pow) -> str:
         base, exponent = expr.args
@@ -151,9 +169,9 @@ def term_source(expr: sp.Expr, parameters: tuple[sp.Symbol, ...] = ()) -> str:
     >>> from symloss.catalog import taylorglo
     >>> print(term_source(taylorglo(2).expr, taylorglo(2).parameters))
     def term(y, h, parameters):
-        lambda_0, lambda_1, lambda_2, lambda_3, lambda_4 = parameters.unbind(-1)
+        lambda_0, lambda_1, lambda_2, lambda_3, lambda_4 = parameters
         _t0 = h - lambda_1
-        return -(_t0*_t0)*lambda_3 - _t0*lambda_2 - _t0*lambda_4*(-lambda_0 + y)
+        return -(_t0*_t0)*lambda_3 - _t0*lambda_2 - _t0*lambda_4*(y - lambda_0)
     <BLANKLINE>
     """
     expr = sp.sympify(expr)
@@ -175,7 +193,7 @@ def term_source(expr: sp.Expr, parameters: tuple[sp.Symbol, ...] = ()) -> str:
     body: list[str] = []
     if parameters:
         unpacked = ", ".join(identifiers) + ("," if len(identifiers) == 1 else "")
-        body.append(f"{unpacked} = parameters.unbind(-1)")
+        body.append(f"{unpacked} = parameters")
     for symbol, value in assignments:
         text = printer.doprint(value)
         body.extend(printer.prelude)

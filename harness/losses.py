@@ -4,7 +4,10 @@
 batch (SPEC §1). The per-class term comes from :func:`harness.codegen.generate`,
 keyed by the *family* expression: a bound member's parameter values live in a
 buffer, so :meth:`SymbolicLoss.set_values` swaps a TaylorGLO candidate without
-regenerating code or recompiling a ``torch.compile``-d model.
+regenerating code or recompiling a ``torch.compile``-d model: under
+``torch.compile`` the generated term reads the values from that buffer (a
+graph input), in eager mode from the same values as Python floats (scalar
+operands are cheaper than 0-d tensors: ``benchmarks/bench_torch_loss.py``).
 
 ``h`` is clamped to ``[eps, 1]`` before ``ℓ`` sees it, so ``log h`` and ``1/h``
 stay finite. The clamp passes the gradient straight through (its backward is
@@ -90,6 +93,7 @@ class SymbolicLoss(nn.Module):
         self.term: GeneratedTerm = generate(loss.expr, tuple(loss.parameters))
         values = loss.values if loss.values is not None else ()
         self.register_buffer("loss_parameters", torch.tensor(values, dtype=torch.float64))
+        self._values = tuple(float(v) for v in values)
 
     def set_values(self, values: Sequence[float]) -> None:
         """Swap in another member of the same family, in place (no code generation)."""
@@ -99,7 +103,8 @@ class SymbolicLoss(nn.Module):
                              f"parameter values, got {values.numel()}")
         with torch.no_grad():
             self.loss_parameters.copy_(values)
-        self.loss = self.loss.bind(values.tolist())
+        self._values = tuple(values.tolist())
+        self.loss = self.loss.bind(self._values)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         classes = logits.shape[-1]
@@ -115,9 +120,7 @@ class SymbolicLoss(nn.Module):
             labels = torch.zeros_like(logits).scatter_(-1, target.unsqueeze(-1), 1.0)
         if self.label_smoothing:
             labels = labels * (1.0 - self.label_smoothing) + self.label_smoothing / classes
-        parameters = self.loss_parameters
-        if parameters.dtype != logits.dtype:
-            parameters = parameters.to(logits.dtype)
+        parameters = self.loss_parameters if torch.compiler.is_compiling() else self._values
         terms = self.term.function(labels, h, parameters)
         if terms.shape != h.shape:
             terms = terms.expand_as(h)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from symloss.binary import binary_view
-from symloss.dynamics import attraction_function, delta_function
+from symloss.dynamics import _classes, attraction_function, delta_function
 from symloss.loss import Loss
 
 #: Smallest ε on a curve (ε = 0 is memorization itself, where A vanishes).
@@ -27,6 +27,7 @@ EPSILON_MIN = 1e-3
 
 def epsilon_grid(classes: int, points: int = 200) -> np.ndarray:
     """``ε`` from :data:`EPSILON_MIN` to the null epoch ``(n−1)/n``."""
+    classes = int(_classes(classes))
     return np.linspace(EPSILON_MIN, (classes - 1) / classes, points)
 
 

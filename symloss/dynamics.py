@@ -167,7 +167,7 @@ def attraction_function(
     True
     """
     _require_bound(loss, "attraction_function")
-    n = int(classes)
+    n = int(_classes(classes))
     delta_numeric = delta_function(loss, n, smoothing)
     scale = lr / n * n / (n - 1)
 
@@ -190,12 +190,18 @@ def delta_function(
     """A vectorized numpy ``Δ(ε)`` for a concrete loss."""
     _require_bound(loss, "delta_function")
     expression = delta(loss, classes, smoothing)
+    if expression.has(sp.zoo, sp.nan):
+        raise ValueError(f"loss {loss.name!r} is undefined at the labels (Δ(ε) = {expression}); "
+                         "a loss must be finite at y = 0 and y = 1")
     function = sp.lambdify(epsilon, expression, modules="numpy")
 
     def evaluate(eps: np.ndarray) -> np.ndarray:
         eps = np.asarray(eps, dtype=float)
         with np.errstate(all="ignore"):
-            return np.broadcast_to(np.asarray(function(eps), dtype=float), eps.shape).copy()
+            values = np.asarray(function(eps))
+            if np.iscomplexobj(values):  # e.g. a log of a negative: not a real Δ there
+                values = np.where(values.imag == 0, values.real, np.nan)
+            return np.broadcast_to(values.astype(float), eps.shape).copy()
 
     return evaluate
 
@@ -239,8 +245,12 @@ def sign_verdict(value: sp.Expr) -> bool | None:
 
     >>> sign_verdict(sp.Integer(3)), sign_verdict(-sp.oo), sign_verdict(sp.Symbol("a"))
     (True, False, None)
+    >>> sign_verdict(sp.oo)   # sympy: oo.is_positive is False, oo.is_extended_positive True
+    True
     """
-    positive = value.is_positive
+    if value.has(sp.zoo, sp.nan):
+        return None
+    positive = value.is_extended_positive
     if positive is not None:
         return bool(positive)
     if value.is_number:

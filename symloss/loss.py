@@ -90,9 +90,17 @@ class Loss:
         return Loss(self.name, self.expr, self.parameters, None, self.meta)
 
     def shifted(self, constant: float | sp.Expr) -> Loss:
-        """``ℓ − c·h``: adds ``c`` to γ, which changes no update (SPEC §2.6)."""
-        return Loss(f"{self.name}-shift", self.expr - sp.sympify(constant) * h,
-                    self.parameters, self.values, self.meta)
+        """``ℓ − c·h``: adds ``c`` to γ, which changes no update (SPEC §2.6).
+
+        A symbolic ``c`` becomes a parameter of the shifted loss (left unbound).
+        """
+        shift = sp.sympify(constant)
+        extra = tuple(sorted(shift.free_symbols - set(self.parameters), key=str))
+        if extra and self.values is not None:
+            raise ValueError(f"cannot shift the bound loss {self.name!r} by the symbolic "
+                             f"constant {shift}; shift its family instead")
+        return Loss(f"{self.name}-shift", self.expr - shift * h, self.parameters + extra,
+                    self.values, self.meta)
 
     def latex(self) -> str:
         r"""LaTeX of ``ℓ(y, h)``.

@@ -6,9 +6,9 @@ with ``γ_λ̂(y, h) ≡ γ_λ(y(1−α) + α/n, h)`` identically, by matching t
 coefficients of every monomial ``h^i y^j``.
 
 The matching equations are solved for the largest set of parameters in which
-they are jointly linear (TaylorGLO's λ2…λ7); the others (the expansion centres
-λ0, λ1) keep their values. When that linear system has no solution, no map
-exists within the family that way, and the result says so.
+they are jointly linear and solvable (TaylorGLO's λ2…λ7); the others (the
+expansion centres λ0, λ1) keep their values. When no such linear system has a
+solution, no map is found within the family, and the result says so.
 
 >>> from symloss.catalog import taylorglo
 >>> result = label_smoothing_map(taylorglo(3))
@@ -41,8 +41,11 @@ class SmoothingMap:
         """The parameter values ``λ̂`` for concrete ``λ``, ``n`` and ``α``."""
         if not self.exists:
             raise ValueError(f"no label-smoothing map for {family.name!r}: {self.reason}")
+        if len(values) != len(family.parameters):
+            raise ValueError(f"{family.name} takes {len(family.parameters)} parameter values, "
+                             f"got {len(values)}")
         point = dict(zip(family.parameters, values, strict=True))
-        point.update({n: classes, alpha: sp.Rational(str(float(smoothing)))})
+        point.update({n: _classes(classes), alpha: _smoothing(smoothing)})
         return tuple(float(self.mapping[p].xreplace(point)) for p in family.parameters)
 
 
@@ -76,14 +79,15 @@ def _label_smoothing_map(family: Loss, classes: sp.Expr, smoothing: sp.Expr) -> 
     equations = [e for e in sp.Poly(difference, h, y).coeffs() if e != 0]
     if not equations:
         return SmoothingMap(True, dict(zip(parameters, parameters, strict=True)))
-    linear = _largest_linear_subset(equations, hats)
-    fixed = {hat: p for hat, p in zip(hats, parameters, strict=True) if hat not in linear}
-    system = [sp.expand(e.xreplace(fixed)) for e in equations]
-    solutions = sp.linsolve(system, list(linear))
-    if solutions == sp.EmptySet or not solutions:
-        kept = ", ".join(str(p) for p in fixed.values()) or "none"
+    for linear in _linear_subsets(equations, hats):
+        fixed = {hat: p for hat, p in zip(hats, parameters, strict=True) if hat not in linear}
+        system = [sp.expand(e.xreplace(fixed)) for e in equations]
+        solutions = sp.linsolve(system, list(linear))
+        if solutions != sp.EmptySet and solutions:
+            break
+    else:
         return SmoothingMap(False, {}, "the coefficient-matching equations have no solution "
-                                       f"(parameters held fixed: {kept})")
+                                       "with any set of parameters they are linear in")
     (solution,) = solutions
     mapping = {p: p for p in parameters}
     for hat, value in zip(linear, solution, strict=True):
@@ -94,10 +98,9 @@ def _label_smoothing_map(family: Loss, classes: sp.Expr, smoothing: sp.Expr) -> 
     return SmoothingMap(True, mapping)
 
 
-def _largest_linear_subset(equations: list[sp.Expr], unknowns: tuple[sp.Symbol, ...]):
-    """The largest subset of ``unknowns`` in which every equation is jointly linear."""
+def _linear_subsets(equations: list[sp.Expr], unknowns: tuple[sp.Symbol, ...]):
+    """Subsets of ``unknowns`` in which every equation is jointly linear, largest first."""
     for size in range(len(unknowns), 0, -1):
         for subset in combinations(unknowns, size):
             if all(sp.Poly(e, *subset).total_degree() <= 1 for e in equations):
-                return subset
-    return ()
+                yield subset

@@ -9,7 +9,8 @@ to γ leaves Δ unchanged, as it must: ``Σ_k ∂h_k/∂θ = 0``.
 **The paper's invariant** (ICLR Theorem 3, eq. 18–19 / App. D.4 eq. 69–70, exactly
 as published): a loss is *not* trainable when ``γ_T(1/n) < (n−1)·γ_N(1/n)``.
 (eq. 19 is eq. 18 rearranged.) It is not invariant under ``γ → γ + c`` for
-``n > 2``; for ``n = 2`` the two conditions coincide.
+``n > 2``; for ``n = 2`` the two conditions coincide except on the boundary
+``Δ = 0`` (the paper keeps it with ``≥``, first principles, needing growth, does not).
 
 >>> from symloss.catalog import loss
 >>> is_trainable(loss("cross_entropy"), classes=10)
@@ -32,6 +33,7 @@ from symloss.dynamics import (
     Classes,
     Smoothing,
     _classes,
+    _smoothing,
     gamma_nontarget,
     gamma_target,
     sign_verdict,
@@ -112,9 +114,10 @@ class CandidateFilter:
         with np.errstate(all="ignore"):
             columns = np.ascontiguousarray(candidates.T)
             value = np.broadcast_to(self.function(*columns), (len(candidates),))
+        finite = np.isfinite(value) & np.isfinite(candidates).all(axis=1)
         if self.rule == "paper":
-            return np.isfinite(value) & (value >= 0)
-        return np.isfinite(value) & (value > 0)
+            return finite & (value >= 0)
+        return finite & (value > 0)
 
 
 def candidate_filter(
@@ -130,7 +133,8 @@ def candidate_filter(
     """
     if rule not in RULES:
         raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
-    return _candidate_filter(family.unbind(), int(classes), float(smoothing), rule)
+    return _candidate_filter(family.unbind(), int(_classes(classes)),
+                             float(_smoothing(smoothing)), rule)
 
 
 @lru_cache(maxsize=256)

@@ -1,0 +1,235 @@
+"""``symloss train``: train any symloss loss on a real model, over seeds, optionally compared.
+
+This module imports no torch at import time (``symloss analyze`` stays fast);
+the handler imports the harness when it runs. :func:`register` adds the
+subcommand to the ``symloss`` parser's subparsers.
+
+    symloss train --loss baikal --compare cross_entropy --dataset mnist1d --seeds 3 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def register(subparsers) -> None:
+    """Add the harness's commands (train, search, runs, show, paper) to the ``symloss`` CLI."""
+    from harness.paper import register as register_paper
+    from harness.search.cli import register as register_search
+
+    register_train(subparsers)
+    register_search(subparsers)
+    register_paper(subparsers)
+
+
+def register_train(subparsers) -> argparse.ArgumentParser:
+    """Add ``train`` to an ``argparse`` subparsers object; its handler is ``args.handler``."""
+    parser = subparsers.add_parser(
+        "train", help="train a model with a loss (torch harness)",
+        description="Train a model with any symloss loss over seeds; report test accuracy "
+                    "(mean ± std), optionally against a second loss with a Welch t-test.")
+    parser.add_argument("--loss", required=True,
+                        help="catalog name (baikal, cross_entropy, taylorglo, ...) or a formula "
+                             "in y and h")
+    parser.add_argument("--params", nargs="+", metavar="X",
+                        help="a family's parameter values (space- or comma-separated)")
+    parser.add_argument("--order", type=int, default=3, help="TaylorGLO order (default 3)")
+    parser.add_argument("--dataset", default="mnist1d",
+                        help="mnist1d (default), digits, mnist, fashion_mnist, cifar10")
+    parser.add_argument("--model", help="model name (default: the dataset's paper model)")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="training steps")
+    length.add_argument("--epochs", type=int, help="training epochs")
+    parser.add_argument("--seeds", type=int, default=1, metavar="K", help="seeds 0..K-1")
+    parser.add_argument("--compare", metavar="LOSS2", help="also train LOSS2 on the same seeds")
+    parser.add_argument("--fgsm", metavar="E1,E2,...",
+                        help="test accuracy under FGSM at these strengths (raw input units)")
+    parser.add_argument("--attraction-log", action="store_true",
+                        help="log per-sample attraction each epoch (ICLR Fig. 1); with --out, "
+                             "save CSV and scatter plot")
+    parser.add_argument("--attraction-samples", type=int, default=500, metavar="N")
+    parser.add_argument("--label-smoothing", type=float, default=0.0, metavar="ALPHA")
+    parser.add_argument("--lr", type=float, help="learning rate (default: the model's)")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--threads", type=int, help="CPU threads (default 1)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when present)")
+    parser.add_argument("--data-dir", help="folder with MNIST/Fashion-MNIST IDX files or "
+                                           "CIFAR-10 python batches")
+    parser.add_argument("--out", help="folder for result.json (and attraction logs)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=run_train)
+    return parser
+
+
+class UsageError(ValueError):
+    """A user error: reported as one line, exit code 2."""
+
+
+def _floats(values: Sequence[str] | str | None, what: str) -> list[float] | None:
+    if values is None:
+        return None
+    parts = [values] if isinstance(values, str) else list(values)
+    tokens = [token for part in parts for token in part.replace(",", " ").split()]
+    try:
+        return [float(token) for token in tokens]
+    except ValueError:
+        raise UsageError(f"{what} must be numbers, got {' '.join(parts)!r}") from None
+
+
+def _build_loss(spec: str, order: int, params: list[float] | None):
+    from symloss.catalog import loss
+
+    try:
+        built = loss(spec, order=order, params=params)
+    except ValueError as error:  # FormulaError is a ValueError
+        raise UsageError(str(error)) from None
+    if built.is_family:
+        raise UsageError(f"loss {built.name!r} is a family with {len(built.parameters)} "
+                         "parameters; give their values with --params")
+    return built
+
+
+def _summary(values: list[float | None]) -> dict[str, object]:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    mean = sum(finite) / len(finite) if finite else None
+    std = None
+    if len(finite) > 1:
+        std = math.sqrt(sum((v - mean) ** 2 for v in finite) / (len(finite) - 1))
+    elif finite:
+        std = 0.0
+    return {"mean": mean, "std": std, "per_seed": values}
+
+
+def _welch_p_value(first: list[float | None], second: list[float | None]) -> float | None:
+    from scipy import stats
+
+    a = [v for v in first if v is not None]
+    b = [v for v in second if v is not None]
+    if len(a) < 2 or len(b) < 2:
+        return None
+    p_value = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    return p_value if math.isfinite(p_value) else None
+
+
+def _worst(statuses: list[str]) -> str:
+    for status in ("failed", "diverged"):
+        if status in statuses:
+            return status
+    return "ok"
+
+
+def _train_seeds(loss, data, config, seeds: int, args, out: Path | None) -> dict[str, object]:
+    from harness.train import train
+
+    results = [train(loss, data, config, seed=seed) for seed in range(seeds)]
+    record: dict[str, object] = {
+        "loss": loss.name, "formula": str(loss.expression),
+        "status": _worst([r.status for r in results]),
+        "test_accuracy": _summary([r.metrics["test_accuracy"] for r in results]),
+        "val_accuracy": _summary([r.metrics["val_accuracy"] for r in results]),
+        "seconds": sum(r.seconds for r in results),
+    }
+    if config.fgsm:
+        record["fgsm_accuracy"] = {
+            key: _summary([(r.metrics.get("fgsm_accuracy") or {}).get(key) for r in results])
+            for key in (str(float(e)) for e in config.fgsm)}
+    errors = [r.error for r in results if r.error]
+    if errors:
+        record["errors"] = errors
+    if out is not None:
+        stem = loss.name.replace("/", "_")
+        for result in results:
+            if result.attraction is not None:
+                result.attraction.save(out / f"attraction-{stem}-seed{result.seed}.csv")
+                result.attraction.plot(out / f"attraction-{stem}-seed{result.seed}.png",
+                                       title=f"{loss.name} on {data.name}, seed {result.seed}")
+        record["runs"] = [r.to_dict() for r in results]
+    return record
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """The ``train`` handler: returns the exit code; user errors print one line, code 2."""
+    try:
+        return _run(args)
+    except UsageError as error:
+        print(f"symloss: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+    loss = _build_loss(args.loss, args.order, _floats(args.params, "--params"))
+    other = _build_loss(args.compare, args.order, None) if args.compare else None
+    fgsm = _floats(args.fgsm, "--fgsm") or []
+
+    from harness.data import DataError, load_dataset
+    from harness.train import TrainConfig
+
+    try:
+        data = load_dataset(args.dataset, data_dir=args.data_dir)
+        config = TrainConfig(
+            model=args.model, steps=args.steps, epochs=args.epochs, lr=args.lr,
+            batch_size=args.batch_size, label_smoothing=args.label_smoothing,
+            attraction_samples=args.attraction_samples if args.attraction_log else 0,
+            fgsm=tuple(fgsm), threads=args.threads, device=args.device,
+            progress=not args.no_progress and not args.json and sys.stderr.isatty(),
+        ).resolved(data.name)
+    except (DataError, ValueError) as error:
+        raise UsageError(str(error)) from None
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    report: dict[str, object] = {"dataset": data.name, "model": config.model,
+                                 "seeds": list(range(args.seeds)),
+                                 **_train_seeds(loss, data, config, args.seeds, args, out)}
+    if other is not None:
+        compared = _train_seeds(other, data, config, args.seeds, args, out)
+        compared["p_value"] = _welch_p_value(report["test_accuracy"]["per_seed"],
+                                             compared["test_accuracy"]["per_seed"])
+        report["compare"] = compared
+    if out is not None:
+        (out / "result.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+        report = _without_runs(report)
+    if args.json:
+        print(json.dumps(report, default=str))
+    else:
+        _print_report(report, args.seeds)
+    statuses = [report["status"], *([report["compare"]["status"]] if other is not None else [])]
+    return EXIT_FAILED if "failed" in statuses else EXIT_OK
+
+
+def _without_runs(report: dict[str, object]) -> dict[str, object]:
+    slim = {key: value for key, value in report.items() if key != "runs"}
+    if "compare" in slim:
+        slim["compare"] = {k: v for k, v in slim["compare"].items() if k != "runs"}
+    return slim
+
+
+def _format(summary: dict[str, object]) -> str:
+    if summary["mean"] is None:
+        return "n/a"
+    return f"{summary['mean']:.4f} ± {summary['std']:.4f}"
+
+
+def _print_report(report: dict[str, object], seeds: int) -> None:
+    print(f"{report['dataset']} / {report['model']}, {seeds} seed(s)")
+    rows = [report, *([report["compare"]] if "compare" in report else [])]
+    for row in rows:
+        line = (f"  {row['loss']:<16} test accuracy {_format(row['test_accuracy'])}  "
+                f"[{row['status']}, {row['seconds']:.1f}s]")
+        for key, summary in (row.get("fgsm_accuracy") or {}).items():
+            line += f"  fgsm {key}: {_format(summary)}"
+        print(line)
+    if "compare" in report:
+        p_value = report["compare"]["p_value"]
+        print(f"  Welch t-test p = {p_value:.4g}" if p_value is not None
+              else "  Welch t-test: needs >= 2 seeds per loss")

@@ -1,0 +1,54 @@
+"""Where training runs: the device (CUDA when present) and the CPU thread count.
+
+>>> default_device().type in {"cpu", "cuda"}
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+#: Threads for CPU training when none is given; measured by ``benchmarks/bench_training.py``
+#: (on 2 cores the mnist1d MLP runs faster on 1 thread: its matrices are too small to split).
+DEFAULT_CPU_THREADS = 1
+
+
+def default_device() -> torch.device:
+    """``cuda`` when a GPU is visible, else ``cpu``."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` or ``"auto"`` → :func:`default_device`; anything else as torch reads it.
+
+    >>> resolve_device("gpu")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown device 'gpu'; use cpu, cuda, cuda:N, mps or auto
+    """
+    if device is None or device == "auto":
+        return default_device()
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}; use cpu, cuda, cuda:N, mps or auto") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    return resolved
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[int]:
+    """Run a block with ``threads`` intra-op threads (``None``: the default), then restore."""
+    previous = torch.get_num_threads()
+    wanted = DEFAULT_CPU_THREADS if threads is None else int(threads)
+    if wanted < 1:
+        raise ValueError(f"threads must be >= 1, got {threads!r}")
+    torch.set_num_threads(wanted)
+    try:
+        yield wanted
+    finally:
+        torch.set_num_threads(previous)

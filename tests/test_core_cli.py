@@ -1,0 +1,170 @@
+"""The ``symloss`` command line, run in-process (symloss.cli.main) and once in a subprocess."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from symloss.cli import EXIT_USAGE, main, parse_floats
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _run(argv: list[str], capsys) -> tuple[int, str, str]:
+    try:
+        code = main(argv)
+    except SystemExit as stop:  # argparse's own errors exit through SystemExit
+        code = stop.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _json(argv: list[str], capsys) -> dict:
+    code, out, err = _run(argv, capsys)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_analyze_baikal_json(capsys):
+    payload = _json(["analyze", "baikal", "--json"], capsys)
+    for key in ("loss", "gamma", "gamma_target", "gamma_nontarget"):
+        assert isinstance(payload[key], str), key
+    assert payload["gamma"] == "1/h + y/h**2"  # ICLR eq. 9
+    assert set(payload["null_epoch"]) >= {"gamma_target", "gamma_nontarget", "trainable"}
+    assert payload["null_epoch"]["gamma_target"] == 110  # n + n², ICLR eq. 27 at n = 10
+    assert payload["null_epoch"]["gamma_nontarget"] == 10
+    assert payload["null_epoch"]["trainable"] is True
+    assert payload["zero_error"]["limit"] == "-inf"  # ICLR Theorem 1
+    assert payload["zero_error"]["attractor"] is False
+    assert payload["paper_invariant"] == {"trainable": True}
+    assert payload["binary_minimum"] == pytest.approx(2**-0.5, abs=1e-6)  # GLO §V-A ≈ 0.71
+
+
+def test_analyze_inf_string_by_hand(capsys):
+    # By hand: ℓ = y·log(1 − h), γ = y/(1 − h); γ_T(1 − ε) = 1/ε, γ_N = 0, so Δ = 1/ε → +∞.
+    payload = _json(["analyze", "y*log(1 - h)", "--json"], capsys)
+    assert payload["zero_error"]["limit"] == "inf"
+
+
+def test_analyze_taylorglo_family_json(capsys):
+    payload = _json(["analyze", "taylorglo", "--json"], capsys)
+    assert "lambda_5" in payload["trainability_condition"]
+    assert "lambda_5" in payload["paper_condition"]
+    assert payload["null_epoch"]["trainable"] is None
+    assert "label_smoothing_map" not in payload
+    smoothed = _json(["analyze", "taylorglo", "--json", "--smoothing", "0.1"], capsys)
+    assert smoothed["label_smoothing_map"]["lambda_6"] == "9*lambda_6/10"  # (1 − α)λ6
+
+
+def test_analyze_params_bind(capsys):
+    payload = _json(["analyze", "taylorglo", "--params", "0,0,0,-1,0,2,0,0", "--json"], capsys)
+    assert payload["gamma"] == "-2*h + 2*y"  # MSE (SPEC §1)
+    assert "trainability_condition" not in payload
+    assert payload["null_epoch"]["trainable"] is True
+
+
+def test_analyze_latex(capsys):
+    payload = _json(["analyze", "baikal", "--json", "--latex"], capsys)
+    assert payload["latex"]["loss"] == r"- \log{\left(h \right)} + \frac{y}{h}"
+    code, out, _ = _run(["analyze", "baikal", "--latex"], capsys)
+    assert code == 0 and "LaTeX" in out and r"\frac{y}{h}" in out
+
+
+def test_analyze_text_report(capsys):
+    code, out, err = _run(["analyze", "cross_entropy", "--classes", "3"], capsys)
+    assert code == 0 and err == ""
+    assert out.splitlines()[0].startswith("cross_entropy") and "n = 3" in out
+
+
+def test_curve_writes_png_and_csv(tmp_path, capsys):
+    png, table = tmp_path / "tmp.png", tmp_path / "tmp.csv"
+    code, out, err = _run(["curve", "cross_entropy", "baikal", "--out", str(png),
+                           "--csv", str(table)], capsys)
+    assert code == 0, err
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    with table.open() as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["loss", "epsilon", "delta", "attraction"]
+    assert {row[0] for row in rows[1:]} == {"cross_entropy", "baikal"}
+    assert f"wrote {png}" in out
+
+
+def test_curve_of_two_formulas_names_them_by_text(tmp_path, capsys):
+    table = tmp_path / "t.csv"
+    code, _, err = _run(["curve", "--out", str(tmp_path / "c.png"), "--csv", str(table),
+                         "--", "-log(h)", "(h - y)**2"], capsys)
+    assert code == 0, err
+    with table.open() as handle:
+        assert {row["loss"] for row in csv.DictReader(handle)} == {"-log(h)", "(h - y)**2"}
+
+
+USER_ERRORS = [
+    ["analyze", "h +* y"],                                         # bad formula
+    ["analyze", "__import__('os').system('true')"],                # rejected formula
+    ["analyze", "hinge"],                                          # unknown name
+    ["analyze", "y**2"],                                           # no h
+    ["analyze", "taylorglo", "--params", "1,2,x"],                 # bad --params
+    ["analyze", "taylorglo", "--params", "1,2"],                   # wrong count
+    ["analyze", "mse", "--params", "1"],                           # not a family
+    ["analyze", "mse", "--classes", "1"],                          # bad --classes
+    ["analyze", "mse", "--classes", "abc"],                        # not an integer
+    ["analyze", "mse", "--smoothing", "1.5"],                      # bad --smoothing
+    ["curve", "taylorglo", "--out", "never.png"],                  # family without --params
+    ["curve", "mse", "--classes", "1", "--out", "never.png"],
+    ["curve", "mse"],                                              # --out missing
+    ["frobnicate"],                                                # unknown command
+    [],                                                            # no command
+]
+
+
+@pytest.mark.parametrize("argv", USER_ERRORS, ids=[" ".join(a) or "<none>" for a in USER_ERRORS])
+def test_user_errors_exit_2_with_one_line(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(argv, capsys)
+    assert code == EXIT_USAGE and out == ""
+    lines = err.strip("\n").splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("symloss") and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_curve_with_zero_classes_is_a_user_error(capsys, tmp_path):
+    code, _, err = _run(["curve", "mse", "--classes", "0", "--out", str(tmp_path / "x.png")],
+                        capsys)
+    assert code == EXIT_USAGE and "Traceback" not in err
+
+
+def test_positive_infinite_zero_error_limit_is_an_attractor(capsys):
+    payload = _json(["analyze", "y*log(1 - h)", "--json"], capsys)
+    assert payload["zero_error"]["attractor"] is True
+
+
+def test_analyze_loss_undefined_at_a_label_does_not_crash(capsys):
+    code, _, err = _run(["analyze", "h - log(y)"], capsys)
+    assert code in (0, EXIT_USAGE) and "Traceback" not in err
+
+
+def test_analyze_loss_with_a_cusp_succeeds(capsys):
+    code, _, err = _run(["analyze", "sqrt(Abs(h - 1/3))"], capsys)
+    assert code == 0, err
+
+
+def test_parse_floats():
+    assert parse_floats("0, -1,2.5") == [0.0, -1.0, 2.5]
+    assert parse_floats("1e-3,") == [0.001]
+
+
+def test_analyze_does_not_import_torch():
+    program = ("import sys, io, contextlib; import symloss.cli\n"
+               "with contextlib.redirect_stdout(io.StringIO()):\n"
+               "    code = symloss.cli.main(['analyze', 'mse', '--json'])\n"
+               "assert code == 0, code\n"
+               "print('torch' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
