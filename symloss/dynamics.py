@@ -62,7 +62,14 @@ def tidy(expression: sp.Expr) -> sp.Expr:
     """
     if expression.is_polynomial():
         return sp.expand(expression)
-    return sp.factor_terms(sp.together(expression))
+    return _evaluated(sp.factor_terms(sp.together(expression)))
+
+
+def _evaluated(expression: sp.Expr) -> sp.Expr:
+    # factor_terms can leave unevaluated products such as Mul(-1, 1, 5); rebuild them.
+    if not expression.args:
+        return expression
+    return expression.func(*(_evaluated(argument) for argument in expression.args))
 
 
 def labels(classes: Classes, smoothing: Smoothing = 0.0) -> tuple[sp.Expr, sp.Expr]:
