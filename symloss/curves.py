@@ -66,6 +66,15 @@ def _pyplot():
     return plt
 
 
+def _save(plt, figure, path: str | Path) -> Path:
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
 def plot_attraction(
     losses: Sequence[Loss], classes: int, path: str | Path, lr: float = 0.1,
     smoothing: float = 0.0, points: int = 400,
@@ -87,12 +96,7 @@ def plot_attraction(
         axis.set_xlabel("deviation from memorization ε")
         axis.grid(alpha=0.3)
     left.legend()
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, path)
 
 
 def plot_binary(losses: Sequence[Loss], path: str | Path, points: int = 400) -> Path:
@@ -117,9 +121,4 @@ def plot_binary(losses: Sequence[Loss], path: str | Path, points: int = 400) -> 
     axis.set_yscale("symlog", linthresh=1.0)
     axis.legend()
     axis.grid(alpha=0.3)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, path)

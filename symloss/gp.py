@@ -112,22 +112,32 @@ def to_sympy(tree: gp.PrimitiveTree) -> sp.Expr:
     return _to_sympy(tuple(to_prefix(tree)))
 
 
-@lru_cache(maxsize=65536)
-def _to_sympy(prefix: tuple[str, ...]) -> sp.Expr:
-    stack: list[sp.Expr] = []
+def _walk(prefix: Sequence[str], builders: dict, leaf):
+    """Evaluate a prefix list bottom-up: operators through ``builders``, leaves through ``leaf``.
+
+    One walker serves sympy, symengine and coefficient-symbol conversions.
+    """
+    stack: list = []
     for name in reversed(prefix):
         if name in OPERATORS:
-            arity, build = OPERATORS[name]
-            arguments = [stack.pop() for _ in range(arity)]
-            stack.append(build(*arguments))
-        elif name == "y":
-            stack.append(y)
-        elif name == "h":
-            stack.append(h)
+            arity = OPERATORS[name][0]
+            stack.append(builders[name](*[stack.pop() for _ in range(arity)]))
         else:
-            stack.append(sp.Integer(int(name)))
+            stack.append(leaf(name))
     (expression,) = stack
     return expression
+
+
+_SYMPY_BUILDERS = {name: build for name, (_, build) in OPERATORS.items()}
+
+
+def _sympy_leaf(name: str) -> sp.Expr:
+    return {"y": y, "h": h}.get(name) or sp.Integer(int(name))
+
+
+@lru_cache(maxsize=65536)
+def _to_sympy(prefix: tuple[str, ...]) -> sp.Expr:
+    return _walk(prefix, _SYMPY_BUILDERS, _sympy_leaf)
 
 
 def tree_loss(tree: gp.PrimitiveTree, name: str = "glo") -> Loss:
@@ -177,21 +187,15 @@ _SE_OPERATORS = {
 @lru_cache(maxsize=65536)
 def _fast_gamma(prefix: tuple[str, ...]):
     """γ = ∂f/∂h (ℓ = −f) of a tree, expanded, in symengine; ``None`` if undefined."""
-    stack: list = []
     try:
-        for name in reversed(prefix):
-            if name in _SE_OPERATORS:
-                arity = OPERATORS[name][0]
-                stack.append(_SE_OPERATORS[name](*[stack.pop() for _ in range(arity)]))
-            elif name == "y":
-                stack.append(_SE_Y)
-            elif name == "h":
-                stack.append(_SE_H)
-            else:
-                stack.append(se.Integer(int(name)))
-        return se.expand(se.diff(stack[0], _SE_H))
+        tree = _walk(prefix, _SE_OPERATORS, _symengine_leaf)
+        return se.expand(se.diff(tree, _SE_H))
     except (RuntimeError, ZeroDivisionError, ValueError):
         return None
+
+
+def _symengine_leaf(name: str):
+    return {"y": _SE_Y, "h": _SE_H}.get(name) or se.Integer(int(name))
 
 
 def null_epoch_gammas(
@@ -336,19 +340,10 @@ def parameterize(tree: gp.PrimitiveTree) -> tuple[Loss, tuple[float, ...]]:
             symbols.append(symbol)
             values.append(float(name))
             named.append(symbol.name)
-    expression = _walk_with_symbols(named, {s.name: s for s in symbols})
+    by_name = {s.name: s for s in symbols}
+    expression = _walk(named, _SYMPY_BUILDERS, lambda name: {"y": y, "h": h}.get(name)
+                       or by_name[name])
     return Loss("glo_family", -expression, tuple(symbols)), tuple(values)
-
-
-def _walk_with_symbols(prefix: list[str], symbols: dict[str, sp.Symbol]) -> sp.Expr:
-    stack: list[sp.Expr] = []
-    for name in reversed(prefix):
-        if name in OPERATORS:
-            arity, build = OPERATORS[name]
-            stack.append(build(*[stack.pop() for _ in range(arity)]))
-        else:
-            stack.append({"y": y, "h": h}.get(name) or symbols[name])
-    return stack[0]
 
 
 def prune_coefficients(

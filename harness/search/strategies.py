@@ -53,6 +53,20 @@ class Candidate:
     tree: str | None = None  # a GP tree, as DEAP prints it
 
 
+class _Snapshots:
+    """``snapshot()``/``restore()`` for a strategy whose whole changing state is ``state``."""
+
+    settings: object
+    state: object
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self.state)
+
+    @classmethod
+    def restore(cls, settings, blob: bytes):
+        return cls(settings, pickle.loads(blob))  # our own snapshots, from the run store
+
+
 class _Sampler:
     """pycma's ``randn`` option drawing from our Generator (picklable, so resumable)."""
 
@@ -91,7 +105,7 @@ class TaylorGLOState:
     pending: list[list[float]] = field(default_factory=list)
 
 
-class TaylorGLOStrategy:
+class TaylorGLOStrategy(_Snapshots):
     """CMA-ES over the λ of a TaylorGLO family (ICLR §5), with the derived filter.
 
     ``ask()`` returns the whole batch; the family's trainability rule is evaluated
@@ -131,13 +145,6 @@ class TaylorGLOStrategy:
         self.state.pending = []
         self.state.generation += 1
 
-    def snapshot(self) -> bytes:
-        return pickle.dumps(self.state)
-
-    @classmethod
-    def restore(cls, settings: TaylorGLOSettings, blob: bytes) -> TaylorGLOStrategy:
-        return cls(settings, pickle.loads(blob))
-
 
 # GLO ----------------------------------------------------------------------------------------
 
@@ -169,7 +176,7 @@ class GLOState:
     pending: list[list[float]] = field(default_factory=list)
 
 
-class GLOStrategy:
+class GLOStrategy(_Snapshots):
     """GLO (GLO §III): GP over loss trees, then CMA-ES over the best tree's coefficients."""
 
     algorithm = "glo"
@@ -274,13 +281,6 @@ class GLOStrategy:
             state.es.tell(state.pending, [-float(f) for f in fitnesses])
         state.pending = []
         state.generation += 1
-
-    def snapshot(self) -> bytes:
-        return pickle.dumps(self.state)
-
-    @classmethod
-    def restore(cls, settings: GLOSettings, blob: bytes) -> GLOStrategy:
-        return cls(settings, pickle.loads(blob))
 
 
 __all__ = [
