@@ -1,0 +1,101 @@
+"""``symloss search``, ``runs`` and ``show`` through the CLI: outputs and one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from symloss.cli import EXIT_USAGE, main
+
+TINY = ["--dataset", "digits", "--generations", "2", "--population", "6", "--steps", "4",
+        "--batch-size", "64", "--no-progress"]
+
+
+def _run(argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def store(tmp_path):
+    return str(tmp_path / "runs.sqlite")
+
+
+def test_search_json_runs_and_show(store, tmp_path, capsys):
+    code, out, err = _run(["search", "taylorglo", *TINY, "--store", store, "--json",
+                           "--out", str(tmp_path / "report")], capsys)
+    assert code == 0, err
+    payload = json.loads(out)
+    assert set(payload) >= {"run_id", "best", "counts", "evaluations"}
+    assert set(payload["best"]) == {"loss", "fitness"}
+    assert sum(payload["counts"].values()) == 12  # 2 generations × 6 candidates
+    assert payload["evaluations"] == 12 - payload["counts"].get("filtered", 0)
+    assert (tmp_path / "report" / "report.md").exists()
+    assert "gen   1" in err  # the per-generation summary line
+
+    code, out, _ = _run(["runs", "--store", store, "--json"], capsys)
+    rows = json.loads(out)
+    assert code == 0 and rows[0]["run_id"] == payload["run_id"]
+    assert set(rows[0]) >= {"run_id", "algorithm", "status", "evaluations", "best_fitness"}
+    assert rows[0]["status"] == "finished"
+
+    code, out, _ = _run(["show", payload["run_id"], "--store", store, "--json"], capsys)
+    shown = json.loads(out)
+    assert code == 0 and len(shown["generations"]) == 2
+    assert shown["best"][0]["fitness"] == payload["best"]["fitness"]
+    assert shown["counts"] == payload["counts"]
+
+
+def test_final_evaluation_reports_p_value(store, tmp_path, capsys):
+    code, out, err = _run(["search", "taylorglo", *TINY, "--generations", "1",
+                           "--final-seeds", "2", "--final-steps", "8", "--store", store,
+                           "--json", "--out", str(tmp_path / "r")], capsys)
+    assert code == 0, err
+    final = json.loads(out)["final"]
+    assert len(final["test_accuracy"]["per_seed"]) == 2
+    assert len(final["baseline_test_accuracy"]["per_seed"]) == 2
+    assert final["p_value"] is None or 0.0 <= final["p_value"] <= 1.0
+
+
+def test_resume_continues_and_refuses_changes(store, tmp_path, capsys):
+    from harness.search.runner import SearchConfig, search
+    from harness.search.store import RunStore
+
+    code, out, _ = _run(["search", "taylorglo", *TINY, "--store", store, "--json",
+                         "--out", str(tmp_path / "a")], capsys)
+    run_id = json.loads(out)["run_id"]
+    with RunStore.open(store) as opened:
+        config = SearchConfig.from_dict(opened.run(run_id).config)
+        partial = search(config, store=opened, stop_after=1)
+    code, out, err = _run(["search", "taylorglo", "--resume", partial, "--store", store,
+                           "--json", "--no-progress", "--out", str(tmp_path / "b")], capsys)
+    assert code == 0, err
+    assert sum(json.loads(out)["counts"].values()) == 12
+
+    code, _, err = _run(["search", "taylorglo", "--resume", partial, "--steps", "9",
+                         "--store", store], capsys)
+    assert code == EXIT_USAGE
+    assert err.count("\n") == 1 and "steps 9 (stored 4)" in err
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--steps", "0"], "--steps must be >= 1"),
+    (["--objective", "accuracy"], "objective must be"),
+    (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+    (["--workers", "2", "--scheduler", "tcp://127.0.0.1:9"], "exclusive"),
+    (["--resume", "nope"], "no run 'nope'"),
+    (["--smoothing", "1.5"], "--smoothing must be in [0, 1)"),
+])
+def test_bad_configs_are_one_line_errors(store, capsys, extra, message):
+    code, _, err = _run(["search", "taylorglo", "--store", store, *extra], capsys)
+    assert code == EXIT_USAGE
+    assert err.count("\n") == 1 and err.startswith("symloss: error:") and message in err
+    assert "Traceback" not in err
+
+
+def test_runs_on_a_missing_store_is_a_clear_error(tmp_path, capsys):
+    code, _, err = _run(["runs", "--store", str(tmp_path / "missing.sqlite")], capsys)
+    assert code == EXIT_USAGE and "no run store" in err
+    assert not (tmp_path / "missing.sqlite").exists()
