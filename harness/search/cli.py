@@ -255,8 +255,9 @@ def _show(args: argparse.Namespace) -> int:
     print(f"run {run.run_id} ({run.algorithm}, {run.status}): {run.evaluations} trainings, "
           f"counts {payload['counts']}")
     for row in payload["generations"]:
-        print(f"  gen {row['generation']:>3}: best {row['best_fitness']:.4f} "
-              f"median {row['median_fitness']:.4f}")
+        best, median = (("-" if v is None else f"{v:.4f}")
+                        for v in (row["best_fitness"], row["median_fitness"]))
+        print(f"  gen {row['generation']:>3}: best {best} median {median}")
     for row in payload["best"]:
         print(f"  {row['fitness']:.4f}  ℓ = {row['loss']}")
     if run.report_dir:

@@ -86,6 +86,10 @@ def final_evaluation(loss: Loss, config: SearchConfig, seeds: int) -> FinalResul
     return FinalResult(str(loss.expression), ours, theirs, welch_p_value(ours, theirs), statuses)
 
 
+def _fmt(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:.4f}"
+
+
 def plot_fitness(summary: list[dict[str, Any]], path: Path) -> Path:
     import matplotlib
 
@@ -127,8 +131,8 @@ def write_report(store: RunStore, run_id: str, out_dir: str | Path,
         plot_fitness(summary, out / "fitness.png")
         lines += ["## Fitness per generation", "", "![fitness](fitness.png)", "",
                   "| generation | best | median |", "| --- | --- | --- |"]
-        lines += [f"| {r['generation']} | {r['best_fitness']:.4f} | {r['median_fitness']:.4f} |"
-                  for r in summary]
+        lines += [f"| {r['generation']} | {_fmt(r['best_fitness'])} | "
+                  f"{_fmt(r['median_fitness'])} |" for r in summary]
         lines.append("")
     record: dict[str, Any] = {"run_id": run_id, "counts": counts, "generations": summary}
     if best:

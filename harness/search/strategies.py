@@ -161,6 +161,10 @@ class GLOSettings:
     filter: str = "exact"
     classes: int = 10
     smoothing: float = 0.0
+    #: Redraw initial trees that would get fitness 0 untrained (up to this many tries each).
+    #: GLO's paper keeps them; at depth ≤ 2 about 98% lack y or h, or are untrainable, so a
+    #: population of 80 would start with one or two live trees.
+    initial_redraws: int = 200
 
 
 @dataclass
@@ -206,7 +210,7 @@ class GLOStrategy(_Snapshots):
     def _next_trees(self) -> list:
         rng, size = self.state.rng, self.settings.population
         if not self.state.fitnesses:
-            return [random_tree(rng) for _ in range(size)]
+            return [self._viable_tree(rng) for _ in range(size)]
         parents = [from_prefix(p) for p in self.state.population]
         order = np.argsort(-np.asarray(self.state.fitnesses), kind="stable")
         children = [parents[i] for i in order[: self.settings.elites]]
@@ -217,6 +221,14 @@ class GLOStrategy(_Snapshots):
                 a, b = crossover(a, b, rng)
             children += [mutate(a, rng), mutate(b, rng)]
         return children[:size]
+
+    def _viable_tree(self, rng: np.random.Generator):
+        tree = random_tree(rng)
+        for _ in range(self.settings.initial_redraws):
+            if self._tree_candidate(0, tree).skip is None:
+                break
+            tree = random_tree(rng)
+        return tree
 
     def _tree_candidate(self, idx: int, tree) -> Candidate:
         loss = tree_loss(tree)
