@@ -157,8 +157,8 @@ def to_json(value: sp.Expr | None) -> float | int | str | None:
     >>> to_json(sp.oo), to_json(sp.Rational(1, 2)), to_json(sp.Integer(3)), to_json(None)
     ('inf', 0.5, 3, None)
     """
-    if value is None:
-        return None
+    if value is None or value.has(sp.nan, sp.zoo):
+        return None  # undefined: undecided in JSON
     if value == sp.oo:
         return "inf"
     if value == -sp.oo:

@@ -24,7 +24,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from symloss.dynamics import Smoothing, labels, tidy
+from symloss.dynamics import Smoothing, at, labels, tidy
 from symloss.loss import Loss
 from symloss.symbols import h, y
 
@@ -56,8 +56,16 @@ def binary_loss(loss: Loss, smoothing: Smoothing = 0.0) -> sp.Expr:
     """
     target, nontarget = labels(2, smoothing)
     expression = loss.expression
-    return tidy((expression.subs({y: target, h: p}) + expression.subs({y: nontarget,
-                                                                         h: 1 - p})) / 2)
+    at_target = at(at(expression, y, target), h, p)
+    at_nontarget = at(at(expression, y, nontarget), h, 1 - p)
+    return tidy((at_target + at_nontarget) / 2)
+
+
+def _finite_or_inf(function, point: float) -> float:
+    try:
+        return float(function(point))
+    except (OverflowError, ZeroDivisionError, ValueError, TypeError):
+        return float("inf")
 
 
 def _golden_minimum(function, low: float, high: float, iterations: int = 80) -> float:
@@ -69,7 +77,7 @@ def _golden_minimum(function, low: float, high: float, iterations: int = 80) -> 
     ratio = (np.sqrt(5.0) - 1.0) / 2.0
     for _ in range(iterations):
         left, right = high - ratio * (high - low), low + ratio * (high - low)
-        if float(function(left)) <= float(function(right)):
+        if _finite_or_inf(function, left) <= _finite_or_inf(function, right):
             high = right
         else:
             low = left
@@ -100,7 +108,7 @@ def binary_view(loss: Loss, smoothing: Smoothing = 0.0) -> BinaryView:
             if root is None or not grid[i] <= root <= grid[i + 1]:
                 root = _golden_minimum(value, grid[i], grid[i + 1])
             candidates.append(root)
-        values = np.array([float(value(c)) for c in candidates])
+        values = np.array([_finite_or_inf(value, c) for c in candidates])
     if not np.any(np.isfinite(values)):
         return BinaryView(expression, derivative, None, None, None)
     values = np.where(np.isfinite(values), values, np.inf)

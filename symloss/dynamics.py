@@ -72,6 +72,22 @@ def _evaluated(expression: sp.Expr) -> sp.Expr:
     return expression.func(*(_evaluated(argument) for argument in expression.args))
 
 
+def at(expression: sp.Expr, symbol: sp.Symbol, value: sp.Expr) -> sp.Expr:
+    """``expression`` with ``symbol = value``; ``nan`` where sympy finds it undefined.
+
+    A loss may be undefined at a label or a probability (``Max(1/Abs(y), …)`` at
+    ``y = 0``); sympy then raises while building the substituted expression. That
+    is an *undefined* value for the derivations, which report it as undecided.
+
+    >>> at(1 / y, y, 0), at(sp.Max(h / sp.Abs(y), y), y, 0)
+    (zoo, nan)
+    """
+    try:
+        return expression.subs(symbol, value)
+    except (ValueError, TypeError):
+        return sp.nan
+
+
 def labels(classes: Classes, smoothing: Smoothing = 0.0) -> tuple[sp.Expr, sp.Expr]:
     """Target and non-target label values after smoothing by α (ICLR App. D.2).
 
@@ -103,12 +119,12 @@ def _gamma(expr: sp.Expr) -> sp.Expr:
 
 def gamma_target(loss: Loss, classes: Classes = 2, smoothing: Smoothing = 0.0) -> sp.Expr:
     """``γ_T(h)``: γ at the target label (``y = 1`` one-hot)."""
-    return gamma(loss).subs(y, labels(classes, smoothing)[0])
+    return at(gamma(loss), y, labels(classes, smoothing)[0])
 
 
 def gamma_nontarget(loss: Loss, classes: Classes = 2, smoothing: Smoothing = 0.0) -> sp.Expr:
     """``γ_N(h)``: γ at a non-target label (``y = 0`` one-hot)."""
-    return gamma(loss).subs(y, labels(classes, smoothing)[1])
+    return at(gamma(loss), y, labels(classes, smoothing)[1])
 
 
 def delta(loss: Loss, classes: Classes, smoothing: Smoothing = 0.0) -> sp.Expr:
@@ -119,8 +135,8 @@ def delta(loss: Loss, classes: Classes, smoothing: Smoothing = 0.0) -> sp.Expr:
     20*epsilon/9
     """
     n = _classes(classes)
-    return (gamma_target(loss, n, smoothing).subs(h, 1 - epsilon)
-            - gamma_nontarget(loss, n, smoothing).subs(h, epsilon / (n - 1)))
+    return (at(gamma_target(loss, n, smoothing), h, 1 - epsilon)
+            - at(gamma_nontarget(loss, n, smoothing), h, epsilon / (n - 1)))
 
 
 def logit_step(
@@ -138,8 +154,8 @@ def logit_step(
     (epsilon/3, -epsilon/6)
     """
     n = _classes(classes)
-    gamma_t = gamma_target(loss, n, smoothing).subs(h, 1 - epsilon)
-    gamma_n = gamma_nontarget(loss, n, smoothing).subs(h, epsilon / (n - 1))
+    gamma_t = at(gamma_target(loss, n, smoothing), h, 1 - epsilon)
+    gamma_n = at(gamma_nontarget(loss, n, smoothing), h, epsilon / (n - 1))
     h_target, h_nontarget = 1 - epsilon, epsilon / (n - 1)
     # Σ_k γ_k h_k(δ_kj − h_j) = h_j (γ_j − Σ_k γ_k h_k): the softmax Jacobian applied to γ.
     mean_gamma = gamma_t * h_target + (n - 1) * gamma_n * h_nontarget
@@ -241,8 +257,8 @@ def null_epoch(loss: Loss, classes: Classes, smoothing: Smoothing = 0.0) -> Null
     (110, 10, True)
     """
     n = _classes(classes)
-    gamma_t = tidy(gamma_target(loss, n, smoothing).subs(h, 1 / n))
-    gamma_n = tidy(gamma_nontarget(loss, n, smoothing).subs(h, 1 / n))
+    gamma_t = tidy(at(gamma_target(loss, n, smoothing), h, 1 / n))
+    gamma_n = tidy(at(gamma_nontarget(loss, n, smoothing), h, 1 / n))
     difference = tidy(gamma_t - gamma_n)
     return NullEpoch(gamma_t, gamma_n, difference, sign_verdict(difference))
 
@@ -348,7 +364,7 @@ def zero_error_polynomial(loss: Loss) -> dict[str, sp.Expr] | None:
     >>> zero_error_polynomial(loss("mse"))
     {'a': 0, 'b': 0, 'c': 0}
     """
-    collapsed = sp.expand(gamma(loss).subs(h, y))
+    collapsed = sp.expand(at(gamma(loss), h, y))
     if not collapsed.is_polynomial(y):
         return None
     polynomial = sp.Poly(collapsed, y)

@@ -23,11 +23,14 @@ symloss.formula.FormulaError: function '__import__' is not allowed; allowed func
 from __future__ import annotations
 
 import ast
+import encodings.unicode_escape  # noqa: F401 - ast.unparse would import it mid-parse
 import math
+import warnings
 from collections.abc import Callable, Mapping
 
 import sympy as sp
 
+from symloss.guard import guarded
 from symloss.symbols import h, y
 
 MAX_LENGTH = 2000
@@ -36,7 +39,9 @@ MAX_DEPTH = 40
 MAX_CONSTANT = 1e12
 MAX_EXPONENT = 16
 MAX_DIGITS = 40
-MAX_MAGNITUDE = 100  # largest |log10| of a constant power
+MAX_MAGNITUDE = 100  # largest |log10| of a constant power, and of any constant's size
+#: The longest building a formula's expression may take (a guard, not a benchmark).
+MAX_SECONDS = 1.0
 
 
 class FormulaError(ValueError):
@@ -86,6 +91,32 @@ class _Builder:
         self.nodes = 0
 
     def build(self, node: ast.AST, depth: int = 0) -> sp.Expr:
+        """The expression of ``node``; every constant part is checked the moment it is built.
+
+        Checking each numeric subexpression as soon as it exists keeps every
+        operand of the next step within ``1e±MAX_MAGNITUDE``: ``exp(exp(exp(9)))``
+        is refused at its second ``exp`` before sympy tries to evaluate a tower.
+        """
+        result = self._build(node, depth)
+        if result.is_number:
+            self._check_constant(result, node)
+        return result
+
+    def _check_constant(self, value: sp.Expr, node: ast.AST) -> None:
+        try:
+            number = complex(value.evalf(15))
+        except (TypeError, ValueError, ArithmeticError):  # zoo, nan, an overflowing float
+            raise FormulaError(f"constant {_describe(node)!r} is undefined or exceeds "
+                               f"1e{MAX_MAGNITUDE} in size") from None
+        if not (math.isfinite(number.real) and math.isfinite(number.imag)):
+            raise FormulaError(f"constant {_describe(node)!r} is undefined or exceeds "
+                               f"1e{MAX_MAGNITUDE} in size")
+        if abs(number) > 10.0**MAX_MAGNITUDE:
+            raise FormulaError(f"constant {_describe(node)!r} exceeds 1e{MAX_MAGNITUDE} in size")
+        if number.imag != 0 or value.is_extended_real is False:
+            raise FormulaError(f"constant {_describe(node)!r} is complex; a loss is real")
+
+    def _build(self, node: ast.AST, depth: int) -> sp.Expr:
         self.nodes += 1
         if self.nodes > MAX_NODES:
             raise FormulaError(f"formula has more than {MAX_NODES} nodes")
@@ -179,6 +210,19 @@ class _Builder:
         return function(*(self.build(arg, depth + 1) for arg in node.args))
 
 
+def _build(body: ast.AST, names: Mapping[str, sp.Symbol]) -> sp.Expr:
+    """Build ``body``; any failure inside sympy is the formula's fault: a FormulaError."""
+    try:
+        return _Builder(names).build(body)
+    except FormulaError:
+        raise
+    except RecursionError:
+        raise FormulaError(f"formula is nested deeper than {MAX_DEPTH} levels") from None
+    except (ArithmeticError, TypeError, ValueError, AttributeError, MemoryError) as error:
+        raise FormulaError(f"formula cannot be built: {type(error).__name__}: "
+                           f"{str(error)[:80]}") from None
+
+
 def parse_formula(text: str, parameters: Mapping[str, sp.Symbol] | None = None) -> sp.Expr:
     """Build the sympy expression of a per-class loss ``ℓ(y, h)`` from text.
 
@@ -203,7 +247,9 @@ def parse_formula(text: str, parameters: Mapping[str, sp.Symbol] | None = None) 
         if digits > MAX_DIGITS and token.isdigit():
             raise FormulaError(f"number {token[:20]}... has more than {MAX_DIGITS} digits")
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        with warnings.catch_warnings():  # "1if h else y" warns: refuse it, print nothing
+            warnings.simplefilter("error")
+            tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as error:
         raise FormulaError(f"formula is not valid syntax: {error.msg} in {text[:60]!r}") from None
     except (ValueError, RecursionError, MemoryError) as error:
@@ -211,10 +257,10 @@ def parse_formula(text: str, parameters: Mapping[str, sp.Symbol] | None = None) 
     names: dict[str, sp.Symbol] = {"y": y, "h": h}
     if parameters:
         names.update(parameters)
-    try:
-        expression = _Builder(names).build(tree.body)
-    except RecursionError:
-        raise FormulaError(f"formula is nested deeper than {MAX_DEPTH} levels") from None
+    expression = guarded(lambda: _build(tree.body, names), seconds=MAX_SECONDS,
+                         undecided_on=())
+    if expression is None:
+        raise FormulaError(f"formula {text[:60]!r} takes longer than {MAX_SECONDS:g} s to build")
     if expression.has(sp.zoo, sp.nan) or expression.has(sp.oo, -sp.oo):
         raise FormulaError(f"formula {text[:60]!r} is undefined (division by zero or infinity)")
     if expression.has(sp.I):

@@ -41,8 +41,10 @@ def format_report(result: Analysis) -> str:
         lines.append(f"{'decomposition':<15} {terms or 'γ ≡ 0'}")
     lines.append(f"{'Δ(ε)':<15} {result.delta}")
     null = result.null_epoch
+    undecided = ("undefined at the labels" if null.delta.has(sp.nan, sp.zoo)
+                 else "depends on the parameters")
     grows = _verdict(null.trainable, "target grows: trainable", "target does not grow: "
-                     "untrainable", "depends on the parameters")
+                     "untrainable", undecided)
     lines.append(f"{'null epoch':<15} γ_T(1/n) = {_number(null.gamma_target)}, "
                  f"γ_N(1/n) = {_number(null.gamma_nontarget)}, Δ = {_number(null.delta)} → {grows}")
     zero = result.zero_error

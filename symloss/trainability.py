@@ -34,6 +34,7 @@ from symloss.dynamics import (
     Smoothing,
     _classes,
     _smoothing,
+    at,
     gamma_nontarget,
     gamma_target,
     sign_verdict,
@@ -46,8 +47,8 @@ RULES = ("exact", "paper", "none")
 
 def _null_gammas(loss: Loss, classes: Classes, smoothing: Smoothing) -> tuple[sp.Expr, sp.Expr]:
     n = _classes(classes)
-    return (gamma_target(loss, n, smoothing).subs(h, 1 / n),
-            gamma_nontarget(loss, n, smoothing).subs(h, 1 / n))
+    return (at(gamma_target(loss, n, smoothing), h, 1 / n),
+            at(gamma_nontarget(loss, n, smoothing), h, 1 / n))
 
 
 def trainability_condition(

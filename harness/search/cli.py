@@ -58,6 +58,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--gpus-per-task", type=float, default=None,
                         help="Dask resource GPU per evaluation (workers declare GPU=N)")
     search.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when present)")
+    search.add_argument("--batched", action=argparse.BooleanOptionalAction, default=True,
+                        help="train each generation's candidates together, stacked weights "
+                        "in one pass (default: on where the model supports it; "
+                        "--no-batched trains them one by one)")
     search.add_argument("--resume", metavar="RUN_ID", help="continue a stored run")
     search.add_argument("--json", action="store_true", help="print one JSON object")
     search.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -113,13 +117,16 @@ def _search(args: argparse.Namespace) -> int:
     from harness.search.store import RunStore
 
     store_path = args.store or default_store()
+    if not args.resume:  # a bad config or dataset leaves no store and no run behind
+        _check_dataset(SearchConfig.from_dict(_config_from(args)))
     with RunStore.open(store_path) as store:
         base = store.run(args.resume).config if args.resume else None
         if args.resume and args.algorithm != base["algorithm"]:
             raise ValueError(f"--resume {args.resume}: run is {base['algorithm']}, "
                              f"not {args.algorithm}")
         config = SearchConfig.from_dict(_config_from(args, base))
-        _check_dataset(config)
+        if args.resume:
+            _check_dataset(config)
         resources = {"GPU": args.gpus_per_task} if args.gpus_per_task else None
         try:
             executor = make_executor(args.workers, args.scheduler, resources)
@@ -129,7 +136,7 @@ def _search(args: argparse.Namespace) -> int:
         try:
             run_id = search(config, store=store, executor=executor, run_id=args.resume,
                             resume=bool(args.resume), on_result=reporter.result,
-                            on_generation=reporter.generation)
+                            on_generation=reporter.generation, batched=args.batched)
         except SchedulerLost as error:
             raise ValueError(f"{error}; resume with --resume once it is back") from None
         finally:
@@ -172,11 +179,10 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _check_dataset(config) -> None:
-    from harness.data import DATASETS
+    """Load the dataset once here: a missing or broken file is one line, before any training."""
+    from harness.data import load_dataset
 
-    name = config.budget.dataset
-    if name.strip().lower().replace("-", "_") not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
+    load_dataset(config.budget.dataset, data_dir=config.budget.data_dir)
 
 
 class _Reporter:

@@ -78,38 +78,101 @@ def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _config(budget: Budget, threads: int | None = None):
+    from harness.train import TrainConfig
+
+    strength = parse_objective(budget.objective)
+    extra = {} if strength is None else {"fgsm_validation": (strength,)}
+    config = TrainConfig(model=budget.model, steps=budget.steps, lr=budget.lr,
+                         batch_size=budget.batch_size,
+                         threads=budget.threads if threads is None else threads,
+                         device=budget.device, evaluations=1, **extra)
+    return config, strength
+
+
+def _outcome(result, strength: float | None, seconds: float) -> Outcome:
+    """A training's :class:`~harness.train.TrainResult` as the search's outcome."""
+    metrics = dict(result.metrics)
+    if result.error:
+        metrics["error"] = result.error
+    if result.status != "ok":
+        return Outcome(result.status, 0.0, metrics, seconds, _worker_name())
+    if strength is None:
+        fitness = metrics.get("val_accuracy")
+    else:
+        fitness = (metrics.get("val_fgsm_accuracy") or {}).get(str(strength))
+    if fitness is None:
+        return Outcome("diverged", 0.0, metrics, seconds, _worker_name())
+    return Outcome("ok", float(fitness), metrics, seconds, _worker_name())
+
+
+def _failed(error: BaseException, seconds: float) -> Outcome:
+    if isinstance(error, MemoryError):
+        return Outcome("failed", 0.0, {"error": "out of memory"}, seconds, _worker_name())
+    detail = traceback.format_exception_only(type(error), error)[-1].strip()
+    return Outcome("failed", 0.0, {"error": detail}, seconds, _worker_name())
+
+
 def evaluate_candidate(loss: Loss, budget: Budget) -> Outcome:
     """Train ``loss`` for ``budget.steps`` and score it (validation accuracy, or under FGSM)."""
     started = time.perf_counter()
     try:
-        from harness.train import TrainConfig, train
+        from harness.train import train
 
-        strength = parse_objective(budget.objective)
-        extra = {} if strength is None else {"fgsm_validation": (strength,)}
-        config = TrainConfig(model=budget.model, steps=budget.steps, lr=budget.lr,
-                             batch_size=budget.batch_size, threads=budget.threads,
-                             device=budget.device, evaluations=1, **extra)
+        config, strength = _config(budget)
         result = train(loss, _dataset(budget.dataset, budget.data_dir), config,
                        seed=budget.seed)
-        metrics = dict(result.metrics)
-        if result.error:
-            metrics["error"] = result.error
-        if result.status != "ok":
-            return Outcome(result.status, 0.0, metrics, time.perf_counter() - started,
-                           _worker_name())
-        if strength is None:
-            fitness = metrics.get("val_accuracy")
-        else:
-            fitness = (metrics.get("val_fgsm_accuracy") or {}).get(str(strength))
-        if fitness is None:
-            return Outcome("diverged", 0.0, metrics, time.perf_counter() - started,
-                           _worker_name())
-        return Outcome("ok", float(fitness), metrics, time.perf_counter() - started,
-                       _worker_name())
-    except MemoryError:
-        return Outcome("failed", 0.0, {"error": "out of memory"}, time.perf_counter() - started,
-                       _worker_name())
-    except Exception as error:  # a candidate's fault must not end the search
-        detail = traceback.format_exception_only(type(error), error)[-1].strip()
-        return Outcome("failed", 0.0, {"error": detail}, time.perf_counter() - started,
-                       _worker_name())
+        return _outcome(result, strength, time.perf_counter() - started)
+    except Exception as error:  # a candidate's fault (out-of-memory too) must not end the search
+        from harness.data import DataError
+
+        if isinstance(error, DataError):
+            raise  # a missing or broken dataset is no candidate's fault: stop, say so
+        return _failed(error, time.perf_counter() - started)
+
+
+def batching_supported(budget: Budget) -> bool:
+    """Whether :func:`evaluate_population` trains this budget's model batched.
+
+    >>> batching_supported(Budget(dataset="mnist1d")), batching_supported(
+    ...     Budget(dataset="cifar10", model="preresnet20"))
+    (True, False)
+    """
+    from harness.batched import supports_model
+    from harness.models import DEFAULT_MODELS
+
+    name = budget.model or DEFAULT_MODELS.get(budget.dataset.strip().lower().replace("-", "_"),
+                                              "mlp")
+    try:
+        return supports_model(name)
+    except ValueError:  # an unknown model: the one-by-one path reports it per candidate
+        return False
+
+
+def evaluate_population(losses: list[Loss] | tuple[Loss, ...], budget: Budget, *,
+                        threads: int | None = None) -> list[Outcome]:
+    """:func:`evaluate_candidate` for every loss, trained together (``harness.batched``).
+
+    One :class:`Outcome` per loss, in order, each what :func:`evaluate_candidate`
+    would return within training noise; ``seconds`` is the chunk's time shared
+    out. ``threads`` overrides ``budget.threads`` (the batched matmuls use more
+    cores well). Never raises: a chunk that fails falls back to one by one, and
+    each candidate that then fails comes back ``failed``.
+    """
+    started = time.perf_counter()
+    losses = list(losses)
+    try:
+        from harness.batched import train_population
+
+        config, strength = _config(budget, threads)
+        results = train_population(losses, _dataset(budget.dataset, budget.data_dir), config,
+                                   seed=budget.seed)
+        return [_outcome(result, strength, result.seconds) for result in results]
+    except Exception:  # the whole chunk failed: isolate the culprit one by one
+        share = (time.perf_counter() - started) / max(len(losses), 1)
+        return [_with_extra_seconds(evaluate_candidate(loss, budget), share) for loss in losses]
+
+
+def _with_extra_seconds(outcome: Outcome, seconds: float) -> Outcome:
+    return Outcome(outcome.status, outcome.fitness, outcome.metrics, outcome.seconds + seconds,
+                   outcome.worker)

@@ -5,18 +5,38 @@ as each finishes, so the search writes every result to the store the moment
 it arrives. Local workers use ``concurrent.futures.ProcessPoolExecutor``
 (spawned, one torch thread each); a cluster uses ``dask.distributed`` with
 its own retries: a task whose worker dies is run again elsewhere.
+
+A dying worker never ends a search. A candidate whose evaluation kills its
+worker every time it runs (``MAX_ATTEMPTS`` times: a segfault, the kernel's
+out-of-memory killer) comes back as a ``failed`` :class:`Outcome` with fitness
+0, like any other candidate fault. Losing the Dask scheduler is different:
+nothing can run, so :class:`SchedulerLost` ends the search with a clear
+message, and ``--resume`` continues once the scheduler is back.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
+
+#: Times a candidate may take its worker down before it is recorded ``failed``
+#: (Dask's ``distributed.scheduler.allowed-failures`` is 3 by default: 4 runs).
+MAX_ATTEMPTS = 3
 
 
 class SchedulerLost(RuntimeError):
     """The Dask scheduler went away mid-search; ``--resume`` continues once it is back."""
+
+
+def _worker_died(item: tuple, detail: str):
+    """The result for a candidate whose evaluation killed its worker every time."""
+    from harness.search.evaluate import Outcome
+
+    return Outcome("failed", 0.0, {"error": f"worker died running it: {detail}"}, 0.0, "")
 
 
 class Executor(Protocol):
@@ -54,15 +74,50 @@ class LocalExecutor:
     def __init__(self, workers: int):
         if workers < 1:
             raise ValueError(f"--workers must be >= 1, got {workers}")
+        self.workers = workers
+        self.pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
         import multiprocessing
 
-        self.pool = ProcessPoolExecutor(max_workers=workers, initializer=_one_thread,
-                                        mp_context=multiprocessing.get_context("spawn"))
+        return ProcessPoolExecutor(max_workers=self.workers, initializer=_one_thread,
+                                   mp_context=multiprocessing.get_context("spawn"))
 
     def map_unordered(self, fn: Callable, items: Iterable[tuple]) -> Iterator[tuple[tuple, Any]]:
-        futures = {self.pool.submit(fn, *item): item for item in items}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
+        """As finished; a dead worker process breaks the pool, and a new pool re-runs the rest.
+
+        A broken pool does not say which candidate killed it, so after a break the
+        candidates left run one at a time: one that takes its worker down alone
+        ``MAX_ATTEMPTS`` times is ``failed``; the others are simply trained.
+        """
+        pending = list(items)
+        futures = {self.pool.submit(fn, *item): i for i, item in enumerate(pending)}
+        done: set[int] = set()
+        try:
+            for future in as_completed(futures):
+                result = future.result()
+                done.add(futures[future])
+                yield pending[futures[future]], result
+            return
+        except BrokenProcessPool:
+            self._renew()
+        for position, item in enumerate(pending):
+            if position in done:
+                continue
+            for _attempt in range(MAX_ATTEMPTS):
+                try:
+                    result = self.pool.submit(fn, *item).result()
+                    break
+                except BrokenProcessPool:
+                    self._renew()
+            else:
+                result = _worker_died(item, f"its worker process died {MAX_ATTEMPTS} times")
+            yield item, result
+
+    def _renew(self) -> None:
+        with contextlib.suppress(Exception):
+            self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool = self._new_pool()
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -83,12 +138,14 @@ class DaskExecutor:
 
         self.address = address
         self.resources = resources
+        self.lost = False
         try:
             self.client = Client(address, timeout=timeout, set_as_default=False)
         except (OSError, TimeoutError) as error:
             raise SchedulerLost(f"cannot reach the Dask scheduler at {address}: {error}") from None
 
     def map_unordered(self, fn: Callable, items: Iterable[tuple]) -> Iterator[tuple[tuple, Any]]:
+        from distributed import KilledWorker
         from distributed import as_completed as dask_completed
 
         items = list(items)
@@ -99,19 +156,36 @@ class DaskExecutor:
             with self.client.as_current():
                 completed = dask_completed(futures)
             for future in completed:
-                yield lookup[future.key], future.result()
+                try:
+                    result = future.result()
+                except KilledWorker as error:  # the candidate took down every worker it met
+                    result = _worker_died(lookup[future.key], f"KilledWorker: {error}")
+                yield lookup[future.key], result
         except (OSError, TimeoutError) as error:
+            self.lost = True
             raise SchedulerLost(f"lost the Dask scheduler at {self.address}: {error}") from None
         except Exception as error:
             lost = ("CommClosedError", "CancelledError", "FutureCancelledError")
-            if type(error).__name__ in lost:
+            if type(error).__name__ in lost or self.client.status in ("closed", "closing"):
+                self.lost = True
                 raise SchedulerLost(f"lost the Dask scheduler at {self.address}: "
                                     f"{type(error).__name__}") from None
             raise
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):  # closing a client whose scheduler is gone
-            self.client.close()
+        # A client whose scheduler is gone logs its cancelled reconnect as an ERROR with a
+        # traceback; SchedulerLost has already said what happened, in one line.
+        quiet = [logging.getLogger(name) for name in ("distributed.client", "distributed.utils",
+                                                      "distributed.core")] if self.lost else []
+        levels = [logger.level for logger in quiet]
+        for logger in quiet:
+            logger.setLevel(logging.CRITICAL)
+        try:
+            with contextlib.suppress(Exception):  # closing a client whose scheduler is gone
+                self.client.close(timeout=5)
+        finally:
+            for logger, level in zip(quiet, levels, strict=True):
+                logger.setLevel(level)
 
 
 def make_executor(workers: int | None = None, scheduler: str | None = None,

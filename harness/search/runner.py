@@ -1,7 +1,10 @@
 """The search loop: ask, filter, evaluate through an executor, store, tell — resumable.
 
 Every candidate's row is written the moment its result arrives; the strategy's
-state after each generation is saved. On resume the next generation is asked
+state after each generation is saved. With ``batched=True`` a generation's
+candidates to train go out in chunks, each trained as one population
+(:func:`harness.search.evaluate.evaluate_population`); rows are written as each
+chunk returns. On resume the next generation is asked
 again from the saved state — the same candidates — and each one already in
 the store is taken from there: no paid evaluation is lost or run twice.
 """
@@ -16,7 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from harness.search.evaluate import Budget, Outcome, evaluate_candidate
+from harness.search.evaluate import (
+    Budget,
+    Outcome,
+    batching_supported,
+    evaluate_candidate,
+    evaluate_population,
+)
 from harness.search.executors import Executor, InlineExecutor
 from harness.search.store import CandidateRecord, RunStore
 from harness.search.strategies import (
@@ -95,8 +104,18 @@ class GenerationSummary:
     seconds: float
 
 
+#: Candidates per batched job when an executor spreads jobs over workers (processes, Dask).
+DISTRIBUTED_CHUNK = 10
+
+
 def _evaluate(loss, budget: Budget) -> Outcome:  # top-level: picklable for worker processes
     return evaluate_candidate(loss, budget)
+
+
+def _evaluate_chunk(chunk: int, losses: tuple, budget: Budget,
+                    threads: int | None = None) -> tuple[int, list[Outcome]]:
+    """One batched job: ``(chunk, outcomes)``, so results map back whatever the transport."""
+    return chunk, evaluate_population(losses, budget, threads=threads)
 
 
 def _record(candidate: Candidate, generation: int, outcome: Outcome,
@@ -110,8 +129,12 @@ def _record(candidate: Candidate, generation: int, outcome: Outcome,
 def run_generation(strategy, candidates: list[Candidate], generation: int, *, store: RunStore,
                    run_id: str, budget: Budget, executor: Executor,
                    on_result: Callable[[CandidateRecord], None] | None = None,
-                   ) -> list[CandidateRecord]:
-    """Evaluate one generation (reusing stored results) and return its records in order."""
+                   batched: bool = False) -> list[CandidateRecord]:
+    """Evaluate one generation (reusing stored results) and return its records in order.
+
+    ``batched``: train the candidates together (:mod:`harness.batched`) where the
+    budget's model supports it, else one by one.
+    """
     stored = {r.idx: r for r in store.candidates(run_id, generation)}
     records: dict[int, CandidateRecord] = {}
     for candidate in candidates:
@@ -148,10 +171,7 @@ def run_generation(strategy, candidates: list[Candidate], generation: int, *, st
         records[candidate.idx] = record
         if on_result:
             on_result(record)
-    jobs = [(c.loss, budget) for c in to_train]
-    by_loss = {id(job[0]): c for job, c in zip(jobs, to_train, strict=True)}
-    for (loss, _), outcome in executor.map_unordered(_evaluate, jobs):
-        candidate = by_loss[id(loss)] if id(loss) in by_loss else _match(to_train, loss)
+    def finish(candidate: Candidate, outcome: Outcome) -> None:
         record = _record(candidate, generation, outcome)
         store.add_candidate(run_id, record)
         records[candidate.idx] = record
@@ -166,6 +186,24 @@ def run_generation(strategy, candidates: list[Candidate], generation: int, *, st
             records[twin.idx] = copy
             if on_result:
                 on_result(copy)
+
+    if batched and to_train and batching_supported(budget):
+        inline = isinstance(executor, InlineExecutor)
+        size = len(to_train) if inline else DISTRIBUTED_CHUNK
+        chunks = [to_train[start:start + size] for start in range(0, len(to_train), size)]
+        # budget.threads as given: 2 threads measured slower than 1 on a shared 2-core
+        # machine (benchmarks/RESULTS.md); use --workers to spread chunks over cores
+        jobs = [(number, tuple(c.loss for c in chunk), budget, None)
+                for number, chunk in enumerate(chunks)]
+        for _, (number, outcomes) in executor.map_unordered(_evaluate_chunk, jobs):
+            for candidate, outcome in zip(chunks[number], outcomes, strict=True):
+                finish(candidate, outcome)
+        return [records[c.idx] for c in candidates]
+    jobs = [(c.loss, budget) for c in to_train]
+    by_loss = {id(job[0]): c for job, c in zip(jobs, to_train, strict=True)}
+    for (loss, _), outcome in executor.map_unordered(_evaluate, jobs):
+        candidate = by_loss[id(loss)] if id(loss) in by_loss else _match(to_train, loss)
+        finish(candidate, outcome)
     return [records[c.idx] for c in candidates]
 
 
@@ -181,9 +219,11 @@ def search(config: SearchConfig, *, store: RunStore, executor: Executor | None =
            run_id: str | None = None, resume: bool = False,
            on_result: Callable[[CandidateRecord], None] | None = None,
            on_generation: Callable[[GenerationSummary], None] | None = None,
-           stop_after: int | None = None) -> str:
+           stop_after: int | None = None, batched: bool = False) -> str:
     """Run (or resume) a search; returns its run id. ``stop_after`` ends after that many
-    generations of this call (for tests that interrupt a run)."""
+    generations of this call (for tests that interrupt a run). ``batched`` trains each
+    generation's candidates as populations (:func:`run_generation`); it is not part of the
+    config: a run may be resumed either way."""
     executor = executor or InlineExecutor()
     if resume:
         record = store.run(run_id)
@@ -208,7 +248,7 @@ def search(config: SearchConfig, *, store: RunStore, executor: Executor | None =
             candidates = strategy.ask()
             records = run_generation(strategy, candidates, generation, store=store,
                                      run_id=run_id, budget=config.budget, executor=executor,
-                                     on_result=on_result)
+                                     on_result=on_result, batched=batched)
             fitnesses = [r.fitness for r in records]
             strategy.tell(fitnesses)
             trained = [r.fitness for r in records if r.status != "filtered"]
