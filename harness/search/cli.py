@@ -47,7 +47,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--final-seeds", type=int, help="retrain the best loss and "
                         "cross-entropy on this many seeds (default 0: skip)")
     search.add_argument("--final-steps", type=int, help="steps of the final trainings "
-                        "(default 4 × --steps)")
+                        "(default: --steps, the length the search selected for)")
     search.add_argument("--seed", type=int, help="search seed (default 0)")
     search.add_argument("--data-dir", help="folder with MNIST/Fashion-MNIST/CIFAR-10 files")
     search.add_argument("--store", default=None, help=f"SQLite run store (default "
@@ -149,8 +149,8 @@ def _search(args: argparse.Namespace) -> int:
             print(f"final evaluation: {config.final_seeds} seeds, best loss vs cross-entropy",
                   file=sys.stderr)
             final = final_evaluation(rebuild_loss(best[0], config), config, config.final_seeds)
-        report = write_report(store, run_id, out, final)
         store.set_status(run_id, "finished")
+        report = write_report(store, run_id, out, final)
         record = store.run(run_id)
         payload = {"run_id": run_id, "best": ({"loss": best[0].expression,
                                                "fitness": best[0].fitness} if best else None),

@@ -1,6 +1,7 @@
 """A search's final evaluation and its report.
 
-The best loss is trained at full length for ``seeds`` seeds beside
+The best loss is trained (for ``--final-steps``, by default the search's own
+length) on ``seeds`` seeds beside
 cross-entropy on the same seeds; test accuracies, a one-tailed Welch t-test
 (as ICLR Table 1), the loss's formula and its symbolic analysis, the
 attraction curve and the fitness per generation go into ``report.md``.
@@ -66,11 +67,14 @@ class FinalResult:
 
 
 def final_evaluation(loss: Loss, config: SearchConfig, seeds: int) -> FinalResult:
-    """Train ``loss`` and cross-entropy on seeds ``0 … seeds−1`` at full length."""
+    """Train ``loss`` and cross-entropy on seeds ``0 … seeds−1`` for ``final_steps`` steps.
+
+    The default is the search's own training length: the regime the loss was selected in.
+    """
     from harness.train import TrainConfig, train
 
     budget = config.budget
-    steps = config.final_steps or budget.steps * 4
+    steps = config.final_steps or budget.steps  # the length the search selected for
     train_config = TrainConfig(model=budget.model, steps=steps, lr=budget.lr,
                                batch_size=budget.batch_size, threads=budget.threads,
                                device=budget.device, evaluations=1)
