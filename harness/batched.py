@@ -60,7 +60,6 @@ from torch import nn
 from harness.codegen import generate
 from harness.data import Dataset, load_dataset
 from harness.device import resolve_device, torch_threads
-from harness.losses import clamp_probabilities
 from harness.models import Normalized, build_model
 from harness.train import TrainConfig, TrainResult, learning_rate_factor, train
 from symloss.loss import Loss
@@ -169,17 +168,9 @@ class _KernelForward:
             if isinstance(layer, nn.Linear):
                 weight, bias = params[name + ".weight"], params.get(name + ".bias")
                 if layout == "shared":  # one matmul with the K weight matrices side by side
-                    flat = weight.reshape(count * weight.shape[1], weight.shape[2])
-                    out = (torch.addmm(bias.reshape(-1), x, flat.t()) if bias is not None
-                           else x @ flat.t())
-                    # [B, K·out] → [K, B, out], made contiguous once: the elementwise ops
-                    # and batched matmuls that follow run faster on it (measured)
-                    x = out.view(x.shape[0], count, -1).transpose(0, 1).contiguous()
-                    layout = "kb"
-                elif bias is not None:
-                    x = torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+                    x, layout = _SharedLinear.apply(x, weight, bias), "kb"
                 else:
-                    x = torch.bmm(x, weight.transpose(1, 2))
+                    x = _StackedLinear.apply(x, weight, bias)
             elif isinstance(layer, nn.Conv1d):
                 x, layout = _conv1d(layer, params[name + ".weight"], params.get(name + ".bias"),
                                     x, layout, count), "kblc"
@@ -211,6 +202,71 @@ class _KernelForward:
         return x
 
 
+class _SharedLinear(torch.autograd.Function):
+    """K linear layers on one shared input ``x [B, in]``: ``[K, B, out]``.
+
+    Forward: one matmul with the K weight matrices side by side, ``[B, K·out]``, made
+    contiguous as ``[K, B, out]`` once (the elementwise ops and batched matmuls that
+    follow run faster on it). Backward: each candidate's weight gradient as one batched
+    matmul ``g^T x`` straight into the weights' ``[K, out, in]`` layout (autograd's own
+    formula went through two transposed copies; measured slower).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        count, outputs, inputs = weight.shape
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        flat = weight.reshape(count * outputs, inputs)
+        out = torch.addmm(bias.reshape(-1), x, flat.t()) if bias is not None else x @ flat.t()
+        moved = out.view(x.shape[0], count, outputs).transpose(0, 1)
+        # a fresh tensor either way (a view of ``out`` could not be modified in place)
+        return moved.clone() if moved.is_contiguous() else moved.contiguous()
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.einsum("kbo,koi->bi", grad, weight)
+        if ctx.needs_input_grad[1]:
+            grad_weight = torch.bmm(grad.transpose(1, 2), x.expand(weight.shape[0], *x.shape))
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_bias = grad.sum(1)
+        return grad_x, grad_weight, grad_bias
+
+
+class _StackedLinear(torch.autograd.Function):
+    """K linear layers on their own inputs ``x [K, B, in]``: ``baddbmm`` → ``[K, B, out]``.
+
+    Backward with every batched matmul in the layout the weights keep (``g^T x`` for
+    ``[K, out, in]``): autograd's formula for ``baddbmm(b, x, W^T)`` computes ``x^T g``
+    (slow for few outputs) and copies the transposed result (measured slower).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        if bias is not None:
+            return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+        return torch.bmm(x, weight.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.bmm(grad, weight)
+        if ctx.needs_input_grad[1]:
+            grad_weight = torch.bmm(grad.transpose(1, 2), x)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_bias = grad.sum(1)
+        return grad_x, grad_weight, grad_bias
+
+
 def _conv1d(layer: nn.Conv1d, weight: torch.Tensor, bias: torch.Tensor | None, x: torch.Tensor,
             layout: str, count: int) -> torch.Tensor:
     """K stacked 1-D convolutions as unfold + (batched) matmul; returns ``[K, B, L', C']``."""
@@ -227,14 +283,55 @@ def _conv1d(layer: nn.Conv1d, weight: torch.Tensor, bias: torch.Tensor | None, x
         return out.view(batch, length, count, outputs).permute(2, 0, 1, 3).contiguous()
     if layout == "kb":  # [K, B, C, L] → channels-last
         x = x.transpose(2, 3)
-    batch = x.shape[1]
-    patches = nn.functional.pad(x, (0, 0, padding, padding)).unfold(2, kernel, stride)
-    length = patches.shape[2]
-    patches = patches.reshape(count, batch * length, -1)  # [K, B·L', C·k]
-    flat = weight.reshape(count, outputs, -1).transpose(1, 2)
-    out = (torch.baddbmm(bias.unsqueeze(1), patches, flat) if bias is not None
-           else torch.bmm(patches, flat))
-    return out.view(count, batch, length, outputs)
+    out = _StackedConv1d.apply(x, weight, bias, kernel, stride, padding)  # [K, B·L', C']
+    return out.view(count, x.shape[1], -1, outputs)
+
+
+class _StackedConv1d(torch.autograd.Function):
+    """K 1-D convolutions of channels-last ``x [K, B, L, C]``: unfold + ``baddbmm``.
+
+    Backward by hand: the weight gradient straight in the weights' layout, and the input
+    gradient folded back with one strided add per kernel tap (autograd's
+    ``unfold_backward`` and its copies measured several times slower).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, kernel, stride, padding):
+        count, batch, _, channels = x.shape
+        patches = nn.functional.pad(x, (0, 0, padding, padding)).unfold(2, kernel, stride)
+        length = patches.shape[2]
+        # [K, B·L', k·C]: tap-major, so that the gather copies runs of C contiguous channels
+        patches = patches.transpose(3, 4).reshape(count, batch * length, -1)
+        flat = weight.transpose(2, 3).reshape(count, weight.shape[1], -1)  # [K, C', k·C]
+        out = (torch.baddbmm(bias.unsqueeze(1), patches, flat.transpose(1, 2))
+               if bias is not None else torch.bmm(patches, flat.transpose(1, 2)))
+        ctx.save_for_backward(patches, weight)
+        ctx.geometry = (x.shape, kernel, stride, padding, length, channels)
+        ctx.has_bias = bias is not None
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        patches, weight = ctx.saved_tensors
+        shape, kernel, stride, padding, length, channels = ctx.geometry
+        count, batch, size, _ = shape
+        outputs = weight.shape[1]
+        grad = grad.reshape(count, batch * length, outputs)
+        flat = weight.transpose(2, 3).reshape(count, outputs, -1)
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            taps = torch.bmm(grad, flat).view(count, batch, length, kernel, channels)
+            padded = grad.new_zeros(count, batch, size + 2 * padding, channels)
+            span = stride * (length - 1) + 1
+            for tap in range(kernel):
+                padded[:, :, tap:tap + span:stride].add_(taps[:, :, :, tap])
+            grad_x = padded[:, :, padding:padding + size]
+        if ctx.needs_input_grad[1]:
+            grad_weight = torch.bmm(grad.transpose(1, 2), patches).view(
+                count, outputs, kernel, channels).transpose(2, 3).contiguous()
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_bias = grad.sum(1)
+        return grad_x, grad_weight, grad_bias, None, None, None
 
 
 class _VmapForward:
@@ -315,7 +412,11 @@ class PopulationLoss:
 
     def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         classes = logits.shape[-1]
-        h = clamp_probabilities(torch.softmax(logits, dim=-1), torch.finfo(logits.dtype).eps)
+        # softmax over the classes taken as dim -2 of the transposed logits: torch's kernel
+        # along the last dim is slow for few classes (measured ~10x for [20, 100, 10])
+        probabilities = torch.softmax(logits.transpose(-1, -2).contiguous(), dim=-2)
+        h = _ClampPassGradient.apply(probabilities.transpose(-1, -2),
+                                     torch.finfo(logits.dtype).eps)
         labels = torch.zeros(logits.shape[1:], dtype=logits.dtype, device=logits.device)
         labels.scatter_(-1, target.unsqueeze(-1), 1.0)
         if self.label_smoothing:
@@ -328,6 +429,23 @@ class PopulationLoss:
             losses = losses.index_put((group.index,),
                                       _group_losses(group, labels, h.index_select(0, group.index)))
         return losses
+
+
+class _ClampPassGradient(torch.autograd.Function):
+    """:func:`harness.losses.clamp_probabilities` (``max(h, eps)``, identity backward).
+
+    The same operation, written with ``forward(ctx, ...)``: that one's ``setup_context``
+    form makes every call bind default arguments through ``inspect.signature``
+    (measured ~0.2 ms a step, more than the operation).
+    """
+
+    @staticmethod
+    def forward(ctx, h, eps):
+        return h.clamp_min(eps)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
 
 
 def _group_losses(group: _LossGroup, labels: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -349,19 +467,22 @@ def _stack(models: Sequence[nn.Module]) -> dict[str, torch.Tensor]:
 
 def _sgd_step(params: list[torch.Tensor], buffers: list[torch.Tensor | None], lr: float,
               momentum: float, weight_decay: float) -> None:
-    """:class:`torch.optim.SGD` (no dampening, no Nesterov), the same operations in order."""
-    for index, param in enumerate(params):
-        grad = param.grad
-        if weight_decay:
-            grad = grad.add(param, alpha=weight_decay)
-        if momentum:
-            buffer = buffers[index]
-            if buffer is None:
-                buffer = buffers[index] = torch.clone(grad).detach()
-            else:
-                buffer.mul_(momentum).add_(grad)
-            grad = buffer
-        param.add_(grad, alpha=-lr)
+    """:class:`torch.optim.SGD` (no dampening, no Nesterov), the same operations in order.
+
+    Each operation once over all stacked tensors (``torch._foreach_*``: one call, not one
+    per tensor).
+    """
+    grads = [param.grad for param in params]
+    if weight_decay:
+        grads = torch._foreach_add(grads, params, alpha=weight_decay)
+    if momentum:
+        if any(buffer is None for buffer in buffers):
+            buffers[:] = [torch.clone(grad).detach() for grad in grads]
+        else:
+            torch._foreach_mul_(buffers, momentum)
+            torch._foreach_add_(buffers, grads)
+        grads = buffers
+    torch._foreach_add_(params, grads, alpha=-lr)
 
 
 def population_chunk(template: nn.Module, input_shape: tuple[int, ...], batch_size: int,
