@@ -57,7 +57,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from harness.codegen import generate
+from harness.codegen import generate, generate_with_derivative
 from harness.data import Dataset, load_dataset
 from harness.device import resolve_device, torch_threads
 from harness.models import Normalized, build_model
@@ -138,14 +138,21 @@ def supports_model(name: str, options: dict[str, object] | None = None) -> bool:
 # Stacked forward ---------------------------------------------------------------------------
 
 
-class _KernelForward:
-    """The ``kernels`` backend: ``forward(params, x) → logits [K, B, classes]``.
+class _KernelNet:
+    """The ``kernels`` backend: K stacked models, forward and backward written out.
 
-    Layouts while running: ``shared`` (``[B, ...]``, the same for every candidate),
-    ``kb`` (``[K, B, features...]``) and ``kblc`` (``[K, B, length, channels]``, a
-    1-D convolution's activations channels-last, so that each convolution is one
-    ``unfold`` and one batched matmul: measured much faster on CPU than a grouped
-    convolution with ``groups = K``).
+    ``net(params, x, training=...)`` gives the logits ``[K, B, classes]``;
+    ``net.forward(params, x, training=True, tape=[])`` also records what the
+    backward pass needs, and ``net.backward(params, tape, grad)`` returns every
+    stacked parameter's gradient — no autograd graph: on these small models
+    autograd's bookkeeping, its copies and its allocations cost more than the
+    arithmetic (measured 2.3× slower per step at K = 20, ``benchmarks/run.py``).
+
+    Layouts while running: ``shared`` (``[B, ...]``, the same for every candidate:
+    the data, before the first layer with parameters), ``kb`` (``[K, B,
+    features...]``) and ``kblc`` (``[K, B, length, channels]``, a 1-D convolution's
+    activations channels-last, so that each convolution is one ``unfold`` and one
+    batched matmul: measured much faster on CPU than a grouped convolution).
     """
 
     def __init__(self, template: nn.Module):
@@ -153,189 +160,247 @@ class _KernelForward:
         inner = template.model if isinstance(template, Normalized) else template
         self.mean = template.mean if isinstance(template, Normalized) else None
         self.std = template.std if isinstance(template, Normalized) else None
-        self.layers = _leaves(inner)
         prefix = "model." if isinstance(template, Normalized) else ""
         names = {id(m): n for n, m in inner.named_modules()}
-        self.names = [prefix + names[id(layer)] for layer in self.layers]
+        self.ops = [_kernel_op(layer, prefix + names[id(layer)]) for layer in _leaves(inner)]
+        self.ops.append(_Logits())
 
     def __call__(self, params: dict[str, torch.Tensor], x: torch.Tensor, *,
                  training: bool) -> torch.Tensor:
+        return self.forward(params, x, training=training)
+
+    def forward(self, params: dict[str, torch.Tensor], x: torch.Tensor, *, training: bool,
+                tape: list | None = None) -> torch.Tensor:
         if self.mean is not None:
             x = (x - self.mean) / self.std
         count = next(iter(params.values())).shape[0]
         layout = "shared"
-        for layer, name in zip(self.layers, self.names, strict=True):
-            if isinstance(layer, nn.Linear):
-                weight, bias = params[name + ".weight"], params.get(name + ".bias")
-                if layout == "shared":  # one matmul with the K weight matrices side by side
-                    x, layout = _SharedLinear.apply(x, weight, bias), "kb"
-                else:
-                    x = _StackedLinear.apply(x, weight, bias)
-            elif isinstance(layer, nn.Conv1d):
-                x, layout = _conv1d(layer, params[name + ".weight"], params.get(name + ".bias"),
-                                    x, layout, count), "kblc"
-            elif isinstance(layer, nn.ReLU):  # in place on our own intermediates
-                x = torch.relu(x) if layout == "shared" else torch.relu_(x)
-            elif isinstance(layer, nn.Dropout):
-                if layout == "shared":  # independent masks need per-candidate activations
-                    x, layout = x.unsqueeze(0).expand(count, *x.shape), "kb"
-                x = nn.functional.dropout(x, layer.p, training)
-            elif isinstance(layer, nn.Flatten):
-                if layout == "shared":
-                    x = x.flatten(1)
-                elif layout == "kb":
-                    x = x.flatten(2)
-                else:  # channels-first order, as nn.Flatten of [B, C, L]
-                    x, layout = x.transpose(2, 3).flatten(2), "kb"
-            elif isinstance(layer, nn.Unflatten):
-                if layout == "shared":
-                    x = x.unflatten(1, layer.unflattened_size)
-                elif layout == "kb":
-                    x = x.unflatten(2, layer.unflattened_size)
-                else:
-                    raise NotImplementedError("Unflatten after a convolution")
-            # nn.Identity: nothing
-        if layout == "shared":
-            x = x.unsqueeze(0).expand(count, *x.shape)
-        elif layout == "kblc":
-            x = x.transpose(2, 3).flatten(2)
+        for op in self.ops:
+            x, out_layout, saved = op.forward(params, x, layout, count, training)
+            if tape is not None:
+                tape.append((op, layout, saved))
+            layout = out_layout
         return x
 
+    @staticmethod
+    def backward(params: dict[str, torch.Tensor], tape: list,
+                 grad: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Gradients of ``Σ_k ⟨grad_k, logits_k⟩`` with respect to every stacked parameter."""
+        grads: dict[str, torch.Tensor] = {}
+        for op, layout, saved in reversed(tape):
+            grad = op.backward(params, saved, grad, grads, layout)
+            if layout == "shared":  # its input is the data: nothing before has parameters
+                break
+        return grads
 
-class _SharedLinear(torch.autograd.Function):
-    """K linear layers on one shared input ``x [B, in]``: ``[K, B, out]``.
 
-    Forward: one matmul with the K weight matrices side by side, ``[B, K·out]``, made
-    contiguous as ``[K, B, out]`` once (the elementwise ops and batched matmuls that
-    follow run faster on it). Backward: each candidate's weight gradient as one batched
-    matmul ``g^T x`` straight into the weights' ``[K, out, in]`` layout (autograd's own
-    formula went through two transposed copies; measured slower).
+def _kernel_op(layer: nn.Module, name: str):
+    for kind, op in ((nn.Linear, _Linear), (nn.Conv1d, _Conv1d), (nn.ReLU, _ReLU),
+                     (nn.Dropout, _Dropout), (nn.Flatten, _Flatten), (nn.Unflatten, _Unflatten),
+                     (nn.Identity, _Identity)):
+        if isinstance(layer, kind):
+            return op(layer, name)
+    raise ValueError(f"the kernels backend does not batch {type(layer).__name__}")
+
+
+class _Op:
+    """One layer of the K stacked models.
+
+    ``forward(params, x, layout, count, training) → (y, layout of y, saved)``;
+    ``backward(params, saved, grad, grads, layout) → gradient w.r.t. x`` (in x's
+    ``layout``), adding the layer's parameter gradients to ``grads``.
     """
 
-    @staticmethod
-    def forward(ctx, x, weight, bias):
-        count, outputs, inputs = weight.shape
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
-        flat = weight.reshape(count * outputs, inputs)
-        out = torch.addmm(bias.reshape(-1), x, flat.t()) if bias is not None else x @ flat.t()
-        moved = out.view(x.shape[0], count, outputs).transpose(0, 1)
-        # a fresh tensor either way (a view of ``out`` could not be modified in place)
-        return moved.clone() if moved.is_contiguous() else moved.contiguous()
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, weight = ctx.saved_tensors
-        grad = grad.contiguous()
-        grad_x = grad_weight = grad_bias = None
-        if ctx.needs_input_grad[0]:
-            grad_x = torch.einsum("kbo,koi->bi", grad, weight)
-        if ctx.needs_input_grad[1]:
-            grad_weight = torch.bmm(grad.transpose(1, 2), x.expand(weight.shape[0], *x.shape))
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_bias = grad.sum(1)
-        return grad_x, grad_weight, grad_bias
+    def __init__(self, layer: nn.Module, name: str):
+        self.layer, self.name = layer, name
 
 
-class _StackedLinear(torch.autograd.Function):
-    """K linear layers on their own inputs ``x [K, B, in]``: ``baddbmm`` → ``[K, B, out]``.
+class _Identity(_Op):
+    def forward(self, params, x, layout, count, training):
+        return x, layout, None
 
-    Backward with every batched matmul in the layout the weights keep (``g^T x`` for
-    ``[K, out, in]``): autograd's formula for ``baddbmm(b, x, W^T)`` computes ``x^T g``
-    (slow for few outputs) and copies the transposed result (measured slower).
+    def backward(self, params, saved, grad, grads, layout):
+        return grad
+
+
+class _Linear(_Op):
+    """``y = x Wᵀ + b`` for K stacked layers, computed as ``yᵀ = W xᵀ + b``.
+
+    The activations are ``[K, B, features]`` views of ``[K, features, B]`` memory:
+    each product then has the batch as its long side, which MKL runs much faster
+    than few columns (measured 2.6× for the logits, ``[20, 100] × [100, 10]``), and a
+    shared input needs no copy into per-candidate order. Weight gradients as ``gᵀx``
+    straight into the weights' ``[K, out, in]`` layout.
     """
 
-    @staticmethod
-    def forward(ctx, x, weight, bias):
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
+    def forward(self, params, x, layout, count, training):
+        weight, bias = params[self.name + ".weight"], params.get(self.name + ".bias")
+        if layout == "shared":  # one matmul with the K weight matrices stacked: [K·out, B]
+            flat = weight.reshape(-1, weight.shape[-1])
+            out = (torch.addmm(bias.reshape(-1, 1), flat, x.t()) if bias is not None
+                   else flat @ x.t())
+            return out.view(count, -1, x.shape[0]).transpose(1, 2), "kb", x
         if bias is not None:
-            return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
-        return torch.bmm(x, weight.transpose(1, 2))
+            out = torch.baddbmm(bias.unsqueeze(2), weight, x.transpose(1, 2))
+        else:
+            out = torch.bmm(weight, x.transpose(1, 2))
+        return out.transpose(1, 2), "kb", x
 
-    @staticmethod
-    def backward(ctx, grad):
-        x, weight = ctx.saved_tensors
-        grad = grad.contiguous()
-        grad_x = grad_weight = grad_bias = None
-        if ctx.needs_input_grad[0]:
-            grad_x = torch.bmm(grad, weight)
-        if ctx.needs_input_grad[1]:
-            grad_weight = torch.bmm(grad.transpose(1, 2), x)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_bias = grad.sum(1)
-        return grad_x, grad_weight, grad_bias
-
-
-def _conv1d(layer: nn.Conv1d, weight: torch.Tensor, bias: torch.Tensor | None, x: torch.Tensor,
-            layout: str, count: int) -> torch.Tensor:
-    """K stacked 1-D convolutions as unfold + (batched) matmul; returns ``[K, B, L', C']``."""
-    (kernel,), (stride,), (padding,) = layer.kernel_size, layer.stride, layer.padding
-    outputs = weight.shape[1]
-    if layout == "shared":  # x [B, C, L]: one matmul against all K filters banks
-        batch = x.shape[0]
-        patches = nn.functional.pad(x, (padding, padding)).unfold(2, kernel, stride)
-        length = patches.shape[2]
-        patches = patches.permute(0, 2, 1, 3).reshape(batch * length, -1)  # [B·L', C·k]
-        flat = weight.reshape(count * outputs, -1).t()
-        out = (torch.addmm(bias.reshape(-1), patches, flat) if bias is not None
-               else patches @ flat)
-        return out.view(batch, length, count, outputs).permute(2, 0, 1, 3).contiguous()
-    if layout == "kb":  # [K, B, C, L] → channels-last
-        x = x.transpose(2, 3)
-    out = _StackedConv1d.apply(x, weight, bias, kernel, stride, padding)  # [K, B·L', C']
-    return out.view(count, x.shape[1], -1, outputs)
+    def backward(self, params, saved, grad, grads, layout):
+        weight = params[self.name + ".weight"]
+        x = saved.expand(weight.shape[0], *saved.shape) if layout == "shared" else saved
+        grads[self.name + ".weight"] = torch.bmm(grad.transpose(1, 2), x)
+        if self.name + ".bias" in params:
+            grads[self.name + ".bias"] = grad.sum(1)
+        if layout == "shared":
+            return None
+        return torch.bmm(weight.transpose(1, 2), grad.transpose(1, 2)).transpose(1, 2)
 
 
-class _StackedConv1d(torch.autograd.Function):
-    """K 1-D convolutions of channels-last ``x [K, B, L, C]``: unfold + ``baddbmm``.
+class _Conv1d(_Op):
+    """K stacked 1-D convolutions as unfold + (batched) matmul, output ``kblc``.
 
-    Backward by hand: the weight gradient straight in the weights' layout, and the input
-    gradient folded back with one strided add per kernel tap (autograd's
-    ``unfold_backward`` and its copies measured several times slower).
+    ``shared`` input: one matmul of the patches against all K filter banks. Otherwise
+    the patches tap-major (``[K, B·L', k·C]``, so that the gather copies runs of C
+    contiguous channels) and ``baddbmm``; the input gradient folded back with one
+    strided add per kernel tap (autograd's ``unfold_backward`` and its copies measured
+    several times slower).
     """
 
-    @staticmethod
-    def forward(ctx, x, weight, bias, kernel, stride, padding):
-        count, batch, _, channels = x.shape
+    def forward(self, params, x, layout, count, training):
+        weight, bias = params[self.name + ".weight"], params.get(self.name + ".bias")
+        (kernel,), (stride,), (padding,) = (self.layer.kernel_size, self.layer.stride,
+                                            self.layer.padding)
+        outputs = weight.shape[1]
+        if layout == "shared":  # x [B, C, L]
+            batch = x.shape[0]
+            patches = nn.functional.pad(x, (padding, padding)).unfold(2, kernel, stride)
+            length = patches.shape[2]
+            patches = patches.permute(0, 2, 1, 3).reshape(batch * length, -1)  # [B·L', C·k]
+            flat = weight.reshape(count * outputs, -1).t()
+            out = (torch.addmm(bias.reshape(-1), patches, flat) if bias is not None
+                   else patches @ flat)
+            out = out.view(batch, length, count, outputs).permute(2, 0, 1, 3).contiguous()
+            return out, "kblc", patches
+        if layout == "kb":  # [K, B, C, L] → channels-last
+            x = x.transpose(2, 3)
+        _, batch, size, _ = x.shape
         patches = nn.functional.pad(x, (0, 0, padding, padding)).unfold(2, kernel, stride)
         length = patches.shape[2]
-        # [K, B·L', k·C]: tap-major, so that the gather copies runs of C contiguous channels
         patches = patches.transpose(3, 4).reshape(count, batch * length, -1)
-        flat = weight.transpose(2, 3).reshape(count, weight.shape[1], -1)  # [K, C', k·C]
+        flat = weight.transpose(2, 3).reshape(count, outputs, -1)  # [K, C', k·C]
         out = (torch.baddbmm(bias.unsqueeze(1), patches, flat.transpose(1, 2))
                if bias is not None else torch.bmm(patches, flat.transpose(1, 2)))
-        ctx.save_for_backward(patches, weight)
-        ctx.geometry = (x.shape, kernel, stride, padding, length, channels)
-        ctx.has_bias = bias is not None
-        return out
+        return out.view(count, batch, length, outputs), "kblc", (patches, size, length)
 
-    @staticmethod
-    def backward(ctx, grad):
-        patches, weight = ctx.saved_tensors
-        shape, kernel, stride, padding, length, channels = ctx.geometry
-        count, batch, size, _ = shape
-        outputs = weight.shape[1]
-        grad = grad.reshape(count, batch * length, outputs)
+    def backward(self, params, saved, grad, grads, layout):
+        weight, name = params[self.name + ".weight"], self.name
+        count, outputs, channels, kernel = weight.shape
+        grad = grad.reshape(count, -1, outputs)  # [K, B·L', C']
+        if name + ".bias" in params:
+            grads[name + ".bias"] = grad.sum(1)
+        if layout == "shared":
+            patches = saved.expand(count, *saved.shape)
+            grads[name + ".weight"] = torch.bmm(grad.transpose(1, 2), patches).view(
+                weight.shape)
+            return None
+        patches, size, length = saved
+        (stride,), (padding,) = self.layer.stride, self.layer.padding
+        grads[name + ".weight"] = torch.bmm(grad.transpose(1, 2), patches).view(
+            count, outputs, kernel, channels).transpose(2, 3).contiguous()
         flat = weight.transpose(2, 3).reshape(count, outputs, -1)
-        grad_x = grad_weight = grad_bias = None
-        if ctx.needs_input_grad[0]:
-            taps = torch.bmm(grad, flat).view(count, batch, length, kernel, channels)
-            padded = grad.new_zeros(count, batch, size + 2 * padding, channels)
-            span = stride * (length - 1) + 1
-            for tap in range(kernel):
-                padded[:, :, tap:tap + span:stride].add_(taps[:, :, :, tap])
-            grad_x = padded[:, :, padding:padding + size]
-        if ctx.needs_input_grad[1]:
-            grad_weight = torch.bmm(grad.transpose(1, 2), patches).view(
-                count, outputs, kernel, channels).transpose(2, 3).contiguous()
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_bias = grad.sum(1)
-        return grad_x, grad_weight, grad_bias, None, None, None
+        batch = grad.shape[1] // length
+        taps = torch.bmm(grad, flat).view(count, batch, length, kernel, channels)
+        padded = grad.new_zeros(count, batch, size + 2 * padding, channels)
+        span = stride * (length - 1) + 1
+        for tap in range(kernel):
+            padded[:, :, tap:tap + span:stride].add_(taps[:, :, :, tap])
+        grad_x = padded[:, :, padding:padding + size]
+        return grad_x.transpose(2, 3) if layout == "kb" else grad_x
 
 
-class _VmapForward:
-    """The ``vmap`` backend: ``functional_call`` of the template, vmapped over the stack."""
+class _ReLU(_Op):
+    """In place on our own intermediates (never on the shared data); backward as autograd's."""
+
+    def forward(self, params, x, layout, count, training):
+        if layout == "shared":
+            return torch.relu(x), layout, None
+        return torch.relu_(x), layout, x
+
+    def backward(self, params, saved, grad, grads, layout):
+        return torch.ops.aten.threshold_backward(grad, saved, 0)
+
+
+class _Dropout(_Op):
+    """Masks drawn per element of ``[K, B, ...]``: independent per candidate."""
+
+    def forward(self, params, x, layout, count, training):
+        p = self.layer.p
+        if not training or p == 0:
+            return x, layout, None
+        if layout == "shared":  # independent masks need per-candidate activations
+            x, layout = x.unsqueeze(0).expand(count, *x.shape), "kb"
+        mask = torch.empty_like(x)
+        if p == 1:
+            mask.zero_()
+        else:
+            mask.bernoulli_(1 - p).div_(1 - p)
+        return x * mask, layout, mask
+
+    def backward(self, params, saved, grad, grads, layout):
+        return grad if saved is None else grad * saved
+
+
+class _Flatten(_Op):
+    def forward(self, params, x, layout, count, training):
+        if layout == "shared":
+            return x.flatten(1), layout, None
+        if layout == "kb":
+            return x.flatten(2), layout, x.shape
+        # kblc [K, B, L, C]: channels-first order, as nn.Flatten of [B, C, L]
+        return x.transpose(2, 3).flatten(2), "kb", x.shape
+
+    def backward(self, params, saved, grad, grads, layout):
+        if layout == "kb":
+            return grad.reshape(saved)
+        count, batch, length, channels = saved
+        return grad.reshape(count, batch, channels, length).transpose(2, 3)
+
+
+class _Unflatten(_Op):
+    def forward(self, params, x, layout, count, training):
+        if layout == "kblc":
+            raise NotImplementedError("Unflatten after a convolution")
+        dim = 1 if layout == "shared" else 2
+        return x.unflatten(dim, self.layer.unflattened_size), layout, x.shape
+
+    def backward(self, params, saved, grad, grads, layout):
+        return grad.reshape(saved)
+
+
+class _Logits(_Op):
+    """The network's output as ``[K, B, classes]`` whatever layout the last layer left."""
+
+    def __init__(self):
+        super().__init__(nn.Identity(), "")
+
+    def forward(self, params, x, layout, count, training):
+        if layout == "shared":
+            return x.unsqueeze(0).expand(count, *x.shape), "kb", None
+        if layout == "kblc":
+            return x.transpose(2, 3).flatten(2), "kb", x.shape
+        return x, layout, None
+
+    def backward(self, params, saved, grad, grads, layout):
+        if layout == "kblc":
+            count, batch, length, channels = saved
+            return grad.reshape(count, batch, channels, length).transpose(2, 3)
+        return grad
+
+
+class _VmapNet:
+    """The ``vmap`` backend: ``functional_call`` of the template, vmapped over the stack;
+    the backward pass is autograd's."""
 
     def __init__(self, template: nn.Module):
         from torch.func import functional_call, vmap
@@ -354,16 +419,34 @@ class _VmapForward:
         self.template.train(training)
         return self.batched(params, x)
 
+    def forward(self, params: dict[str, torch.Tensor], x: torch.Tensor, *, training: bool,
+                tape: list | None = None) -> torch.Tensor:
+        if tape is None:
+            return self(params, x, training=training)
+        with torch.enable_grad():
+            leaves = {name: value.detach().requires_grad_() for name, value in params.items()}
+            logits = self(leaves, x, training=training)
+        tape.append((leaves, logits))
+        return logits.detach()
 
-def _forward_for(template: nn.Module, backend: str):
+    @staticmethod
+    def backward(params: dict[str, torch.Tensor], tape: list,
+                 grad: torch.Tensor) -> dict[str, torch.Tensor]:
+        (leaves, logits), = tape
+        found = torch.autograd.grad(logits, list(leaves.values()), grad, allow_unused=True)
+        return {name: torch.zeros_like(leaf) if value is None else value
+                for (name, leaf), value in zip(leaves.items(), found, strict=True)}
+
+
+def _network_for(template: nn.Module, backend: str):
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "kernels" or (backend == "auto" and kernel_backend_applies(template)):
         if not kernel_backend_applies(template):
             raise ValueError(f"the kernels backend does not batch {type(template).__name__}; "
                              "use backend='vmap'")
-        return _KernelForward(template)
-    return _VmapForward(template)
+        return _KernelNet(template)
+    return _VmapNet(template)
 
 
 # Losses ------------------------------------------------------------------------------------
@@ -374,8 +457,29 @@ class _LossGroup:
     """Candidates sharing one generated term (one family, or one GP expression)."""
 
     function: object
+    gradient: object  # (ℓ, ∂ℓ/∂h) in one function, or None: autograd differentiates
     index: torch.Tensor  # positions in the population
     values: tuple[torch.Tensor, ...]  # per-parameter [Kg, 1, 1]
+
+    def value_and_derivative(self, labels: torch.Tensor,
+                             h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-candidate mean loss ``[Kg]`` and its derivative with respect to ``h``."""
+        scale = 1.0 / (h.shape[1] * h.shape[2])
+        if self.gradient is not None:
+            terms, derivative = self.gradient(labels, h, self.values)
+            return (_expand(terms, h).mean(dim=(1, 2)),
+                    _expand(derivative, h) * scale)
+        with torch.enable_grad():
+            leaf = h.detach().requires_grad_()
+            losses = _expand(self.function(labels, leaf, self.values), leaf).mean(dim=(1, 2))
+            derivative, = torch.autograd.grad(losses.sum(), leaf)
+        return losses.detach(), derivative
+
+
+def _expand(terms, h: torch.Tensor) -> torch.Tensor:
+    if not isinstance(terms, torch.Tensor):  # a constant term or derivative
+        return h.new_full(h.shape, float(terms))
+    return terms if terms.shape == h.shape else terms.expand_as(h)
 
 
 class PopulationLoss:
@@ -384,7 +488,10 @@ class PopulationLoss:
     Each candidate's value is :class:`harness.losses.SymbolicLoss` (reduction
     ``mean``) of its own logits: TaylorGLO members share one generated function
     with λ as per-candidate tensors; GP trees each get theirs (cached by
-    :func:`harness.codegen.generate`).
+    :func:`harness.codegen.generate`). :meth:`value_and_grad` gives the values and
+    their gradient with respect to the logits from the derived ``∂ℓ/∂h``
+    (:func:`harness.codegen.generate_with_derivative`) and the softmax Jacobian,
+    without autograd.
     """
 
     def __init__(self, losses: Sequence[Loss], *, label_smoothing: float = 0.0,
@@ -402,33 +509,78 @@ class PopulationLoss:
             grouped.setdefault((loss.expr, tuple(loss.parameters)), []).append(position)
         self.groups = []
         for (expr, parameters), positions in grouped.items():
-            term = generate(expr, parameters)
+            try:
+                gradient = generate_with_derivative(expr, parameters).function
+            except NotImplementedError:  # a derivative torch cannot print: autograd
+                gradient = None
             table = torch.tensor([list(losses[p].values or ()) for p in positions],
                                  dtype=dtype, device=device).reshape(len(positions), -1)
             values = tuple(table[:, j].reshape(-1, 1, 1) for j in range(table.shape[1]))
-            self.groups.append(_LossGroup(term.function,
+            self.groups.append(_LossGroup(generate(expr, parameters).function, gradient,
                                           torch.tensor(positions, device=device), values))
         self.single = len(self.groups) == 1
 
-    def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _prepare(self, logits: torch.Tensor, target: torch.Tensor, differentiable: bool = True):
+        """Probabilities, the clamped ``h`` the loss sees, and the (smoothed) one-hot labels."""
         classes = logits.shape[-1]
         # softmax over the classes taken as dim -2 of the transposed logits: torch's kernel
         # along the last dim is slow for few classes (measured ~10x for [20, 100, 10])
-        probabilities = torch.softmax(logits.transpose(-1, -2).contiguous(), dim=-2)
-        h = _ClampPassGradient.apply(probabilities.transpose(-1, -2),
-                                     torch.finfo(logits.dtype).eps)
+        probabilities = torch.softmax(logits.transpose(-1, -2).contiguous(),
+                                      dim=-2).transpose(-1, -2)
+        eps = torch.finfo(logits.dtype).eps
+        h = (_ClampPassGradient.apply(probabilities, eps) if differentiable
+             else probabilities.clamp_min(eps))
         labels = torch.zeros(logits.shape[1:], dtype=logits.dtype, device=logits.device)
         labels.scatter_(-1, target.unsqueeze(-1), 1.0)
         if self.label_smoothing:
             labels = labels * (1.0 - self.label_smoothing) + self.label_smoothing / classes
+        return probabilities, h, labels
+
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        _, h, labels = self._prepare(logits, target)
         if self.single:
-            group = self.groups[0]
-            return _group_losses(group, labels, h)
+            return _group_losses(self.groups[0], labels, h)
         losses = logits.new_empty(self.count)
         for group in self.groups:
             losses = losses.index_put((group.index,),
                                       _group_losses(group, labels, h.index_select(0, group.index)))
         return losses
+
+    def value_and_grad(self, logits: torch.Tensor, target: torch.Tensor,
+                       active: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-candidate losses ``[K]`` and ``∂(Σ_k loss_k)/∂logits`` ``[K, B, n]``.
+
+        The gradient rows of candidates that are not ``active`` (a boolean ``[K]``;
+        ``None``: all are) or whose loss is not finite are zero (what autograd gives
+        for ``where(active, loss, 0)``), so they cannot touch the parameters.
+
+        >>> from symloss.catalog import loss
+        >>> criterion = PopulationLoss([loss("cross_entropy"), loss("mse")], dtype=torch.float64)
+        >>> logits = torch.randn(2, 5, 10, dtype=torch.float64, requires_grad=True)
+        >>> target = torch.randint(0, 10, (5,))
+        >>> values, grad = criterion.value_and_grad(logits.detach(), target)
+        >>> torch.allclose(grad, torch.autograd.grad(criterion(logits, target).sum(), logits)[0])
+        True
+        """
+        with torch.no_grad():
+            probabilities, h, labels = self._prepare(logits, target, differentiable=False)
+            if self.single:
+                losses, derivative = self.groups[0].value_and_derivative(labels, h)
+            else:
+                losses = logits.new_empty(self.count)
+                derivative = torch.empty_like(h)
+                for group in self.groups:
+                    part, slope = group.value_and_derivative(labels,
+                                                             h.index_select(0, group.index))
+                    losses.index_copy_(0, group.index, part)
+                    derivative.index_copy_(0, group.index, slope)
+            if active is not None or not math.isfinite(float(losses.sum())):
+                keep = torch.isfinite(losses) if active is None else active & torch.isfinite(
+                    losses)
+                derivative = torch.where(keep.view(-1, 1, 1), derivative, 0.0)
+            # the clamp passes the gradient through; then the softmax Jacobian
+            inner = (derivative * probabilities).sum(dim=-1, keepdim=True)
+            return losses, probabilities * (derivative - inner)
 
 
 class _ClampPassGradient(torch.autograd.Function):
@@ -449,10 +601,7 @@ class _ClampPassGradient(torch.autograd.Function):
 
 
 def _group_losses(group: _LossGroup, labels: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    terms = group.function(labels, h, group.values)
-    if terms.shape != h.shape:
-        terms = terms.expand_as(h)
-    return terms.mean(dim=(1, 2))
+    return _expand(group.function(labels, h, group.values), h).mean(dim=(1, 2))
 
 
 # Training ----------------------------------------------------------------------------------
@@ -461,23 +610,23 @@ def _group_losses(group: _LossGroup, labels: torch.Tensor, h: torch.Tensor) -> t
 def _stack(models: Sequence[nn.Module]) -> dict[str, torch.Tensor]:
     names = [n for n, _ in models[0].named_parameters()]
     params = [dict(m.named_parameters()) for m in models]
-    return {name: torch.stack([p[name].detach() for p in params]).requires_grad_()
-            for name in names}
+    return {name: torch.stack([p[name].detach() for p in params]) for name in names}
 
 
-def _sgd_step(params: list[torch.Tensor], buffers: list[torch.Tensor | None], lr: float,
-              momentum: float, weight_decay: float) -> None:
+def _sgd_step(params: list[torch.Tensor], grads: list[torch.Tensor],
+              buffers: list[torch.Tensor | None], lr: float, momentum: float,
+              weight_decay: float) -> None:
     """:class:`torch.optim.SGD` (no dampening, no Nesterov), the same operations in order.
 
     Each operation once over all stacked tensors (``torch._foreach_*``: one call, not one
-    per tensor).
+    per tensor). ``grads`` are this step's own tensors: updated in place, and the first
+    step's become the momentum buffers.
     """
-    grads = [param.grad for param in params]
     if weight_decay:
-        grads = torch._foreach_add(grads, params, alpha=weight_decay)
+        torch._foreach_add_(grads, params, alpha=weight_decay)
     if momentum:
         if any(buffer is None for buffer in buffers):
-            buffers[:] = [torch.clone(grad).detach() for grad in grads]
+            buffers[:] = grads
         else:
             torch._foreach_mul_(buffers, momentum)
             torch._foreach_add_(buffers, grads)
@@ -599,14 +748,14 @@ def _train_chunk(losses: list[Loss], data: Dataset, config: TrainConfig, seed: i
         # every candidate starts from the same initialization (same seed)
         params = _stack([template] * count)
         dtype = next(iter(params.values())).dtype
-        forward = _forward_for(template, backend)
+        network = _network_for(template, backend)
         criterion = PopulationLoss(losses, label_smoothing=config.label_smoothing, dtype=dtype,
                                    device=device)
         state = _Population(count, device)
-        steps, curves = _loop(params, forward, criterion, data, config, device, seed, state,
+        steps, curves = _loop(params, network, criterion, data, config, device, seed, state,
                               clip_norm)
     seconds = (time.perf_counter() - started) / count
-    results = _results(params, forward, data, config, seed, losses, state, steps, curves,
+    results = _results(params, network, data, config, seed, losses, state, steps, curves,
                        seconds, device)
     if parameters is not None:
         parameters.extend({name: value[k].detach().clone() for name, value in params.items()}
@@ -629,7 +778,7 @@ class _Population:
         self.snapshots: dict[int, dict[str, torch.Tensor]] = {}
 
 
-def _loop(params, forward, criterion, data, config, device, seed, state, clip_norm):
+def _loop(params, network, criterion, data, config, device, seed, state, clip_norm):
     generator = torch.Generator().manual_seed(seed)
     dtype = next(iter(params.values())).dtype
     x_train, y_train = data.x_train.to(device, dtype), data.y_train.to(device)
@@ -643,7 +792,9 @@ def _loop(params, forward, criterion, data, config, device, seed, state, clip_no
     count = state.count
     curves = [{"step": [], "train_loss": [], "eval_step": [], "val_accuracy": []}
               for _ in range(count)]
-    running, counted = [0.0] * count, [0] * count
+    # the running training loss of the candidates still active (once frozen, never again)
+    running = torch.zeros(count, dtype=torch.float64, device=device)
+    counted = 0
     order = torch.randperm(size, generator=generator)
     step = 0
     while step < total and any(state.active_list):
@@ -653,40 +804,42 @@ def _loop(params, forward, criterion, data, config, device, seed, state, clip_no
         index = order[position:position + batch_size].to(device)
         inputs, labels = x_train[index], y_train[index]
         lr = config.lr * learning_rate_factor(config, step, total, steps_per_epoch)
-        values = criterion(forward(params, inputs, training=True), labels)
-        finite = torch.isfinite(values.detach())
-        values_list = values.detach().tolist()
-        newly = [k for k in range(count) if state.active_list[k] and not math.isfinite(
-            values_list[k])]
-        active = state.active & finite
-        for tensor in tensors:
-            tensor.grad = None
-        torch.where(active, values, torch.zeros_like(values)).sum().backward()
-        if newly:  # after the backward, which needs the parameters as they were
-            _freeze(params, buffers, state, newly, step, values_list)
-        if not all(state.active_list):
+        tape: list = []
+        logits = network.forward(params, inputs, training=True, tape=tape)
+        everyone = all(state.active_list)
+        # inactive or non-finite candidates get a zero gradient (value_and_grad)
+        values, slope = criterion.value_and_grad(logits, labels,
+                                                 None if everyone else state.active)
+        found = network.backward(params, tape, slope)
+        del tape, logits, slope
+        grads = [found[name] for name in params]
+        if not math.isfinite(float(values.sum())):  # one synchronization a step
+            values_list = values.tolist()
+            newly = [k for k in range(count) if state.active_list[k] and not math.isfinite(
+                values_list[k])]
+            if newly:  # after the backward, which needs the parameters as they were
+                _freeze(params, buffers, state, newly, step, values_list)
+        if not all(state.active_list):  # NaN · 0 is NaN: zero the frozen slots' gradients
             inactive = ~state.active
-            for tensor in tensors:
-                view = inactive.view(-1, *([1] * (tensor.dim() - 1)))
-                tensor.grad = torch.where(view, torch.zeros_like(tensor.grad), tensor.grad)
+            grads = [torch.where(inactive.view(-1, *([1] * (grad.dim() - 1))), 0.0, grad)
+                     for grad in grads]
         if clip_norm is not None:
-            _clip(tensors, clip_norm)
-        with torch.no_grad():
-            _sgd_step(tensors, buffers, lr, config.momentum, config.weight_decay)
+            _clip(grads, clip_norm)
+        _sgd_step(tensors, grads, buffers, lr, config.momentum, config.weight_decay)
         step += 1
-        for k in range(count):
-            if state.active_list[k]:
-                running[k] += values_list[k]
-                counted[k] += 1
+        running += values if all(state.active_list) else torch.where(state.active, values, 0.0)
+        counted += 1
         if step % eval_every == 0 or step == total:
-            accuracy = _accuracy(params, forward, data.x_val, data.y_val, config, device)
+            accuracy = _accuracy(params, network, data.x_val, data.y_val, config, device)
+            losses = (running / counted).tolist()
             for k in range(count):
                 if state.active_list[k]:
                     curves[k]["step"].append(step)
-                    curves[k]["train_loss"].append(running[k] / counted[k])
+                    curves[k]["train_loss"].append(losses[k])
                     curves[k]["eval_step"].append(step)
                     curves[k]["val_accuracy"].append(accuracy[k])
-                    running[k], counted[k] = 0.0, 0
+            running.zero_()
+            counted = 0
     return step, curves
 
 
@@ -707,12 +860,13 @@ def _freeze(params, buffers, state, newly, step, values_list) -> None:
                 buffer.index_fill_(0, slots, 0.0)
 
 
-def _clip(tensors: list[torch.Tensor], max_norm: float) -> None:
-    """Per candidate, :func:`torch.nn.utils.clip_grad_norm_` (norm 2, ``+ 1e-6``)."""
-    squares = sum(t.grad.flatten(1).pow(2).sum(1) for t in tensors)
+def _clip(grads: list[torch.Tensor], max_norm: float) -> None:
+    """Per candidate, :func:`torch.nn.utils.clip_grad_norm_` (norm 2, ``+ 1e-6``), in place
+    on the stacked gradients ``[K, ...]``."""
+    squares = sum(grad.flatten(1).pow(2).sum(1) for grad in grads)
     coefficient = (max_norm / (squares.sqrt() + 1e-6)).clamp(max=1.0)
-    for tensor in tensors:
-        tensor.grad.mul_(coefficient.view(-1, *([1] * (tensor.dim() - 1))))
+    for grad in grads:
+        grad.mul_(coefficient.view(-1, *([1] * (grad.dim() - 1))))
 
 
 @torch.no_grad()

@@ -152,19 +152,36 @@ class LossPrinter(TorchPrinter):
     def _print_Min(self, expr) -> str:
         return self._minmax(expr, "torch.minimum", "clamp_max", min)
 
+    def _print_Heaviside(self, expr) -> str:
+        """The step ``Max``/``Min`` differentiate to; ``H(0)`` as sympy's (1/2 unless given),
+        which is also torch's gradient of ``maximum``/``minimum`` at a tie."""
+        at_zero = expr.args[1] if len(expr.args) > 1 else sp.S.Half
+        return f"torch.heaviside({self._print(expr.args[0])}, {self._constant_tensor(at_zero)})"
+
+    def _constant_tensor(self, value: sp.Basic) -> str:
+        # heaviside needs its value at 0 as a tensor; a 0-d one broadcasts and keeps the dtype
+        return f"h.new_tensor({self._print_constant(value)})"
+
 
 @dataclass(frozen=True)
 class GeneratedTerm:
-    """A compiled loss term: ``function(y, h, parameters)`` and the ``source`` it came from."""
+    """A compiled loss term: ``function(y, h, parameters)`` and the ``source`` it came from.
 
-    expr: sp.Expr
+    ``expr`` is a tuple when the function returns several outputs
+    (:func:`generate_with_derivative`)."""
+
+    expr: sp.Expr | tuple[sp.Expr, ...]
     parameters: tuple[sp.Symbol, ...]
     source: str
     function: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
-def term_source(expr: sp.Expr, parameters: tuple[sp.Symbol, ...] = ()) -> str:
+def term_source(expr: sp.Expr | tuple[sp.Expr, ...],
+                parameters: tuple[sp.Symbol, ...] = ()) -> str:
     """The Python source of ``term(y, h, parameters)`` for ``ℓ = expr``.
+
+    A tuple of expressions gives a function that returns a tuple, their common
+    subexpressions computed once (:func:`generate_with_derivative`).
 
     >>> from symloss.catalog import taylorglo
     >>> print(term_source(taylorglo(2).expr, taylorglo(2).parameters))
@@ -174,8 +191,8 @@ def term_source(expr: sp.Expr, parameters: tuple[sp.Symbol, ...] = ()) -> str:
         return -(_t0*_t0)*lambda_3 - _t0*lambda_2 - _t0*lambda_4*(y - lambda_0)
     <BLANKLINE>
     """
-    expr = sp.sympify(expr)
-    stray = expr.free_symbols - {y, h, *parameters}
+    outputs = tuple(map(sp.sympify, expr)) if isinstance(expr, tuple) else (sp.sympify(expr),)
+    stray = set().union(*(o.free_symbols for o in outputs)) - {y, h, *parameters}
     if stray:
         raise ValueError(f"loss term has symbols {sorted(map(str, stray))} that are not "
                          "y, h or its parameters")
@@ -186,7 +203,7 @@ def term_source(expr: sp.Expr, parameters: tuple[sp.Symbol, ...] = ()) -> str:
         identifiers = [f"p{i}" for i in range(len(parameters))]
     names.update(zip(parameters, identifiers, strict=True))
     temporaries = sp.numbered_symbols("_t")
-    assignments, (reduced,) = sp.cse(expr, symbols=temporaries)
+    assignments, reduced = sp.cse(list(outputs), symbols=temporaries)
     for symbol, _ in assignments:
         names[symbol] = str(symbol)
     printer = LossPrinter(names)
@@ -199,17 +216,45 @@ def term_source(expr: sp.Expr, parameters: tuple[sp.Symbol, ...] = ()) -> str:
         body.extend(printer.prelude)
         printer.prelude.clear()
         body.append(f"{symbol} = {text}")
-    result = printer.doprint(reduced)
+    results = [printer.doprint(item) for item in reduced]
     body.extend(printer.prelude)
-    body.append(f"return {result}")
+    body.append("return " + ", ".join(results))
     return f"def {FUNCTION_NAME}(y, h, parameters):\n" + "".join(f"    {line}\n" for line in body)
 
 
 _RESERVED = frozenset({"y", "h", "parameters", "torch", FUNCTION_NAME})
 
 
+def derivative(expr: sp.Expr) -> sp.Expr:
+    """``∂ℓ/∂h`` of a loss term, what the batched trainer back-propagates instead of autograd.
+
+    >>> from symloss.catalog import loss
+    >>> derivative(loss("baikal").expr)
+    -1/h - y/h**2
+    """
+    return sp.diff(sp.sympify(expr), h)
+
+
+def generate_with_derivative(expr: sp.Expr,
+                             parameters: tuple[sp.Symbol, ...] = ()) -> GeneratedTerm:
+    """:func:`generate` for ``(ℓ, ∂ℓ/∂h)`` in one function, shared subexpressions once.
+
+    Raises :class:`NotImplementedError` when the derivative has no torch
+    translation (say a ``DiracDelta``); callers fall back to autograd.
+
+    >>> from symloss.catalog import loss
+    >>> print(generate_with_derivative(loss("baikal").expr).source)
+    def term(y, h, parameters):
+        _t0 = torch.reciprocal(h)
+        return _t0*y - torch.log(h), -_t0 - y/(h*h)
+    <BLANKLINE>
+    """
+    return generate((sp.sympify(expr), derivative(expr)), tuple(parameters))
+
+
 @functools.lru_cache(maxsize=512)
-def generate(expr: sp.Expr, parameters: tuple[sp.Symbol, ...] = ()) -> GeneratedTerm:
+def generate(expr: sp.Expr | tuple[sp.Expr, ...],
+             parameters: tuple[sp.Symbol, ...] = ()) -> GeneratedTerm:
     """Print and compile ``ℓ = expr`` once per (structure, parameter symbols).
 
     Sympy expressions compare and hash structurally, so the cache key is the
@@ -223,4 +268,5 @@ def generate(expr: sp.Expr, parameters: tuple[sp.Symbol, ...] = ()) -> Generated
     # Our printer's output for a sympy tree we built, not user text (STYLE: no eval of strings).
     exec(compile(source, filename, "exec"), namespace)
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    return GeneratedTerm(sp.sympify(expr), tuple(parameters), source, namespace[FUNCTION_NAME])
+    expr = tuple(map(sp.sympify, expr)) if isinstance(expr, tuple) else sp.sympify(expr)
+    return GeneratedTerm(expr, tuple(parameters), source, namespace[FUNCTION_NAME])

@@ -188,10 +188,11 @@ def test_gradient_clipping_is_per_candidate():
             copy.grad = copy.detach().clone()
         torch.nn.utils.clip_grad_norm_(copies, 1.0)
         expected.append([c.grad for c in copies])
-    _clip(stacked, 1.0)
+    grads = [tensor.grad for tensor in stacked]
+    _clip(grads, 1.0)
     for k in range(3):
-        for tensor, reference in zip(stacked, expected[k], strict=True):
-            assert torch.allclose(tensor.grad[k], reference, rtol=1e-6, atol=1e-7)
+        for grad, reference in zip(grads, expected[k], strict=True):
+            assert torch.allclose(grad[k], reference, rtol=1e-6, atol=1e-7)
 
 
 # losses and errors ---------------------------------------------------------------------------
