@@ -4,23 +4,27 @@ A search spends nearly all of its time in short trainings of small models, one
 candidate after another. :func:`train_population` trains K of them at once:
 their weights are stacked along a leading axis (``[K, ...]``), one data batch
 feeds all K models, each candidate's loss term is evaluated on its own logits,
-the K losses are summed and one backward pass gives every candidate its own
-gradient (the sum's derivative with respect to each candidate's loss is 1, and
-no parameter is shared). SGD is elementwise, so one update of the stacked
-tensors is K independent updates.
+and each candidate gets the gradient of its own loss (no parameter is shared,
+so the gradient of the K losses' sum is every candidate's own). SGD is
+elementwise, so one update of the stacked tensors is K independent updates
+(torch's fused SGD kernel).
 
-Two forward backends:
+Two backends:
 
-* ``"kernels"`` — hand-batched layers: the first layer, whose input is the
-  shared batch, is one matmul (or convolution) with the K weight matrices
-  concatenated; later :class:`~torch.nn.Linear` layers are ``baddbmm`` over the
-  candidates, later :class:`~torch.nn.Conv1d` layers a grouped convolution
-  (``groups = K``). Supports ``Linear``, ``Conv1d``, ``ReLU``, ``Flatten``,
+* ``"kernels"`` — hand-batched layers, forward *and* backward written out, no
+  autograd graph: the first layer, whose input is the shared batch, is one
+  matmul with the K weight matrices stacked; later :class:`~torch.nn.Linear`
+  layers are batched matmuls, :class:`~torch.nn.Conv1d` layers unfold + batched
+  matmul. The loss's gradient with respect to the logits comes from the derived
+  ``∂ℓ/∂h`` (:func:`harness.codegen.generate_with_derivative`, sympy's
+  derivative printed to torch next to ``ℓ``, common subexpressions once) and
+  the softmax Jacobian. Supports ``Linear``, ``Conv1d``, ``ReLU``, ``Flatten``,
   ``Unflatten``, ``Identity``, ``Dropout`` in (nested) ``Sequential`` models: the
   harness's ``mlp`` and ``cnn1d``.
 * ``"vmap"`` — ``torch.func.vmap`` over ``functional_call`` with the weights
-  from ``torch.func.stack_module_state``: any model without BatchNorm (whose
-  running statistics would couple the candidates).
+  from ``torch.func.stack_module_state``, autograd for the model's backward:
+  any model without BatchNorm (whose running statistics would couple the
+  candidates).
 
 ``benchmarks/run.py`` measures both; ``"auto"`` picks ``"kernels"`` where it
 applies (it was the faster one on every model measured, see
@@ -618,15 +622,29 @@ def _sgd_step(params: list[torch.Tensor], grads: list[torch.Tensor],
               weight_decay: float) -> None:
     """:class:`torch.optim.SGD` (no dampening, no Nesterov), the same operations in order.
 
-    Each operation once over all stacked tensors (``torch._foreach_*``: one call, not one
-    per tensor). ``grads`` are this step's own tensors: updated in place, and the first
-    step's become the momentum buffers.
+    The stacked tensors updated by torch's fused SGD kernel (what ``SGD(fused=True)``
+    runs: one pass per tensor, measured 1.4–1.7× faster than the ``_foreach`` ops and
+    bitwise equal to them), or, where a build lacks it, each operation once over all
+    tensors (``torch._foreach_*``). ``grads`` are this step's own tensors: updated in
+    place, and the first step's become the momentum buffers.
     """
+    first = any(buffer is None for buffer in buffers)
+    # the fused kernel walks the memory of each tensor as the parameter's: same strides
+    grads[:] = [grad.contiguous() for grad in grads]
+    if momentum and first:
+        buffers[:] = [torch.empty_like(grad) for grad in grads]
+    try:
+        torch._fused_sgd_(params, grads, buffers if momentum else [], weight_decay=weight_decay,
+                          momentum=momentum, lr=lr, dampening=0.0, nesterov=False,
+                          maximize=False, is_first_step=first)
+        return
+    except (AttributeError, NotImplementedError, RuntimeError):  # pragma: no cover - no kernel
+        pass
     if weight_decay:
         torch._foreach_add_(grads, params, alpha=weight_decay)
     if momentum:
-        if any(buffer is None for buffer in buffers):
-            buffers[:] = grads
+        if first:
+            torch._foreach_copy_(buffers, grads)
         else:
             torch._foreach_mul_(buffers, momentum)
             torch._foreach_add_(buffers, grads)

@@ -209,6 +209,57 @@ def test_population_loss_equals_each_symbolic_loss():
         assert torch.isclose(values[k], reference, rtol=1e-12)
 
 
+def autograd_value_and_grad(criterion, logits, target, active):
+    """The reference: autograd through the generated losses, ``where(keep, loss, 0)``."""
+    leaf = logits.detach().clone().requires_grad_()
+    values = criterion(leaf, target)
+    keep = active & torch.isfinite(values.detach())
+    torch.where(keep, values, torch.zeros_like(values)).sum().backward()
+    return values.detach(), leaf.grad
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_value_and_grad_equals_autograd_through_the_losses(smoothing):
+    """The derived ``∂ℓ/∂h`` and the softmax Jacobian, against autograd: shared TaylorGLO
+    members, distinct expressions with Max/Min (Heaviside derivatives) and Abs (sign), an
+    inactive candidate and one whose loss is NaN (its gradient row must be zero)."""
+    generator = torch.Generator().manual_seed(1)
+    losses = [*mixed_losses(), loss("Max(y, h)*log(h) - Min(h, 0.3)"), loss("Abs(h - y)"),
+              loss("y*log(h - 2)")]
+    criterion = PopulationLoss(losses, label_smoothing=smoothing, dtype=torch.float64)
+    logits = torch.randn(len(losses), 9, 10, generator=generator, dtype=torch.float64) * 3
+    target = torch.randint(0, 10, (9,), generator=generator)
+    active = torch.ones(len(losses), dtype=torch.bool)
+    active[1] = False
+    values, grad = criterion.value_and_grad(logits, target, active)
+    expected_values, expected_grad = autograd_value_and_grad(criterion, logits, target, active)
+    assert torch.allclose(values, expected_values, rtol=1e-12, equal_nan=True)
+    assert torch.allclose(grad, expected_grad, rtol=1e-10, atol=1e-14)
+    assert not torch.isfinite(values[-1]) and grad[-1].abs().max() == 0
+    assert grad[1].abs().max() == 0 and grad[0].abs().max() > 0
+    assert all(group.gradient is not None for group in criterion.groups)
+
+
+def test_a_derivative_torch_cannot_print_falls_back_to_autograd():
+    """``d sign(h − ½)/dh = 2 δ(h − ½)``: no torch translation, so autograd differentiates."""
+    import sympy as sp
+
+    from symloss.loss import Loss
+    from symloss.symbols import h, y
+
+    stepped = Loss("stepped", y * sp.sign(h - sp.Rational(1, 2)) - y * sp.log(h))
+    criterion = PopulationLoss([stepped, loss("mse")], dtype=torch.float64)
+    assert criterion.groups[0].gradient is None and criterion.groups[1].gradient is not None
+    generator = torch.Generator().manual_seed(2)
+    logits = torch.randn(2, 6, 10, generator=generator, dtype=torch.float64)
+    target = torch.randint(0, 10, (6,), generator=generator)
+    active = torch.ones(2, dtype=torch.bool)
+    values, grad = criterion.value_and_grad(logits, target, active)
+    expected_values, expected_grad = autograd_value_and_grad(criterion, logits, target, active)
+    assert torch.allclose(values, expected_values, rtol=1e-12)
+    assert torch.allclose(grad, expected_grad, rtol=1e-10, atol=1e-14)
+
+
 def test_a_family_must_be_bound():
     with pytest.raises(ValueError, match="family"):
         PopulationLoss([taylorglo(3)])
