@@ -631,6 +631,11 @@ def _stack(models: Sequence[nn.Module]) -> dict[str, torch.Tensor]:
     return {name: torch.stack([p[name].detach() for p in params]) for name in names}
 
 
+#: Whether torch's fused SGD kernel is used (where this build has it), and on which devices.
+FUSED_SGD = hasattr(torch, "_fused_sgd_")
+FUSED_SGD_DEVICES = frozenset({"cpu", "cuda"})
+
+
 def _sgd_step(params: list[torch.Tensor], grads: list[torch.Tensor],
               buffers: list[torch.Tensor | None], lr: float, momentum: float,
               weight_decay: float) -> None:
@@ -647,13 +652,11 @@ def _sgd_step(params: list[torch.Tensor], grads: list[torch.Tensor],
     grads[:] = [grad.contiguous() for grad in grads]
     if momentum and first:
         buffers[:] = [torch.empty_like(grad) for grad in grads]
-    try:
+    if FUSED_SGD and params[0].device.type in FUSED_SGD_DEVICES:
         torch._fused_sgd_(params, grads, buffers if momentum else [], weight_decay=weight_decay,
                           momentum=momentum, lr=lr, dampening=0.0, nesterov=False,
                           maximize=False, is_first_step=first)
         return
-    except (AttributeError, NotImplementedError, RuntimeError):  # pragma: no cover - no kernel
-        pass
     if weight_decay:
         torch._foreach_add_(grads, params, alpha=weight_decay)
     if momentum:

@@ -15,10 +15,12 @@ import numpy as np
 import pytest
 import torch
 
+import harness.batched
 import harness.train
 from harness.batched import (
     PopulationLoss,
     _clip,
+    _sgd_step,
     supports,
     supports_model,
     train_population,
@@ -193,6 +195,28 @@ def test_gradient_clipping_is_per_candidate():
     for k in range(3):
         for grad, reference in zip(grads, expected[k], strict=True):
             assert torch.allclose(grad[k], reference, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize(("momentum", "weight_decay"), [(0.9, 5e-4), (0.0, 0.0), (0.9, 0.0)])
+def test_sgd_step_is_torch_sgd(fused, momentum, weight_decay, monkeypatch):
+    """The fused kernel and the ``_foreach`` fallback both give :class:`torch.optim.SGD`."""
+    monkeypatch.setattr(harness.batched, "FUSED_SGD", fused and harness.batched.FUSED_SGD)
+    generator = torch.Generator().manual_seed(0)
+    stacked = [torch.randn(3, 4, 5, generator=generator, dtype=torch.float64),
+               torch.randn(3, 4, generator=generator, dtype=torch.float64)]
+    reference = [tensor.clone().requires_grad_() for tensor in stacked]
+    optimizer = torch.optim.SGD(reference, lr=0.05, momentum=momentum,
+                                weight_decay=weight_decay)
+    buffers = [None, None]
+    for _ in range(3):
+        grads = [torch.randn(t.shape, generator=generator, dtype=torch.float64) for t in stacked]
+        for tensor, grad in zip(reference, grads, strict=True):
+            tensor.grad = grad.clone()
+        optimizer.step()
+        _sgd_step(stacked, [g.clone() for g in grads], buffers, 0.05, momentum, weight_decay)
+    for mine, theirs in zip(stacked, reference, strict=True):
+        assert torch.allclose(mine, theirs.detach(), rtol=1e-14, atol=1e-15)
 
 
 # losses and errors ---------------------------------------------------------------------------
