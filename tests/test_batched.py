@@ -114,6 +114,37 @@ def test_cnn1d_population_matches_one_by_one(float64, monkeypatch):
         assert mine.metrics == theirs.metrics
 
 
+@pytest.mark.parametrize(("kernel", "stride", "padding"),
+                         [(1, 1, 0), (3, 1, 2), (2, 3, 0), (4, 2, 3), (5, 2, 1)])
+def test_kernel_backward_is_autograds(kernel, stride, padding):
+    """The written-out forward and backward of stacked convolutions (taps that read only
+    padding, strides past the end), linear layers and flattening, against autograd
+    through vmap of the same K models, float64."""
+    from torch import nn
+
+    from harness.batched import _KernelNet, _stack, _VmapNet
+
+    torch.manual_seed(0)
+    models = [nn.Sequential(nn.Unflatten(1, (2, -1)), nn.Conv1d(2, 3, 3, 2, 1), nn.ReLU(),
+                            nn.Conv1d(3, 2, kernel, stride, padding), nn.ReLU(), nn.Flatten(),
+                            nn.LazyLinear(4)).double() for _ in range(3)]
+    x = torch.randn(5, 22, dtype=torch.float64)
+    for model in models:
+        model(x)  # materialize the lazy layer
+    params = _stack(models)
+    grad = torch.randn(3, 5, 4, dtype=torch.float64)
+    tape: list = []
+    logits = _KernelNet(models[0]).forward(params, x, training=True, tape=tape)
+    grads = _KernelNet.backward(params, tape, grad)
+    vmap_tape: list = []
+    expected = _VmapNet(models[0]).forward(params, x, training=True, tape=vmap_tape)
+    expected_grads = _VmapNet.backward(params, vmap_tape, grad)
+    assert torch.allclose(logits, expected, rtol=1e-12, atol=1e-12)
+    assert grads.keys() == expected_grads.keys()
+    for name, value in grads.items():
+        assert torch.allclose(value, expected_grads[name], rtol=1e-10, atol=1e-12), name
+
+
 def test_vmap_backend_matches_the_kernels(float64):
     config = TrainConfig(model="cnn1d", steps=30, batch_size=64, lr=0.1, evaluations=1)
     losses = mixed_losses()[:3]
