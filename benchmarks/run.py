@@ -12,11 +12,13 @@ Measures, on this machine:
   second, ``symloss analyze`` cold start and warm analysis;
 - a TaylorGLO search end to end, evaluations per second, batched vs not.
 
-It prints a table with each goal, writes ``benchmarks/RESULTS.md`` (this
+Throughputs are the best of a few rounds, batched and one by one alike (timeit's
+convention: a slower round measured other work on this shared machine, not
+ours). It prints a table with each goal, writes ``benchmarks/RESULTS.md`` (this
 machine's section: CPU or GPU, the other kept) and, with ``--json``, prints the
 figures as one object instead of the table.
 
-    .venv/bin/python benchmarks/run.py            # full, about 6 minutes on 2 cores
+    .venv/bin/python benchmarks/run.py            # full, about 2.5 minutes on 2 cores
     .venv/bin/python benchmarks/run.py --quick    # about a minute
 """
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import statistics
@@ -43,7 +46,7 @@ import torch  # noqa: E402
 
 from harness.batched import train_population  # noqa: E402
 from harness.data import load_dataset  # noqa: E402
-from harness.device import resolve_device  # noqa: E402
+from harness.device import resolve_device, torch_threads  # noqa: E402
 from harness.train import TrainConfig, train  # noqa: E402
 from symloss.catalog import taylorglo  # noqa: E402
 
@@ -72,20 +75,25 @@ def _candidates(count: int, seed: int = 0) -> list:
 
 
 def one_by_one_rate(data, model: str, steps: int, models: int, threads: int,
-                    device: str | None) -> float:
-    """Model-steps/s of :func:`harness.train.train`, wall time per call (setup included)."""
+                    device: str | None, rounds: int = 1) -> float:
+    """Model-steps/s of :func:`harness.train.train`, wall time per call (setup included);
+    the best of ``rounds`` rounds of ``models`` trainings."""
     config = TrainConfig(model=model, steps=steps, threads=threads, evaluations=1, device=device)
     losses = _candidates(models)
     train(losses[0], data, config, seed=0)  # warm-up
-    started = time.perf_counter()
-    for item in losses:
-        train(item, data, config, seed=0)
-    return models * steps / (time.perf_counter() - started)
+    rates = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for item in losses:
+            train(item, data, config, seed=0)
+        rates.append(models * steps / (time.perf_counter() - started))
+    return max(rates)
 
 
 def batched_rate(data, model: str, steps: int, count: int, threads: int, device: str | None,
                  backend: str = "auto", rounds: int = 1) -> float:
-    """Model-steps/s of :func:`harness.batched.train_population` for K = ``count``."""
+    """Model-steps/s of :func:`harness.batched.train_population` for K = ``count``; the best
+    of ``rounds`` (as for :func:`one_by_one_rate`)."""
     config = TrainConfig(model=model, steps=steps, threads=threads, evaluations=1, device=device)
     losses = _candidates(count)
     train_population(losses[:2], data, dataclasses_replace(config, steps=5), seed=0,
@@ -95,7 +103,7 @@ def batched_rate(data, model: str, steps: int, count: int, threads: int, device:
         started = time.perf_counter()
         train_population(losses, data, config, seed=0, backend=backend)
         rates.append(count * steps / (time.perf_counter() - started))
-    return statistics.median(rates)
+    return max(rates)
 
 
 def dataclasses_replace(config: TrainConfig, **changes) -> TrainConfig:
@@ -109,7 +117,7 @@ def training_figures(quick: bool, device: str | None) -> dict[str, object]:
     steps = 300  # shorter trainings weigh set-up more than a search's do
     populations = POPULATIONS
     rounds = 1 if quick else 3
-    single = {t: one_by_one_rate(data, "mlp", steps, 3 if quick else 8, t, device)
+    single = {t: one_by_one_rate(data, "mlp", steps, 3 if quick else 8, t, device, rounds)
               for t in (1, 2)}
     best_single = max(single.values())
     rows = []
@@ -124,8 +132,8 @@ def training_figures(quick: bool, device: str | None) -> dict[str, object]:
         for backend in ("kernels", "vmap"):
             backends[f"{model}_{backend}"] = batched_rate(data, model, steps, 20, 2, device,
                                                           backend, rounds)
-    cnn_single = max(one_by_one_rate(data, "cnn1d", steps, 3 if quick else 5, t, device)
-                     for t in (1, 2))
+    cnn_single = max(one_by_one_rate(data, "cnn1d", steps, 3 if quick else 5, t, device,
+                                     rounds) for t in (1, 2))
     k20 = next(r for r in rows if r["K"] == 20)
     return {
         "batched_speedup_k20": k20["speedup"],
@@ -138,6 +146,7 @@ def training_figures(quick: bool, device: str | None) -> dict[str, object]:
         / cnn_single,
         "cnn1d_one_by_one_model_steps_per_s": cnn_single,
         "training_steps": steps,
+        "training_rounds": rounds,
     }
 
 
@@ -234,17 +243,45 @@ def load() -> float | None:
         return None
 
 
+def reference_speed(device: str | None, seconds: float = 1.0) -> dict[str, float]:
+    """The machine's pace during the run: a fixed batched matmul (GFLOP/s, at most two
+    threads) and a fixed copy (GB/s), best of repeats for ``seconds`` each; to read the
+    absolute figures against, on a machine whose neighbours come and go."""
+    target = resolve_device(device)
+    left, right = (torch.randn(20, 100, 100, device=target) for _ in range(2))
+    source = torch.randn(4_000_000, device=target)
+    destination = torch.empty_like(source)
+    figures = {}
+    with torch_threads(min(2, os.cpu_count() or 1)):
+        for name, work, run in (("reference_bmm_gflops", 2 * 20 * 100 ** 3 / 1e9,
+                                 lambda: torch.bmm(left, right)),
+                                ("reference_copy_gbs", 2 * source.numel() * 4 / 1e9,
+                                 lambda: destination.copy_(source))):
+            best = math.inf
+            deadline = time.perf_counter() + seconds
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                run()
+                if target.type == "cuda":
+                    torch.cuda.synchronize(target)
+                best = min(best, time.perf_counter() - started)
+            figures[name] = work / best
+    return figures
+
+
 def measure(quick: bool = False, device: str | None = None) -> dict[str, object]:
     """Every figure, as one dict (what ``--json`` prints)."""
     started = time.perf_counter()
     device_name = resolve_device(device).type
     results: dict[str, object] = {"mode": "quick" if quick else "full", "device": device_name,
                                   "machine": machine(), "load_before": load()}
+    results.update(reference_speed(device))
     results.update(symbolic_figures(quick))
     results.update(loss_figures(quick))
     results.update(training_figures(quick, device))
     results.update(search_figures(quick, device))
     results["load_after"] = load()
+    results.update({f"{name}_after": value for name, value in reference_speed(device).items()})
     results["seconds"] = time.perf_counter() - started
     return results
 
@@ -264,7 +301,11 @@ def table(results: dict[str, object]) -> str:
              + (f", {m['gpu']}" if "gpu" in m else "") + f"), torch {m['torch']}, "
              f"Python {m['python']}; device `{results['device']}`; `{results['mode']}` run "
              f"in {results['seconds']:.0f} s; load average {results['load_before']} before, "
-             f"{results['load_after']} after (other work on the machine skews timings).", "",
+             f"{results['load_after']} after (other work on the machine skews timings); "
+             f"the machine's pace: batched matmul {results['reference_bmm_gflops']:.0f} GFLOP/s "
+             f"before, {results['reference_bmm_gflops_after']:.0f} after, copy "
+             f"{results['reference_copy_gbs']:.1f} GB/s before, "
+             f"{results['reference_copy_gbs_after']:.1f} after.", "",
              "| figure | value | goal |", "| --- | ---: | --- |"]
     rows = [("batched_speedup_k20", "{:.2f}×"), ("model_steps_per_s_k20", "{:,.0f}"),
             ("one_by_one_model_steps_per_s", "{:,.0f}"),
@@ -281,7 +322,8 @@ def table(results: dict[str, object]) -> str:
                      f"{verdict(name, results[name])} |")
     lines += ["", "Model-steps/s, MNIST-1D MLP 40-100-100-10, batch 100, "
               f"{results['training_steps']} steps per training (setup and final evaluation "
-              "included); one by one: best of 1 and 2 threads "
+              f"included), best of {results.get('training_rounds', 1)} rounds; one by one: "
+              "best of 1 and 2 threads "
               f"({', '.join(f'{t}t {v:,.0f}' for t, v in results['one_by_one_threads'].items())})."
               "", "", "| K | batched, 1 thread | batched, 2 threads | one by one | speedup |",
               "| ---: | ---: | ---: | ---: | ---: |"]
