@@ -14,11 +14,12 @@ Measures, on this machine:
 
 Throughputs are the best of a few rounds, batched and one by one alike (timeit's
 convention: a slower round measured other work on this shared machine, not
-ours), the rounds of the figures compared taken in turn (:func:`alternating`). It prints a table with each goal, writes ``benchmarks/RESULTS.md`` (this
+ours), the rounds of the figures compared taken in turn (:func:`alternating`).
+It prints a table with each goal, writes ``benchmarks/RESULTS.md`` (this
 machine's section: CPU or GPU, the other kept) and, with ``--json``, prints the
 figures as one object instead of the table.
 
-    .venv/bin/python benchmarks/run.py            # full, about 2.5 minutes on 2 cores
+    .venv/bin/python benchmarks/run.py            # full, about 3.5 minutes on 2 cores
     .venv/bin/python benchmarks/run.py --quick    # about a minute
 """
 
