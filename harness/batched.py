@@ -550,14 +550,15 @@ class PopulationLoss:
             grouped.setdefault((loss.expr, tuple(loss.parameters)), []).append(position)
         self.groups = []
         for (expr, parameters), positions in grouped.items():
+            function = generate(expr, parameters).function  # a loss torch cannot run: raise
             try:
                 gradient = generate_with_derivative(expr, parameters).function
-            except NotImplementedError:  # a derivative torch cannot print: autograd
-                gradient = None
+            except (NotImplementedError, ValueError):  # a derivative torch cannot print
+                gradient = None  # autograd differentiates the loss instead
             table = torch.tensor([list(losses[p].values or ()) for p in positions],
                                  dtype=dtype, device=device).reshape(len(positions), -1)
             values = tuple(table[:, j].reshape(-1, 1, 1) for j in range(table.shape[1]))
-            self.groups.append(_LossGroup(generate(expr, parameters).function, gradient,
+            self.groups.append(_LossGroup(function, gradient,
                                           torch.tensor(positions, device=device), values))
         self.single = len(self.groups) == 1
 
@@ -743,9 +744,11 @@ def train_population(losses: Sequence[Loss], dataset: Dataset | str,
     :func:`population_chunk`). A model that cannot be batched (BatchNorm), GLO's
     CIFAR augmentation, FGSM attraction logging or a chunk that raises falls
     back to :func:`harness.train.train` one by one, so the results are always
-    complete. ``clip_norm``: clip each candidate's gradient to this L2 norm
-    (as :func:`torch.nn.utils.clip_grad_norm_` per model). ``parameters``: a list that
-    receives each batched candidate's final ``named_parameters`` (for equivalence checks).
+    complete; a loss torch cannot run comes back ``failed`` (where ``train``
+    raises: in a population it is one candidate's outcome). ``clip_norm``: clip each
+    candidate's gradient to this L2 norm (as :func:`torch.nn.utils.clip_grad_norm_` per
+    model). ``parameters``: a list that receives each batched candidate's final
+    ``named_parameters`` (for equivalence checks).
     """
     data = load_dataset(dataset, data_dir=data_dir) if isinstance(dataset, str) else dataset
     config = (config or TrainConfig()).resolved(data.name)
@@ -762,6 +765,16 @@ def train_population(losses: Sequence[Loss], dataset: Dataset | str,
             return [train(loss, data, config, seed=seed) for loss in losses]
         size = chunk or population_chunk(template, data.input_shape, config.batch_size,
                                          config.eval_batch_size, device)
+        # a loss torch cannot run (say a constant 1/0 in a GP tree) is that candidate's
+        # failure, not the population's: the others still train batched
+        errors = [_generation_error(loss) for loss in losses]
+        if any(errors):
+            runnable = [loss for loss, error in zip(losses, errors, strict=True) if not error]
+            batched = iter(train_population(runnable, data, config, seed=seed, backend=backend,
+                                            chunk=chunk, clip_norm=clip_norm,
+                                            parameters=parameters))
+            return [_failed(loss, data, config, seed, error) if error else next(batched)
+                    for loss, error in zip(losses, errors, strict=True)]
         results: list[TrainResult] = []
         start = 0
         while start < len(losses):
@@ -781,6 +794,28 @@ def train_population(losses: Sequence[Loss], dataset: Dataset | str,
                 results += [train(loss, data, config, seed=seed) for loss in part]
             start += len(part)
         return results
+
+
+def _generation_error(loss: Loss) -> str | None:
+    """Why the code generator cannot print ``loss`` for torch, or ``None``."""
+    try:
+        generate(loss.expr, tuple(loss.parameters))
+    except (ValueError, NotImplementedError, TypeError) as caught:
+        return f"{type(caught).__name__}: {caught}"
+    return None
+
+
+def _failed(loss: Loss, data: Dataset, config: TrainConfig, seed: int, error: str) -> TrainResult:
+    return TrainResult("failed", loss.name, data.name, config.model, seed,
+                       {"steps": 0, "val_accuracy": None, "test_accuracy": None},
+                       {"step": [], "train_loss": [], "eval_step": [], "val_accuracy": []},
+                       0.0, _record(config), error)
+
+
+def _record(config: TrainConfig) -> dict[str, object]:
+    """The config as the run record stores it (tuples as lists)."""
+    return {key: list(value) if isinstance(value, tuple) else value
+            for key, value in asdict(config).items()}
 
 
 def _build(config: TrainConfig, data: Dataset, seed: int, device: torch.device) -> nn.Module:
@@ -952,8 +987,7 @@ def _results(params, forward, data, config, seed, losses, state, steps, curves, 
               for k in range(state.count)]
     val = _accuracy(params, forward, data.x_val, data.y_val, config, device)
     test = _accuracy(params, forward, data.x_test, data.y_test, config, device)
-    record = {key: list(value) if isinstance(value, tuple) else value
-              for key, value in asdict(config).items()}
+    record = _record(config)
     results = []
     for k in range(state.count):
         diverged = state.stopped[k] is not None

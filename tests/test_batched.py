@@ -198,6 +198,25 @@ def test_a_diverging_candidate_does_not_touch_the_others(float64, monkeypatch):
     assert results[1].metrics["val_accuracy"] is not None  # the last finite parameters
 
 
+def test_a_loss_torch_cannot_run_fails_alone(float64):
+    """``y·(1/0)`` (a GP tree can hold one) has no torch code: that candidate comes back
+    ``failed``, the rest of its chunk still trains batched, unchanged."""
+    import sympy as sp
+
+    from symloss.loss import Loss
+    from symloss.symbols import y
+
+    config = TrainConfig(model="mlp", steps=10, batch_size=64, evaluations=1)
+    broken = Loss("broken", y * sp.zoo)
+    results, parameters = batched([loss("cross_entropy"), broken, loss("mse")], float64,
+                                  config, 0)
+    assert [r.status for r in results] == ["ok", "failed", "ok"]
+    assert "not a finite real number" in results[1].error
+    _, alone = batched([loss("cross_entropy"), loss("mse")], float64, config, 0)
+    for first, second in zip(parameters, alone, strict=True):
+        assert largest_difference(first, second) == 0
+
+
 def test_dropout_masks_are_independent_per_candidate(digits):
     config = TrainConfig(model="mlp", model_options={"dropout": 0.5}, steps=5, batch_size=64,
                          evaluations=1)
