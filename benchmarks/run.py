@@ -48,7 +48,7 @@ import torch  # noqa: E402
 
 from harness.batched import train_population  # noqa: E402
 from harness.data import load_dataset  # noqa: E402
-from harness.device import resolve_device, torch_threads  # noqa: E402
+from harness.device import available_cores, resolve_device, torch_threads  # noqa: E402
 from harness.train import TrainConfig, train  # noqa: E402
 from symloss.catalog import taylorglo  # noqa: E402
 
@@ -274,7 +274,7 @@ def reference_speed(device: str | None, seconds: float = 1.0) -> dict[str, float
     source = torch.randn(4_000_000, device=target)
     destination = torch.empty_like(source)
     figures = {}
-    with torch_threads(min(2, os.cpu_count() or 1)):
+    with torch_threads(min(2, available_cores())):
         for name, work, run in (("reference_bmm_gflops", 2 * 20 * 100 ** 3 / 1e9,
                                  lambda: torch.bmm(left, right)),
                                 ("reference_copy_gbs", 2 * source.numel() * 4 / 1e9,

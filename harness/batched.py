@@ -283,7 +283,7 @@ class _Conv1d(_Op):
         weight, bias = params[self.name + ".weight"], params.get(self.name + ".bias")
         outputs = weight.shape[1]
         if layout == "shared":  # x [B, C, L]: one matmul against all K filter banks
-            columns = self._columns(x.permute(1, 2, 0))  # [C, k, L', B]
+            columns = self._columns(x.permute(1, 2, 0), *self._taps(x.shape[-1]))  # [C,k,L',B]
             length, batch = columns.shape[2:]
             columns = columns.view(-1, length * batch)
             flat = weight.reshape(count * outputs, -1)
@@ -294,13 +294,14 @@ class _Conv1d(_Op):
             x = x.permute(0, 2, 3, 1)
         elif layout != "kclb":
             raise NotImplementedError(f"Conv1d on {layout} activations")
-        columns = self._columns(x)  # [K, C, k, L', B]
-        length, batch = columns.shape[3:]
+        length, taps = self._taps(x.shape[-2])
+        columns = self._columns(x, length, taps)  # [K, C, k, L', B]
+        batch = columns.shape[-1]
         columns = columns.view(count, -1, length * batch)
         flat = weight.reshape(count, outputs, -1)
         out = (torch.baddbmm(bias.unsqueeze(2), flat, columns) if bias is not None
                else torch.bmm(flat, columns))
-        return out.view(count, outputs, length, batch), "kclb", (columns, x.shape[-2], length)
+        return out.view(count, outputs, length, batch), "kclb", (columns, x.shape[-2], length, taps)
 
     def _taps(self, size: int) -> tuple[int, list[tuple[int, int, int, slice]]]:
         """Output length, and per kernel tap the output positions ``lo:hi`` that read
@@ -318,10 +319,11 @@ class _Conv1d(_Op):
                                             stride)))
         return length, taps
 
-    def _columns(self, x: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _columns(x: torch.Tensor, length: int, taps: list) -> torch.Tensor:
         """``x [..., C, L, B]`` → the patches ``[..., C, k, L', B]``: one strided copy per tap
-        straight from ``x`` (no padded copy of the input), zeros where a tap reads padding."""
-        length, taps = self._taps(x.shape[-2])
+        (:meth:`_taps`) straight from ``x`` (no padded copy of the input), zeros where a tap
+        reads padding."""
         columns = x.new_empty(*x.shape[:-2], len(taps), length, x.shape[-1])
         for tap, lo, hi, source in taps:
             target = columns[..., tap, :, :]
@@ -341,15 +343,16 @@ class _Conv1d(_Op):
             grads[name + ".weight"] = (grad.reshape(count * outputs, -1) @ saved.t()).view(
                 weight.shape)
             return None
-        columns, size, length = saved
+        columns, size, length, taps = saved
         flat = weight.reshape(count, outputs, -1)
         grads[name + ".weight"] = torch.bmm(grad, columns.transpose(1, 2)).view(weight.shape)
         batch = grad.shape[2] // length
-        taps = torch.bmm(flat.transpose(1, 2), grad).view(count, channels, kernel, length, batch)
+        spread = torch.bmm(flat.transpose(1, 2), grad).view(count, channels, kernel, length,
+                                                           batch)
         grad_x = grad.new_zeros(count, channels, size, batch)
-        for tap, lo, hi, source in self._taps(size)[1]:
+        for tap, lo, hi, source in taps:
             if hi > lo:
-                grad_x[..., source, :].add_(taps[:, :, tap, lo:hi, :])
+                grad_x[..., source, :].add_(spread[:, :, tap, lo:hi, :])
         return grad_x.permute(0, 3, 1, 2) if layout == "kb" else grad_x
 
 
@@ -512,7 +515,7 @@ class _LossGroup:
                     _expand(derivative, h) * scale)
         with torch.enable_grad():
             leaf = h.detach().requires_grad_()
-            losses = _expand(self.function(labels, leaf, self.values), leaf).mean(dim=(1, 2))
+            losses = _group_losses(self, labels, leaf)
             derivative, = torch.autograd.grad(losses.sum(), leaf)
         return losses.detach(), derivative
 
@@ -864,11 +867,16 @@ class _Population:
     device: torch.device
 
     def __post_init__(self) -> None:
-        self.active = torch.ones(self.count, dtype=torch.bool, device=self.device)
-        self.active_list = [True] * self.count
         self.stopped = [None] * self.count  # step at which each diverged
+        # on the device, for masks without a host-to-device copy each step
+        self.active = torch.ones(self.count, dtype=torch.bool, device=self.device)
         self.errors: list[str | None] = [None] * self.count
         self.snapshots: dict[int, dict[str, torch.Tensor]] = {}
+
+    @property
+    def active_list(self) -> list[bool]:
+        """Which candidates still train (none has diverged)."""
+        return [step is None for step in self.stopped]
 
 
 def _loop(params, network, criterion, data, config, device, seed, state, clip_norm):
@@ -908,11 +916,12 @@ def _loop(params, network, criterion, data, config, device, seed, state, clip_no
         grads = [found[name] for name in params]
         if not math.isfinite(float(values.sum())):  # one synchronization a step
             values_list = values.tolist()
-            newly = [k for k in range(count) if state.active_list[k] and not math.isfinite(
+            newly = [k for k in range(count) if state.stopped[k] is None and not math.isfinite(
                 values_list[k])]
             if newly:  # after the backward, which needs the parameters as they were
                 _freeze(params, buffers, state, newly, step, values_list)
-        if not all(state.active_list):  # NaN · 0 is NaN: zero the frozen slots' gradients
+        everyone = all(state.active_list)
+        if not everyone:  # NaN · 0 is NaN: zero the frozen slots' gradients
             inactive = ~state.active
             grads = [torch.where(inactive.view(-1, *([1] * (grad.dim() - 1))), 0.0, grad)
                      for grad in grads]
@@ -920,13 +929,13 @@ def _loop(params, network, criterion, data, config, device, seed, state, clip_no
             _clip(grads, clip_norm)
         _sgd_step(tensors, grads, buffers, lr, config.momentum, config.weight_decay)
         step += 1
-        running += values if all(state.active_list) else torch.where(state.active, values, 0.0)
+        running += values if everyone else torch.where(state.active, values, 0.0)
         counted += 1
         if step % eval_every == 0 or step == total:
             accuracy = _accuracy(params, network, data.x_val, data.y_val, config, device)
             losses = (running / counted).tolist()
             for k in range(count):
-                if state.active_list[k]:
+                if state.stopped[k] is None:
                     curves[k]["step"].append(step)
                     curves[k]["train_loss"].append(losses[k])
                     curves[k]["eval_step"].append(step)
@@ -939,7 +948,6 @@ def _loop(params, network, criterion, data, config, device, seed, state, clip_no
 def _freeze(params, buffers, state, newly, step, values_list) -> None:
     """Keep the last finite parameters of the candidates that just diverged; zero their slots."""
     for k in newly:
-        state.active_list[k] = False
         state.active[k] = False
         state.stopped[k] = step
         state.errors[k] = f"non-finite training loss {values_list[k]} at step {step}"

@@ -235,12 +235,14 @@ def derivative(expr: sp.Expr) -> sp.Expr:
     return sp.diff(sp.sympify(expr), h)
 
 
+@functools.lru_cache(maxsize=512)
 def generate_with_derivative(expr: sp.Expr,
                              parameters: tuple[sp.Symbol, ...] = ()) -> GeneratedTerm:
     """:func:`generate` for ``(ℓ, ∂ℓ/∂h)`` in one function, shared subexpressions once.
 
     Raises :class:`NotImplementedError` when the derivative has no torch
-    translation (say a ``DiracDelta``); callers fall back to autograd.
+    translation (say a ``DiracDelta``); callers fall back to autograd. Cached like
+    :func:`generate`, so the derivative is taken once per expression, not per chunk.
 
     >>> from symloss.catalog import loss
     >>> print(generate_with_derivative(loss("baikal").expr).source)

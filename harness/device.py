@@ -7,6 +7,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import torch
@@ -14,6 +15,18 @@ import torch
 #: Threads for CPU training when none is given; measured by ``benchmarks/bench_training.py``
 #: (on 2 cores the mnist1d MLP runs faster on 1 thread: its matrices are too small to split).
 DEFAULT_CPU_THREADS = 1
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the OS tells it).
+
+    >>> available_cores() >= 1
+    True
+    """
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
 
 
 def default_device() -> torch.device:

@@ -12,7 +12,6 @@ the store is taken from there: no paid evaluation is lost or run twice.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.device import available_cores
 from harness.search.evaluate import (
     Budget,
     Outcome,
@@ -194,7 +194,8 @@ def run_generation(strategy, candidates: list[Candidate], generation: int, *, st
         chunks = [to_train[start:start + size] for start in range(0, len(to_train), size)]
         # in this process the batched matmuls use every core well (2 threads measured
         # 1.4-2x over 1 on 2 cores); worker processes keep one thread each
-        threads = budget.threads if budget.threads is not None or not inline else _cores()
+        threads = (available_cores() if budget.threads is None and inline
+                   else budget.threads)
         jobs = [(number, tuple(c.loss for c in chunk), budget, threads)
                 for number, chunk in enumerate(chunks)]
         for _, (number, outcomes) in executor.map_unordered(_evaluate_chunk, jobs):
@@ -207,14 +208,6 @@ def run_generation(strategy, candidates: list[Candidate], generation: int, *, st
         candidate = by_loss[id(loss)] if id(loss) in by_loss else _match(to_train, loss)
         finish(candidate, outcome)
     return [records[c.idx] for c in candidates]
-
-
-def _cores() -> int:
-    """The CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return os.cpu_count() or 1
 
 
 def _match(candidates: list[Candidate], loss) -> Candidate:
