@@ -33,8 +33,10 @@ from harness.search.strategies import (
     Candidate,
     GLOSettings,
     GLOStrategy,
+    ReplayMismatch,
     TaylorGLOSettings,
     TaylorGLOStrategy,
+    read_snapshot,
 )
 
 ALGORITHMS = ("taylorglo", "glo")
@@ -42,6 +44,10 @@ ALGORITHMS = ("taylorglo", "glo")
 
 class ConfigMismatch(ValueError):
     """``--resume`` with a config that differs from the stored run's."""
+
+
+class ResumeRefused(ValueError):
+    """A stored run that cannot be continued as it is (a changed store)."""
 
 
 @dataclass(frozen=True)
@@ -233,9 +239,7 @@ def search(config: SearchConfig, *, store: RunStore, executor: Executor | None =
         if record.config != config.to_dict():
             raise ConfigMismatch(describe_mismatch(record.config, config.to_dict(), run_id))
         saved = store.last_generation(run_id)
-        strategy = config.strategy()
-        if saved is not None:
-            strategy = type(strategy).restore(strategy.settings, saved[1])
+        strategy = replayed(config, store, run_id, saved)
         start = 0 if saved is None else saved[0] + 1
         store.set_status(run_id, "running")
     else:
@@ -271,6 +275,34 @@ def search(config: SearchConfig, *, store: RunStore, executor: Executor | None =
         raise
     store.set_status(run_id, "searched")
     return run_id
+
+
+def replayed(config: SearchConfig, store: RunStore, run_id: str,
+             saved: tuple[int, bytes] | None):
+    """The strategy as it was after the saved generation: rebuilt from the seed and replayed.
+
+    Nothing is loaded from the stored state (no code from data); each completed
+    generation is proposed again, checked against its stored candidates and told their
+    fitnesses. The replayed state's JSON snapshot must equal the saved one (a legacy
+    pickled state is never read, so not compared).
+    """
+    strategy = config.strategy()
+    if saved is None:
+        return strategy
+    last, blob = saved
+    try:
+        for generation in range(last + 1):
+            strategy.replay(store.candidates(run_id, generation))
+        expected = read_snapshot(blob)
+    except (ReplayMismatch, ValueError) as error:
+        raise ResumeRefused(f"--resume {run_id}: {error}; the store was changed or written "
+                            "by another config") from None
+    if expected is not None and strategy.snapshot() != bytes(blob):
+        raise ResumeRefused(f"--resume {run_id}: the optimizer state replayed from the seed and "
+                            f"the stored results differs from the one saved after generation "
+                            f"{last}; the store was changed or written by another symloss, "
+                            "pycma or numpy version")
+    return strategy
 
 
 def describe_mismatch(stored: dict[str, Any], given: dict[str, Any], run_id: str) -> str:

@@ -2,19 +2,27 @@
 
 A strategy's fixed settings live apart from its changing state (pycma's
 ``interfaces.py`` habit): ``ask()`` proposes one generation from the state,
-``tell(fitnesses)`` updates it, and ``state`` / ``from_state`` round-trip through
-the run store. Randomness comes from one seeded ``numpy.random.Generator``
-inside the state (pycma samples through it too), so a generation asked again
-from a saved state is the same generation: that is what makes ``--resume``
-exact.
+``tell(fitnesses)`` updates it. Randomness comes from one seeded
+``numpy.random.Generator`` inside the state (pycma samples through it too), so
+the same seed and the same fitnesses give the same generations: that is what
+makes ``--resume`` exact.
+
+No code from data: a resumed strategy is never loaded from the store. It is
+rebuilt from its seed and *replayed* (:meth:`replay`): each completed
+generation is proposed again, checked against the stored candidates, and told
+their stored fitnesses — pycma's and the GP's state follow. ``snapshot()`` is
+a JSON summary of the state (RNG bit-generator state, CMA-ES mean/σ, the GP
+population as prefix strings); resume compares the replayed state's snapshot
+with the saved one and refuses a mismatch. A snapshot is only ever parsed as
+JSON (:func:`read_snapshot`); a legacy pickled blob is never read at all.
 
 Nothing here imports torch: these are pure optimizers over candidates.
 """
 
 from __future__ import annotations
 
+import json
 import math
-import pickle
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,22 +61,82 @@ class Candidate:
     tree: str | None = None  # a GP tree, as DEAP prints it
 
 
-class _Snapshots:
-    """``snapshot()``/``restore()`` for a strategy whose whole changing state is ``state``."""
+SNAPSHOT_FORMAT = "symloss-state/1"
+MAX_SNAPSHOT_BYTES = 16 * 2**20
 
-    settings: object
-    state: object
+
+class ReplayMismatch(ValueError):
+    """A stored generation is not the one its seed proposes again (a changed store)."""
+
+
+def read_snapshot(blob: bytes) -> dict[str, Any] | None:
+    """A stored state as a dict, parsed as JSON only; ``None`` for a legacy (pickled) blob.
+
+    A blob that does not start as a JSON object (a pickle from an older symloss)
+    is never read; a JSON one that is not of this format is a ``ValueError``.
+
+    >>> read_snapshot(b'{"format": "symloss-state/1", "generation": 0}')["generation"]
+    0
+    >>> read_snapshot(b"\\x80\\x04cos\\nsystem\\n.") is None
+    True
+    """
+    blob = bytes(blob)
+    if blob[:1] != b"{":
+        return None
+    if len(blob) > MAX_SNAPSHOT_BYTES:
+        raise ValueError(f"stored optimizer state is {len(blob)} bytes, more than "
+                         f"{MAX_SNAPSHOT_BYTES}")
+    try:
+        document = json.loads(blob)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise ValueError(f"stored optimizer state is not JSON: {error}") from None
+    if not isinstance(document, dict) or document.get("format") != SNAPSHOT_FORMAT:
+        raise ValueError(f"stored optimizer state is not a {SNAPSHOT_FORMAT} document")
+    return document
+
+
+def _number(value: float) -> float | str:
+    value = float(value)
+    return value if math.isfinite(value) else repr(value)
+
+
+def _es_summary(es) -> dict[str, Any] | None:
+    if es is None or isinstance(es, str):
+        return None if es is None else {"none": True}
+    return {"mean": [_number(v) for v in es.mean], "sigma": _number(es.sigma),
+            "iteration": int(es.countiter), "evaluations": int(es.countevals)}
+
+
+def _check_generation(records, proposed: list, field_name: str, what: str) -> list[float]:
+    """The stored fitnesses of a replayed generation, after checking it is the proposed one."""
+    if [r.idx for r in records] != list(range(len(proposed))):
+        raise ReplayMismatch(f"a stored generation holds {len(records)} candidates where its "
+                             f"seed proposes {len(proposed)}")
+    for record, expected in zip(records, proposed, strict=True):
+        if getattr(record, field_name) != expected:
+            raise ReplayMismatch(f"stored candidate {record.generation}/{record.idx} is not the "
+                                 f"one its seed proposes ({what} differ)")
+        if not math.isfinite(record.fitness):
+            raise ReplayMismatch(f"stored candidate {record.generation}/{record.idx} has fitness "
+                                 f"{record.fitness!r}")
+    return [float(r.fitness) for r in records]
+
+
+class _Snapshots:
+    """``snapshot()`` (a JSON summary) and ``replay()`` for a strategy."""
+
+    algorithm: str
 
     def snapshot(self) -> bytes:
-        return pickle.dumps(self.state)
+        document = {"format": SNAPSHOT_FORMAT, "algorithm": self.algorithm, **self._summary()}
+        return json.dumps(document, sort_keys=True).encode()
 
-    @classmethod
-    def restore(cls, settings, blob: bytes):
-        return cls(settings, pickle.loads(blob))  # our own snapshots, from the run store
+    def _summary(self) -> dict[str, Any]:
+        raise NotImplementedError
 
 
 class _Sampler:
-    """pycma's ``randn`` option drawing from our Generator (picklable, so resumable)."""
+    """pycma's ``randn`` option drawing from our Generator (so the seed decides every draw)."""
 
     def __init__(self, rng: np.random.Generator):
         self.rng = rng
@@ -128,9 +196,13 @@ class TaylorGLOStrategy(_Snapshots):
         es = _cma(np.zeros(dimension), settings.sigma0, settings.population, rng)
         return cls(settings, TaylorGLOState(es, rng))
 
-    def ask(self) -> list[Candidate]:
+    def _propose(self) -> np.ndarray:
         vectors = np.asarray(self.state.es.ask(), dtype=float)
         self.state.pending = vectors.tolist()
+        return vectors
+
+    def ask(self) -> list[Candidate]:
+        vectors = self._propose()
         passes = self.keep.mask(vectors)
         rule = self.settings.filter
         members = [self.family.bind(v) for v in vectors]
@@ -144,6 +216,15 @@ class TaylorGLOStrategy(_Snapshots):
         self.state.es.tell(self.state.pending, [-float(f) for f in fitnesses])
         self.state.pending = []
         self.state.generation += 1
+
+    def replay(self, records) -> None:
+        """Redo one stored generation: propose it again, check it, tell its stored fitnesses."""
+        proposed = [list(map(float, v)) for v in self._propose()]
+        self.tell(_check_generation(records, proposed, "params", "λ"))
+
+    def _summary(self) -> dict[str, Any]:
+        return {"generation": self.state.generation, "rng": self.state.rng.bit_generator.state,
+                "es": _es_summary(self.state.es)}
 
 
 # GLO ----------------------------------------------------------------------------------------
@@ -202,10 +283,34 @@ class GLOStrategy(_Snapshots):
 
     def ask(self) -> list[Candidate]:
         if self.phase == "gp":
-            trees = self._next_trees()
-            self.state.population = [to_prefix(t) for t in trees]
+            trees = self._propose_trees()
             return [self._tree_candidate(i, t) for i, t in enumerate(trees)]
         return self._ask_coefficients()
+
+    def _propose_trees(self) -> list:
+        trees = self._next_trees()
+        self.state.population = [to_prefix(t) for t in trees]
+        return trees
+
+    def replay(self, records) -> None:
+        """Redo one stored generation: propose it again, check it, tell its stored fitnesses."""
+        if self.phase == "gp":
+            proposed = [str(tree_loss(t).expression) for t in self._propose_trees()]
+            self.tell(_check_generation(records, proposed, "expression", "trees"))
+            return
+        vectors = self._propose_coefficients()
+        self.tell(_check_generation(records, vectors, "params", "coefficients"))
+
+    def _summary(self) -> dict[str, Any]:
+        state = self.state
+        family = None if state.family is None else {
+            "expression": str(state.family.expr),
+            "parameters": [str(p) for p in state.family.parameters]}
+        return {"generation": state.generation, "rng": state.rng.bit_generator.state,
+                "population": state.population,
+                "fitnesses": [_number(f) for f in state.fitnesses],
+                "best_prefix": state.best_prefix, "best_fitness": _number(state.best_fitness),
+                "es": _es_summary(state.es), "family": family}
 
     def _next_trees(self) -> list:
         rng, size = self.state.rng, self.settings.population
@@ -252,6 +357,24 @@ class GLOStrategy(_Snapshots):
 
     def _ask_coefficients(self) -> list[Candidate]:
         state = self.state
+        vectors = self._propose_coefficients()
+        if state.family is None:
+            return []
+        if state.es == "none":  # nothing to tune: one candidate, the tree itself
+            return [Candidate(0, state.family, params=[], expression=str(state.family.expr),
+                              key=f"fixed:{state.family.expr}")]
+        keep = candidate_filter(state.family, self.settings.classes, self.settings.smoothing,
+                                self.settings.filter)
+        passes = keep.mask(np.asarray(vectors, dtype=float))
+        members = [state.family.bind(v) for v in vectors]
+        return [Candidate(i, member, params=list(map(float, v)),
+                          expression=str(member.expression),
+                          skip=None if ok else "untrainable at the null epoch")
+                for i, (member, v, ok) in enumerate(zip(members, vectors, passes, strict=True))]
+
+    def _propose_coefficients(self) -> list[list[float]]:
+        """The CMA phase's next vectors (``[[]]``: the fixed tree; ``[]``: nothing to train)."""
+        state = self.state
         if state.es is None:
             if state.best_prefix is None:  # no tree trained to a positive fitness
                 state.es, state.family = "none", None
@@ -266,20 +389,11 @@ class GLOStrategy(_Snapshots):
                 state.es = _cma(np.asarray(start), self.settings.sigma0, popsize, state.rng)
         if state.family is None:
             return []
-        if state.es == "none":  # nothing to tune: one candidate, the tree itself
+        if state.es == "none":
             state.pending = [[]]
-            return [Candidate(0, state.family, params=[], expression=str(state.family.expr),
-                              key=f"fixed:{state.family.expr}")]
-        vectors = np.asarray(state.es.ask(), dtype=float)
-        state.pending = vectors.tolist()
-        keep = candidate_filter(state.family, self.settings.classes, self.settings.smoothing,
-                                self.settings.filter)
-        passes = keep.mask(vectors)
-        members = [state.family.bind(v) for v in vectors]
-        return [Candidate(i, member, params=list(map(float, v)),
-                          expression=str(member.expression),
-                          skip=None if ok else "untrainable at the null epoch")
-                for i, (member, v, ok) in enumerate(zip(members, vectors, passes, strict=True))]
+            return [[]]
+        state.pending = [list(map(float, v)) for v in np.asarray(state.es.ask(), dtype=float)]
+        return state.pending
 
     def tell(self, fitnesses: list[float]) -> None:
         state = self.state
@@ -296,11 +410,14 @@ class GLOStrategy(_Snapshots):
 
 
 __all__ = [
+    "SNAPSHOT_FORMAT",
     "Candidate",
     "GLOSettings",
     "GLOState",
     "GLOStrategy",
+    "ReplayMismatch",
     "TaylorGLOSettings",
     "TaylorGLOState",
     "TaylorGLOStrategy",
+    "read_snapshot",
 ]
