@@ -163,7 +163,7 @@ def test_a_folder_as_the_store(tmp_path, capsys):
 @pytest.mark.parametrize(("extra", "message"), [
     (["--workers", "2", "--scheduler", "tcp://127.0.0.1:9"], "exclusive"),
     (["--resume", "nope"], "no run 'nope'"),
-    (["--population", "0"], "--population must be positive"),
+    (["--population", "0"], "--population must be >= 2"),
     (["--steps", "0"], "--steps must be >= 1"),
     (["--objective", "accuracy"], "objective must be"),
     (["--smoothing", "1.5"], "--smoothing must be in"),

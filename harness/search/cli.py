@@ -7,9 +7,16 @@ handlers do, when they run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
+import re
+import signal
 import sys
+import threading
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +83,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     show.add_argument("run_id")
     show.add_argument("--store", default=None)
     show.add_argument("--json", action="store_true")
+    show.add_argument("--report", action="store_true", help="rebuild the run's report from "
+                      "the store (no training)")
+    show.add_argument("--out", help="folder for --report (default: the run's report folder)")
     show.set_defaults(handler=_show)
 
 
@@ -98,69 +108,111 @@ def _config_from(args: argparse.Namespace, base: dict[str, Any] | None = None) -
               "data_dir": args.data_dir, "seed": args.seed, "device": args.device}
     config.update({k: v for k, v in top.items() if v is not None})
     config["budget"].update({k: v for k, v in budget.items() if v is not None})
-    for name in ("generations", "population", "order", "final_seeds", "cma_generations"):
-        value = config.get(name)
-        if value is not None and value < (0 if name in ("final_seeds", "cma_generations") else 1):
-            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}")
-    if config["budget"]["steps"] < 1:
-        raise ValueError(f"--steps must be >= 1, got {config['budget']['steps']}")
+    validate_config(config)
     parse_objective(config["budget"]["objective"])
-    if not 0 <= config["smoothing"] < 1:
-        raise ValueError(f"--smoothing must be in [0, 1), got {config['smoothing']}")
     return config
+
+
+#: (flag, where in the config, smallest value, whether the smallest is allowed) per number.
+_BOUNDS = (("generations", (), 1, True), ("population", (), 2, True), ("order", (), 1, True),
+           ("final_seeds", (), 0, True), ("cma_generations", (), 0, True),
+           ("final_steps", (), 1, True), ("sigma0", (), 0, False), ("seed", (), 0, True),
+           ("steps", ("budget",), 1, True), ("batch_size", ("budget",), 1, True),
+           ("lr", ("budget",), 0, False), ("smoothing", (), 0, True))
+
+
+def validate_config(config: dict[str, Any]) -> None:
+    """Every number of a run's config finite and in range, before anything is paid.
+
+    Checked on the flags and on a stored config alike (a damaged store row is refused).
+    """
+    for flag, where, smallest, inclusive in _BOUNDS:
+        scope = config
+        for key in where:
+            scope = scope.get(key) if isinstance(scope, dict) else None
+        value = scope.get(flag) if isinstance(scope, dict) else None
+        if value is None:
+            continue
+        name = f"--{flag.replace('_', '-')}"
+        integer = flag not in ("sigma0", "lr", "smoothing")
+        if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+            raise ValueError(f"{name} must be {'an integer' if integer else 'a number'}, "
+                             f"got {value!r}")
+        if not math.isfinite(value) or value < smallest or (value == smallest and not inclusive):
+            bound = f">= {smallest}" if inclusive else f"> {smallest}"
+            finite = "" if integer else "finite and "
+            raise ValueError(f"{name} must be {finite}{bound}, got {value!r}")
+    if not config.get("smoothing", 0) < 1:
+        raise ValueError(f"--smoothing must be in [0, 1), got {config['smoothing']!r}")
+    if config.get("seed", 0) >= 2**63:
+        raise ValueError(f"--seed must be < 2**63, got {config['seed']!r}")
+    if not isinstance(config.get("budget", {}).get("objective", "val"), str):
+        raise ValueError("--objective must be 'val' or 'fgsm:EPS'")
 
 
 def _search(args: argparse.Namespace) -> int:
     from harness.search.executors import SchedulerLost, make_executor
-    from harness.search.final import final_evaluation, rebuild_loss, write_report
-    from harness.search.runner import SearchConfig, best_candidates, search
-    from harness.search.store import RunStore
+    from harness.search.final import final_evaluation, rebuild_loss
+    from harness.search.lock import run_lock
+    from harness.search.runner import best_candidates, search
+    from harness.search.store import RunStore, store_path
 
-    store_path = args.store or default_store()
+    store_file = store_path(args.store or default_store())
+    if args.resume is not None and not re.fullmatch(r"\S{1,200}", args.resume):
+        raise ValueError(f"--resume needs the id of a stored run, got {args.resume!r}")
+    for flag, value in (("--workers", args.workers), ("--gpus-per-task", args.gpus_per_task)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{flag} must be finite and > 0, got {value!r}")
+    if args.out is not None:
+        check_output(Path(args.out))
     if not args.resume:  # a bad config or dataset leaves no store and no run behind
-        _check_dataset(SearchConfig.from_dict(_config_from(args)))
-    with RunStore.open(store_path) as store:
-        base = store.run(args.resume).config if args.resume else None
+        _check_dataset(_search_config(_config_from(args)))
+    with RunStore.open(store_file) as store:
+        base = _stored_config(store, args.resume) if args.resume else None
         if args.resume and args.algorithm != base["algorithm"]:
             raise ValueError(f"--resume {args.resume}: run is {base['algorithm']}, "
                              f"not {args.algorithm}")
-        config = SearchConfig.from_dict(_config_from(args, base))
+        config = _search_config(_config_from(args, base))
         if args.resume:
             _check_dataset(config)
+        run_id = args.resume or uuid.uuid4().hex[:12]
+        out = Path(args.out) if args.out else default_report_folder(store_file, run_id)
+        check_output(out)
         resources = {"GPU": args.gpus_per_task} if args.gpus_per_task else None
-        try:
-            executor = make_executor(args.workers, args.scheduler, resources)
-        except SchedulerLost as error:
-            raise ValueError(str(error)) from None
-        reporter = _Reporter(config, quiet=args.no_progress, stream=sys.stderr)
-        try:
-            run_id = search(config, store=store, executor=executor, run_id=args.resume,
-                            resume=bool(args.resume), on_result=reporter.result,
-                            on_generation=reporter.generation, batched=args.batched)
-        except SchedulerLost as error:
-            raise ValueError(f"{error}; resume with --resume once it is back") from None
-        finally:
-            reporter.close()
-            executor.close()
-        out = Path(args.out) if args.out else Path(store_path).parent / "runs" / run_id
-        final = None
-        best = best_candidates(store, run_id, 1)
-        if config.final_seeds and best:
-            print(f"final evaluation: {config.final_seeds} seeds, best loss vs cross-entropy",
-                  file=sys.stderr)
-            final = final_evaluation(rebuild_loss(best[0], config), config, config.final_seeds)
-        store.set_status(run_id, "finished")
-        report = write_report(store, run_id, out, final)
+        with run_lock(store.path, run_id), _terminate_as_interrupt():
+            try:
+                executor = make_executor(args.workers, args.scheduler, resources)
+            except SchedulerLost as error:
+                raise ValueError(str(error)) from None
+            reporter = _Reporter(config, quiet=args.no_progress, stream=sys.stderr)
+            try:
+                search(config, store=store, executor=executor, run_id=run_id,
+                       resume=bool(args.resume), on_result=reporter.result,
+                       on_generation=reporter.generation, batched=args.batched)
+            except SchedulerLost as error:
+                raise ValueError(f"{error}; resume with --resume once it is back") from None
+            finally:
+                reporter.close()
+                executor.close()
+            best = best_candidates(store, run_id, 1)
+            final = store.final(run_id)  # paid once: a resumed run reuses it
+            if config.final_seeds and best and final is None:
+                print(f"final evaluation: {config.final_seeds} seeds, best loss vs "
+                      "cross-entropy", file=sys.stderr)
+                result = final_evaluation(rebuild_loss(best[0], config), config,
+                                          config.final_seeds)
+                final = result.to_dict()
+                store.save_final(run_id, final)  # stored before any report is written
+            store.set_status(run_id, "finished")
+            report = _report(store, run_id, out, final)
         record = store.run(run_id)
         payload = {"run_id": run_id, "best": ({"loss": best[0].expression,
                                                "fitness": best[0].fitness} if best else None),
                    "counts": store.counts(run_id), "evaluations": record.evaluations,
-                   "report": str(report), "store": str(store_path)}
+                   "report": str(report), "store": str(store_file)}
         if final is not None:
-            data = final.to_dict()
-            payload["final"] = {"test_accuracy": data["test_accuracy"],
-                                "baseline_test_accuracy": data["baseline_test_accuracy"],
-                                "p_value": data["p_value"]}
+            payload["final"] = {key: final[key] for key in
+                                ("test_accuracy", "baseline_test_accuracy", "p_value")}
     if args.json:
         print(json.dumps(payload, indent=2))
     else:
@@ -176,6 +228,73 @@ def _search(args: argparse.Namespace) -> int:
                   f"{f['baseline_test_accuracy']['std']:.4f} (p = {f['p_value']})")
         print(f"report {report}")
     return 0
+
+
+def _search_config(record: dict[str, Any]):
+    from harness.search.runner import SearchConfig
+
+    try:
+        return SearchConfig.from_dict(record)
+    except TypeError as error:
+        raise ValueError(f"the run's config does not fit this symloss: {error}") from None
+
+
+def _stored_config(store, run_id: str) -> dict[str, Any]:
+    record = store.run(run_id)
+    if record.damage:
+        raise ValueError(f"run {run_id} in {store.path} is damaged: {record.damage}")
+    return record.config
+
+
+def _report(store, run_id: str, out: Path, final: dict[str, Any] | None,
+            update_store: bool = True) -> Path:
+    """Write the report; a failure is one line that says the results are safe in the store."""
+    from harness.search.final import write_report
+
+    try:
+        return write_report(store, run_id, out, final, update_store=update_store)
+    except OSError as error:
+        raise ValueError(f"the report could not be written to {out}: {error}; every result is "
+                         f"stored: rebuild it with symloss show {run_id} --report "
+                         f"--store {store.path} --out DIR") from None
+
+
+def default_report_folder(store_file: Path, run_id: str) -> Path:
+    """``runs/RUN_ID`` beside the store (a run id that is not a plain name is not a path)."""
+    name = run_id if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", run_id) else "run"
+    return store_file.parent / "runs" / name
+
+
+def check_output(out: Path) -> None:
+    """Refuse a report folder that cannot be written, before any training (creates nothing)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder; pass a folder for the report")
+    ancestor = out
+    while not ancestor.exists():
+        if ancestor.parent == ancestor:
+            break
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        raise ValueError(f"--out {out}: {ancestor} is a file, so the report folder cannot be made")
+    if ancestor.exists() and not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: {ancestor} is not writable")
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends a search as Ctrl-C does: the run is marked interrupted, resumable."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _check_dataset(config) -> None:
@@ -224,17 +343,21 @@ class _Reporter:
 def _runs(args: argparse.Namespace) -> int:
     from harness.search.store import RunStore
 
-    with RunStore.open(args.store or default_store(), create=False) as store:
+    with RunStore.open(args.store or default_store(), readonly=True) as store:
         runs = store.runs()
     rows = [{"run_id": r.run_id, "algorithm": r.algorithm, "status": r.status,
              "evaluations": r.evaluations, "best_fitness": r.best_fitness,
-             "dataset": r.config.get("budget", {}).get("dataset")} for r in runs]
+             "dataset": r.config.get("budget", {}).get("dataset"), "damage": r.damage}
+            for r in runs]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     if not rows:
         print("no runs")
     for row in rows:
+        if row["damage"]:
+            print(f"{row['run_id']}  damaged: {row['damage']}")
+            continue
         best = "-" if row["best_fitness"] is None else f"{row['best_fitness']:.4f}"
         print(f"{row['run_id']}  {row['algorithm']:<9} {row['dataset'] or '':<8} "
               f"{row['status']:<11} evaluations {row['evaluations']:>4}  best {best}")
@@ -245,8 +368,19 @@ def _show(args: argparse.Namespace) -> int:
     from harness.search.runner import best_candidates
     from harness.search.store import RunStore
 
-    with RunStore.open(args.store or default_store(), create=False) as store:
+    store_file = args.store or default_store()
+    with RunStore.open(store_file, readonly=True) as store:
         run = store.run(args.run_id)
+        if run.damage:
+            raise ValueError(f"run {run.run_id} in {store.path} is damaged: {run.damage}")
+        if args.report:
+            out = Path(args.out or run.report_dir or default_report_folder(store.path,
+                                                                           run.run_id))
+            check_output(out)
+            report = _report(store, run.run_id, out, store.final(run.run_id),
+                             update_store=False)
+            print(f"report {report}")
+            return 0
         payload = {"run_id": run.run_id, "algorithm": run.algorithm, "status": run.status,
                    "config": run.config, "evaluations": run.evaluations,
                    "best_fitness": run.best_fitness, "counts": store.counts(run.run_id),
@@ -254,7 +388,7 @@ def _show(args: argparse.Namespace) -> int:
                    "best": [{"fitness": r.fitness, "loss": r.expression, "params": r.params,
                              "generation": r.generation, "idx": r.idx}
                             for r in best_candidates(store, run.run_id, 5)],
-                   "report_dir": run.report_dir}
+                   "final": store.final(run.run_id), "report_dir": run.report_dir}
     if args.json:
         print(json.dumps(payload, indent=2))
         return 0
@@ -266,6 +400,10 @@ def _show(args: argparse.Namespace) -> int:
         print(f"  gen {row['generation']:>3}: best {best} median {median}")
     for row in payload["best"]:
         print(f"  {row['fitness']:.4f}  ℓ = {row['loss']}")
+    if payload["final"]:
+        final = payload["final"]
+        print(f"  final test accuracy {final['test_accuracy']['mean']:.4f} vs cross-entropy "
+              f"{final['baseline_test_accuracy']['mean']:.4f} (p = {final['p_value']})")
     if run.report_dir:
         print(f"report {Path(run.report_dir) / 'report.md'}")
     return 0

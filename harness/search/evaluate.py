@@ -59,9 +59,10 @@ def parse_objective(text: str) -> float | None:
             strength = float(text.split(":", 1)[1])
         except ValueError:
             strength = -1.0
-        if strength >= 0:
+        if 0 <= strength < float("inf"):
             return strength
-    raise ValueError(f"objective must be 'val' or 'fgsm:EPS' with EPS >= 0, got {text!r}")
+    raise ValueError(f"objective must be 'val' or 'fgsm:EPS' with a finite EPS >= 0, "
+                     f"got {text!r}")
 
 
 @dataclass(frozen=True)

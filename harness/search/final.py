@@ -115,8 +115,15 @@ def plot_fitness(summary: list[dict[str, Any]], path: Path) -> Path:
 
 
 def write_report(store: RunStore, run_id: str, out_dir: str | Path,
-                 final: FinalResult | None = None) -> Path:
-    """Write ``report.md``, ``fitness.png``, ``attraction.png`` and ``summary.json``."""
+                 final: FinalResult | dict[str, Any] | None = None, *,
+                 update_store: bool = True) -> Path:
+    """Write ``report.md``, ``fitness.png``, ``attraction.png`` and ``summary.json``.
+
+    Everything comes from the store and ``final`` (a stored final evaluation's dict),
+    so a report can be rebuilt at any time (``symloss show RUN_ID --report``, with
+    ``update_store=False``: the store is then only read). The best loss's analysis is
+    best-effort: if the symbolic side cannot analyze it, the report says so.
+    """
     from symloss.analysis import analyze
     from symloss.curves import plot_attraction
 
@@ -140,25 +147,33 @@ def write_report(store: RunStore, run_id: str, out_dir: str | Path,
         lines.append("")
     record: dict[str, Any] = {"run_id": run_id, "counts": counts, "generations": summary}
     if best:
-        top = rebuild_loss(best[0], config)
-        analysis = analyze(top, classes=config.classes, smoothing=config.smoothing)
-        baseline = catalog_loss("cross_entropy")
-        plot_attraction([Loss("best", top.expression), baseline], config.classes,
-                        out / "attraction.png")
         lines += ["## Best losses", "", "| fitness | ℓ(y, h) |", "| --- | --- |"]
         lines += [f"| {r.fitness:.4f} | `{r.expression}` |" for r in best]
-        verdicts = analysis.to_dict()
-        lines += ["", "## Analysis of the best loss", "",
-                  f"- trainable at the null epoch: {verdicts['trainable']} "
-                  f"(paper's invariant: {verdicts['paper_invariant']['trainable']})",
-                  f"- zero training error: limit of Δ(ε) = {verdicts['zero_error']['limit']}, "
-                  f"attractor: {verdicts['zero_error']['attractor']}",
-                  f"- binary minimum at p = {verdicts['binary_minimum']}", "",
-                  "![attraction](attraction.png)", ""]
-        record["best"] = {"loss": str(top.expression), "fitness": best[0].fitness,
-                          "analysis": verdicts}
+        record["best"] = {"loss": best[0].expression, "fitness": best[0].fitness}
+        try:
+            top = rebuild_loss(best[0], config)
+            verdicts = analyze(top, classes=config.classes,
+                               smoothing=config.smoothing).to_dict()
+            plot_attraction([Loss("best", top.expression), catalog_loss("cross_entropy")],
+                            config.classes, out / "attraction.png")
+        except (ArithmeticError, LookupError, TypeError, ValueError, RecursionError,
+                MemoryError, NotImplementedError) as error:
+            reason = f"{type(error).__name__}: {str(error)[:120]}"
+            lines += ["", "## Analysis of the best loss", "",
+                      f"- not available: the analysis failed ({reason})", ""]
+            record["best"]["analysis_error"] = reason
+        else:
+            lines += ["", "## Analysis of the best loss", "",
+                      f"- trainable at the null epoch: {verdicts['trainable']} "
+                      f"(paper's invariant: {verdicts['paper_invariant']['trainable']})",
+                      f"- zero training error: limit of Δ(ε) = "
+                      f"{verdicts['zero_error']['limit']}, "
+                      f"attractor: {verdicts['zero_error']['attractor']}",
+                      f"- binary minimum at p = {verdicts['binary_minimum']}", "",
+                      "![attraction](attraction.png)", ""]
+            record["best"].update(loss=str(top.expression), analysis=verdicts)
     if final is not None:
-        data = final.to_dict()
+        data = final if isinstance(final, dict) else final.to_dict()
         lines += ["## Final evaluation (test accuracy, same seeds)", "",
                   "| loss | mean | std | per seed |", "| --- | --- | --- | --- |",
                   f"| best | {data['test_accuracy']['mean']:.4f} | "
@@ -170,5 +185,6 @@ def write_report(store: RunStore, run_id: str, out_dir: str | Path,
         record["final"] = data
     (out / "report.md").write_text("\n".join(lines))
     (out / "summary.json").write_text(json.dumps(record, indent=2, default=str))
-    store.set_status(run_id, run.status, report_dir=str(out))
+    if update_store:
+        store.set_status(run_id, run.status, report_dir=str(out))
     return out / "report.md"

@@ -3,9 +3,9 @@
 A run's full config, every candidate it paid for (or filtered), and the
 optimizer state after each generation. A search writes a candidate's row the
 moment its evaluation returns, inside a transaction, so a crash loses at most
-the evaluations still in flight; on ``--resume`` the generation is asked again
-from the saved state (the same candidates, by seeding) and every candidate
-already in the store is taken from it instead of trained again.
+the evaluations still in flight; on ``--resume`` the run is replayed from its
+seed to the interrupted generation, which is asked again (the same candidates)
+and every candidate already in the store is taken from it instead of trained again.
 
 Tables (``SCHEMA_VERSION`` 1):
 
@@ -14,15 +14,13 @@ Tables (``SCHEMA_VERSION`` 1):
 - ``candidates``: one row per ``(run_id, generation, idx)``: ``params`` (JSON)
   or ``expression``, ``canonical_key``, ``status`` (``ok``, ``filtered``,
   ``diverged``, ``failed``), ``fitness``, ``metrics`` (JSON), ``seconds``, ``worker``.
-- ``generations``: ``(run_id, generation)`` → pickled optimizer state and the
+- ``generations``: ``(run_id, generation)`` → the optimizer state's JSON summary
+  (never unpickled; resume replays the run, ``harness.search.strategies``) and the
   generation's best/median fitness.
+- ``finals``: ``run_id`` → the final evaluation's results (JSON), stored before the
+  report is written, so a report can always be rebuilt (``symloss show RUN_ID --report``).
 
-What a store refuses, each a :class:`StoreError` (one line, ``symloss`` exit 2)
-and with the file left byte for byte as it was: a file that is not SQLite, a
-SQLite file that fails ``PRAGMA quick_check`` (truncated, damaged), a store
-from a newer schema (checked before anything is created in it), and a store
-whose write lock another process holds for longer than the busy timeout
-(``busy_timeout=``, default ``$SYMLOSS_STORE_BUSY_TIMEOUT`` or 30 s).
+Opening, refusing and read-only access: :mod:`harness.search.storefile`.
 
 Test hook: ``SYMLOSS_TEST_SLOW_WRITE=SECONDS`` sleeps inside every write
 transaction, after its statements and before its ``COMMIT``, so a test can
@@ -44,92 +42,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+from harness.search.storefile import (
+    BUSY_TIMEOUT_S,
+    SCHEMA_VERSION,  # noqa: F401  (re-exported: the store's public names live here)
+    StoreError,
+    _store_error,
+    connect,
+    store_path,  # noqa: F401
+)
+
 STATUSES = ("ok", "filtered", "diverged", "failed")
-BUSY_TIMEOUT_S = 30.0
-SQLITE_MAGIC = b"SQLite format 3\x00"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    algorithm TEXT NOT NULL,
-    config TEXT NOT NULL,
-    config_hash TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created REAL NOT NULL,
-    updated REAL NOT NULL,
-    report_dir TEXT
-);
-CREATE TABLE IF NOT EXISTS candidates (
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    generation INTEGER NOT NULL,
-    idx INTEGER NOT NULL,
-    params TEXT,
-    expression TEXT,
-    canonical_key TEXT,
-    status TEXT NOT NULL CHECK (status IN ('ok', 'filtered', 'diverged', 'failed')),
-    fitness REAL NOT NULL,
-    metrics TEXT NOT NULL,
-    seconds REAL NOT NULL,
-    worker TEXT,
-    created REAL NOT NULL,
-    PRIMARY KEY (run_id, generation, idx)
-);
-CREATE INDEX IF NOT EXISTS candidates_key ON candidates(run_id, canonical_key);
-CREATE TABLE IF NOT EXISTS generations (
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    generation INTEGER NOT NULL,
-    state BLOB NOT NULL,
-    best_fitness REAL,
-    median_fitness REAL,
-    created REAL NOT NULL,
-    PRIMARY KEY (run_id, generation)
-);
-"""
 
 
-class StoreError(ValueError):
-    """A store that cannot be used: corrupt, locked, from a newer schema, or a bad run id."""
-
-
-def _busy_timeout() -> float:
-    text = os.environ.get("SYMLOSS_STORE_BUSY_TIMEOUT")
-    if text is None:
-        return BUSY_TIMEOUT_S
+def _config(text: Any) -> tuple[dict[str, Any], str | None]:
+    """A stored config and ``None``, or ``{}`` and what is wrong with it."""
     try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise StoreError(f"SYMLOSS_STORE_BUSY_TIMEOUT must be seconds >= 0, got {text!r}")
-    return value
+        value = json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        return {}, "its config is not JSON"
+    if not isinstance(value, dict):
+        return {}, f"its config is {json.dumps(value)[:40]}, not a JSON object"
+    if not isinstance(value.get("budget"), dict):
+        return {}, "its config has no budget object"
+    return value, None
 
-
-def _write_ahead_log(connection: sqlite3.Connection, timeout: float) -> None:
-    """Put the database in WAL mode, waiting up to ``timeout`` for other connections.
-
-    SQLite answers ``PRAGMA journal_mode=WAL`` with "database is locked" at once,
-    without its busy handler, while another connection creates the same store
-    (measured: 42 of 200 simultaneous openings of a new file by two processes failed
-    so); retried until then.
-    """
-    deadline = time.monotonic() + timeout
-    while connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-        try:
-            connection.execute("PRAGMA journal_mode=WAL")
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error).lower() or time.monotonic() >= deadline:
-                raise
-            time.sleep(0.01)
-
-
-def _store_error(path: Path, error: sqlite3.Error, timeout: float) -> StoreError:
-    message = str(error)
-    if isinstance(error, sqlite3.OperationalError) and "locked" in message:
-        return StoreError(f"run store {path} is locked by another process (waited {timeout:g} s); "
-                          "try again when it is done, or raise SYMLOSS_STORE_BUSY_TIMEOUT")
-    return StoreError(f"run store {path} cannot be used: {message}")
 
 
 def _translated(method):
@@ -179,6 +115,7 @@ class RunRecord:
     report_dir: str | None
     evaluations: int
     best_fitness: float | None
+    damage: str | None = None  # what is wrong with the stored row, when something is
 
 
 class RunStore:
@@ -190,76 +127,16 @@ class RunStore:
         self.path = path
         self.busy_timeout = busy_timeout
 
+
     @classmethod
-    def open(cls, path: str | Path, *, create: bool = True,
+    def open(cls, path: str | Path, *, create: bool = True, readonly: bool = False,
              busy_timeout: float | None = None) -> RunStore:
         """Open (or create) the store at ``path``; a :class:`StoreError` if it cannot be used.
 
-        Nothing is written to an existing file until it has passed every check.
+        Nothing is written to an existing file until it has passed every check;
+        ``readonly`` writes nothing at all (:mod:`harness.search.storefile`).
         """
-        path = Path(path)
-        timeout = _busy_timeout() if busy_timeout is None else float(busy_timeout)
-        if not create and not path.exists():
-            raise StoreError(f"no run store at {path}; pass --store FILE of an existing store")
-        if path.is_dir():
-            raise StoreError(f"run store {path} is a folder; pass --store FILE")
-        existing = path.exists() and path.stat().st_size > 0
-        if existing:
-            try:
-                with path.open("rb") as handle:
-                    header = handle.read(len(SQLITE_MAGIC))
-            except OSError as error:
-                raise StoreError(f"run store {path} cannot be read: {error}") from None
-            if header != SQLITE_MAGIC:
-                raise StoreError(f"run store {path} cannot be used: it is not a SQLite "
-                                 "database (wrong header); nothing was changed")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        connection = None
-        try:
-            connection = sqlite3.connect(path, timeout=timeout, isolation_level=None)
-            complete = existing and cls._check_existing(connection, path)
-            _write_ahead_log(connection, timeout)
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute("PRAGMA foreign_keys=ON")
-            if not complete:  # a new store (a complete one is opened without a write)
-                connection.executescript(_SCHEMA)
-                connection.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                                   (str(SCHEMA_VERSION),))
-        except (StoreError, sqlite3.Error) as error:
-            if connection is not None:
-                connection.close()
-            if isinstance(error, StoreError):
-                raise
-            raise _store_error(path, error, timeout) from None
-        return cls(connection, path, timeout)
-
-    @staticmethod
-    def _check_existing(connection: sqlite3.Connection, path: Path) -> bool:
-        """Refuse a damaged store or one from a newer schema before writing anything to it.
-
-        ``True`` when the store already has every table and its schema version.
-        """
-        tables = {row[0] for row in connection.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'")}
-        row = None
-        if "meta" in tables:
-            row = connection.execute(
-                "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is not None:
-                try:
-                    version = int(row[0])
-                except ValueError:
-                    raise StoreError(f"run store {path} has an unreadable schema version "
-                                     f"{row[0]!r}") from None
-                if version > SCHEMA_VERSION:
-                    raise StoreError(f"run store {path} has schema version {version}, newer "
-                                     f"than this symloss understands ({SCHEMA_VERSION}); "
-                                     "upgrade symloss")
-        verdict = connection.execute("PRAGMA quick_check").fetchone()[0]
-        if verdict != "ok":
-            raise StoreError(f"run store {path} is damaged (quick_check: {verdict[:80]}); "
-                             "nothing was changed")
-        return row is not None and {"meta", "runs", "candidates", "generations"} <= tables
+        return cls(*connect(path, create=create, readonly=readonly, busy_timeout=busy_timeout))
 
     def close(self) -> None:
         self.connection.close()
@@ -308,8 +185,9 @@ class RunStore:
         count, best = self.connection.execute(
             "SELECT COUNT(*), MAX(fitness) FROM candidates WHERE run_id = ? AND status != "
             "'filtered' AND COALESCE(worker, '') != 'cache'", (run_id,)).fetchone()
-        return RunRecord(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5], row[6],
-                         count, best)
+        config, damage = _config(row[2])
+        return RunRecord(row[0], row[1], config, row[3], row[4], row[5], row[6], count, best,
+                         damage)
 
     @_translated
     def runs(self) -> list[RunRecord]:
@@ -348,9 +226,13 @@ class RunStore:
             query += " AND generation = ?"
             args += (generation,)
         rows = self.connection.execute(query + " ORDER BY generation, idx", args).fetchall()
-        return [CandidateRecord(r[0], r[1], r[2], r[3],
-                                None if r[4] is None else json.loads(r[4]), r[5], r[6],
-                                json.loads(r[7]), r[8], r[9]) for r in rows]
+        try:
+            return [CandidateRecord(r[0], r[1], r[2], r[3],
+                                    None if r[4] is None else json.loads(r[4]), r[5], r[6],
+                                    json.loads(r[7]), r[8], r[9]) for r in rows]
+        except (TypeError, ValueError, RecursionError):
+            raise StoreError(f"run {run_id} has a damaged candidate row (params or metrics "
+                             "not JSON) in {self.path}") from None
 
     @_translated
     def cached(self, run_id: str, canonical_key: str) -> CandidateRecord | None:
@@ -362,6 +244,35 @@ class RunStore:
         if row is None:
             return None
         return next(c for c in self.candidates(run_id, row[0]) if c.idx == row[1])
+
+    # final evaluations ----------------------------------------------------------------------
+
+    @_translated
+    def save_final(self, run_id: str, result: dict[str, Any]) -> None:
+        """Store a run's final evaluation (before any report is written from it)."""
+        with self._transaction() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS finals (run_id TEXT PRIMARY KEY REFERENCES "
+                       "runs(run_id), result TEXT NOT NULL, created REAL NOT NULL)")
+            db.execute("INSERT OR REPLACE INTO finals VALUES (?, ?, ?)",
+                       (run_id, json.dumps(result, sort_keys=True), time.time()))
+
+    @_translated
+    def final(self, run_id: str) -> dict[str, Any] | None:
+        """The stored final evaluation, or ``None`` (none run, or a store from before finals)."""
+        if self.connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                   "name = 'finals'").fetchone() is None:
+            return None
+        row = self.connection.execute("SELECT result FROM finals WHERE run_id = ?",
+                                      (run_id,)).fetchone()
+        if row is None:
+            return None
+        try:
+            value = json.loads(row[0])
+        except (TypeError, ValueError, RecursionError):
+            value = None
+        if not isinstance(value, dict):
+            raise StoreError(f"run {run_id}'s stored final evaluation is damaged")
+        return value
 
     # generations ----------------------------------------------------------------------------
 

