@@ -61,6 +61,15 @@ class InlineExecutor:
 
 
 def _one_thread() -> None:
+    """A local worker's start: one torch thread, and Ctrl-C left to the search's process.
+
+    A terminal's Ctrl-C reaches every process of the foreground group; the search
+    itself stops the workers (:meth:`LocalExecutor.close`), so they ignore SIGINT
+    instead of each printing a traceback.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     import torch
 
     torch.set_num_threads(1)
@@ -101,6 +110,9 @@ class LocalExecutor:
             return
         except BrokenProcessPool:
             self._renew()
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop the workers now, quietly
+            self._terminate()
+            raise
         for position, item in enumerate(pending):
             if position in done:
                 continue
@@ -119,8 +131,20 @@ class LocalExecutor:
             self.pool.shutdown(wait=False, cancel_futures=True)
         self.pool = self._new_pool()
 
+    def _terminate(self) -> None:
+        processes = list((getattr(self.pool, "_processes", None) or {}).values())
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            with contextlib.suppress(Exception):
+                process.terminate()
+        for process in processes:
+            with contextlib.suppress(Exception):
+                process.join(timeout=5)
+        self.terminated = True
+
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        if not getattr(self, "terminated", False):
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 class DaskExecutor:
