@@ -29,6 +29,10 @@ BAIKAL_CMA_COEFFICIENTS = ("2.7279", "0.9863", "1.5352", "-1.1135", "1.3716", "-
 #: Focal loss focusing parameter (Lin et al. 2017's default).
 FOCAL_GAMMA = 2
 
+#: The highest TaylorGLO order: 80 parameters at order 12; beyond it the family's
+#: algebra (and a search over it) grows without use (ICLR uses order 3).
+MAX_ORDER = 12
+
 
 def _mse() -> Loss:
     return Loss("mse", (h - y) ** 2)
@@ -62,8 +66,9 @@ def taylorglo_terms(order: int) -> list[tuple[int, int]]:
     >>> taylorglo_terms(3)
     [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (2, 1)]
     """
-    if not isinstance(order, int) or isinstance(order, bool) or order < 1:
-        raise ValueError(f"TaylorGLO order must be an integer >= 1, got {order!r}")
+    if not isinstance(order, int) or isinstance(order, bool) or not 1 <= order <= MAX_ORDER:
+        raise ValueError(f"TaylorGLO order must be an integer from 1 to {MAX_ORDER}, "
+                         f"got {order!r}")
     return [(a, b) for a in range(order) for b in range(1, order - a + 1)]
 
 

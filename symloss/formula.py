@@ -5,7 +5,8 @@ allowlist, then the sympy expression is built by our own code. sympy's
 ``sympify``/``parse_expr`` are never called on user text: both end in ``eval``.
 
 Accepted: numbers, the names ``y`` and ``h`` (plus parameter names the caller
-allows), ``+ - * /``, ``**`` and ``^`` (power) with a bounded numeric exponent,
+allows), ``+ - * /``, ``**`` and ``^`` (power) with a bounded numeric exponent
+(nested powers multiplied out: ``(h**16)**16`` is refused),
 and the functions ``log exp sqrt Abs Max Min tanh sigmoid`` (``abs``, ``max``,
 ``min``, ``ln`` as aliases). Everything else is a :class:`FormulaError` that
 names the offending piece.
@@ -30,6 +31,7 @@ from collections.abc import Callable, Mapping
 
 import sympy as sp
 
+from symloss.bounds import flat_exponent
 from symloss.guard import guarded
 from symloss.symbols import h, y
 
@@ -178,7 +180,13 @@ class _Builder:
                     raise FormulaError(
                         f"constant {_describe(node)!r} exceeds 1e{MAX_MAGNITUDE} in size"
                     )
-            return sp.Pow(base, exponent)
+            power = sp.Pow(base, exponent)
+            if flat_exponent(power) > MAX_EXPONENT:  # (h**16)**16 is h**256
+                raise FormulaError(
+                    f"power {_describe(node)!r} amounts to exponent {flat_exponent(power):g} "
+                    f"with nested powers multiplied out; |exponent| <= {MAX_EXPONENT}"
+                )
+            return power
         operation = _BINARY.get(type(node.op))
         if operation is None:
             raise FormulaError(

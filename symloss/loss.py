@@ -16,6 +16,7 @@ return new values; nothing here mutates.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -83,6 +84,9 @@ class Loss:
         ValueError: loss 'taylorglo3' takes 8 parameter values, got 2
         """
         numbers = tuple(float(v) for v in values)
+        bad = [v for v in numbers if not math.isfinite(v)]
+        if bad:
+            raise ValueError(f"parameter values must be finite numbers, got {bad[0]!r}")
         return Loss(self.name, self.expr, self.parameters, numbers, self.meta)
 
     def unbind(self) -> Loss:

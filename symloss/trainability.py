@@ -29,6 +29,7 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
+from symloss.bounds import TooLarge, expand
 from symloss.dynamics import (
     Classes,
     Smoothing,
@@ -63,7 +64,7 @@ def trainability_condition(
     -2*lambda_0*lambda_7 - 2*lambda_1*lambda_6 + lambda_5 + lambda_6/5 + lambda_7
     """
     gamma_t, gamma_n = _null_gammas(loss, classes, smoothing)
-    return sp.expand(gamma_t - gamma_n)
+    return _expanded(gamma_t - gamma_n)
 
 
 def paper_condition(loss: Loss, classes: Classes, smoothing: Smoothing = 0.0) -> sp.Expr:
@@ -73,7 +74,15 @@ def paper_condition(loss: Loss, classes: Classes, smoothing: Smoothing = 0.0) ->
     """
     n = _classes(classes)
     gamma_t, gamma_n = _null_gammas(loss, n, smoothing)
-    return sp.expand(gamma_t - (n - 1) * gamma_n)
+    return _expanded(gamma_t - (n - 1) * gamma_n)
+
+
+def _expanded(expression: sp.Expr) -> sp.Expr:
+    """Expanded when small enough to expand (:mod:`symloss.bounds`), as it is otherwise."""
+    try:
+        return expand(expression, "the null-epoch condition")
+    except TooLarge:
+        return expression
 
 
 def is_trainable(loss: Loss, classes: Classes, smoothing: Smoothing = 0.0) -> bool | None:
