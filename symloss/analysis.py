@@ -5,25 +5,36 @@
 >>> result.null_epoch.trainable, result.zero_error.attractor, round(result.binary.minimum_at, 2)
 (True, False, 0.71)
 >>> result.to_dict()["zero_error"]
-{'limit': '-inf', 'attractor': False, 'leading_order': 0}
+{'limit': '-inf', 'attractor': False, 'leading_order': 0, 'neutral': False}
+
+Every step runs under a time and memory bound (:mod:`symloss.guard`, with size
+checks from :mod:`symloss.bounds`); a step that cannot finish is *undecided*
+and :attr:`Analysis.undecided` says why, step by step.
 """
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import sympy as sp
 
 from symloss.binary import BinaryView, binary_view
+from symloss.bounds import is_zero_number
 from symloss.dynamics import (
+    UNDECIDED,
     NullEpoch,
     ZeroError,
+    _smoothing,
     decompose,
     delta,
     gamma,
     gamma_nontarget,
     gamma_target,
+    labels,
     logit_step,
     null_epoch,
     sign_verdict,
@@ -31,9 +42,10 @@ from symloss.dynamics import (
     zero_error,
     zero_error_polynomial,
 )
+from symloss.guard import bounded
 from symloss.loss import Loss
 from symloss.smoothing import SmoothingMap, label_smoothing_map
-from symloss.symbols import eta
+from symloss.symbols import eta, h, y
 from symloss.trainability import paper_condition, trainability_condition
 
 
@@ -57,15 +69,24 @@ class Analysis:
     paper_condition: sp.Expr
     label_smoothing_map: SmoothingMap | None
     binary: BinaryView
+    undecided: tuple[tuple[str, str], ...] = ()
 
     @property
     def trainable(self) -> bool | None:
-        """First-principles trainability at the null epoch (target probability grows)."""
+        """First-principles trainability at the null epoch (target probability grows).
+
+        Undecided at a kink whose subgradients disagree, or for a complex γ.
+        """
+        if _null_epoch_decides(self.null_epoch):
+            return self.null_epoch.trainable
         return sign_verdict(self.trainability_condition)
 
     @property
     def paper_trainable(self) -> bool | None:
-        """ICLR Theorem 3's verdict, as published."""
+        """ICLR Theorem 3's verdict, as published (undecided where :attr:`trainable` is
+        undecided for a reason other than parameters)."""
+        if _null_epoch_decides(self.null_epoch):
+            return None
         negative = sign_verdict(-self.paper_condition)
         return None if negative is None else not negative
 
@@ -96,6 +117,7 @@ class Analysis:
                 "limit": to_json(self.zero_error.limit),
                 "attractor": self.zero_error.attractor,
                 "leading_order": self.zero_error.leading_order,
+                "neutral": self.zero_error.neutral,
             },
             "trainable": self.trainable,
             "paper_invariant": {"trainable": self.paper_trainable},
@@ -103,8 +125,18 @@ class Analysis:
             "binary": {"loss": str(self.binary.expression),
                        "minimum_at": self.binary.minimum_at,
                        "minimum_value": self.binary.minimum_value,
-                       "interior": self.binary.interior},
+                       "interior": self.binary.interior,
+                       "minima": [list(run) for run in self.binary.minima]},
         }
+        if self.null_epoch.delta_range is not None:
+            result["null_epoch"]["delta_range"] = [to_json(v) for v in self.null_epoch.delta_range]
+        for key, reason in (("null_epoch", self.null_epoch.reason),
+                            ("zero_error", self.zero_error.reason),
+                            ("binary", self.binary.reason)):
+            if reason:
+                result[key]["reason"] = reason
+        if self.undecided:
+            result["undecided"] = dict(self.undecided)
         if self.loss.parameters:
             result["parameters"] = {str(p): (None if self.loss.values is None else v)
                                     for p, v in zip(self.loss.parameters,
@@ -123,7 +155,7 @@ class Analysis:
                 if self.label_smoothing_map.exists else None)
             if not self.label_smoothing_map.exists:
                 result["label_smoothing_map_reason"] = self.label_smoothing_map.reason
-        return result
+        return json_safe(result)
 
     def latex(self) -> dict[str, str]:
         """LaTeX of every derived expression, by the same names as :meth:`to_dict`."""
@@ -143,6 +175,8 @@ class Analysis:
         }
         if self.zero_error.limit is not None:
             items["zero_error_limit"] = self.zero_error.limit
+        items = {name: value for name, value in items.items()
+                 if isinstance(value, sp.Basic) and not value.has(sp.nan)}
         for name, value in (self.decomposition or {}).items():
             items[f"decomposition_{name}"] = value
         if self.label_smoothing_map is not None and self.label_smoothing_map.exists:
@@ -151,11 +185,22 @@ class Analysis:
         return {name: sp.latex(value) for name, value in items.items()}
 
 
+def _null_epoch_decides(null: NullEpoch) -> bool:
+    """A kink or a complex γ at the null epoch: its verdict overrides the plain sign of Δ."""
+    return null.delta_range is not None or (
+        null.trainable is None and null.reason not in ("", "depends on the parameters"))
+
+
 def to_json(value: sp.Expr | None) -> float | int | str | None:
     """A JSON value for a derived quantity: number, ``"inf"``/``"-inf"``, expression string or None.
 
+    A finite number too large for a float is its 17-digit string; an exactly zero
+    constant is ``0``.
+
     >>> to_json(sp.oo), to_json(sp.Rational(1, 2)), to_json(sp.Integer(3)), to_json(None)
     ('inf', 0.5, 3, None)
+    >>> to_json(-sp.exp(sp.Integer(10)**6)), to_json(sp.log(2) + sp.log(3) - sp.log(6))
+    ('-3.0332153968020875e+434294', 0)
     """
     if value is None or value.has(sp.nan, sp.zoo):
         return None  # undefined: undecided in JSON
@@ -166,45 +211,147 @@ def to_json(value: sp.Expr | None) -> float | int | str | None:
     if value.is_number:
         if value.is_Integer:
             return int(value)
-        numeric = complex(value.evalf(17))
-        if numeric.imag == 0:
-            return numeric.real
-        return str(value)
+        if is_zero_number(value):
+            return 0
+        numeric = value.evalf(17)
+        real, imaginary = numeric.as_real_imag()
+        if imaginary != 0 or not real.is_Float:
+            return str(value)
+        number = float(real)
+        return number if math.isfinite(number) else _float_text(real)
     return str(value)
+
+
+def _float_text(value: sp.Float) -> str:
+    return str(sp.N(value, 17)).replace("e+", "e+").replace("E", "e")
+
+
+def json_safe(payload: Any) -> Any:
+    """``payload`` with every non-finite float as ``"inf"``, ``"-inf"`` or ``None`` (NaN).
+
+    ``json.dumps(..., allow_nan=False)`` then never fails: the output is valid JSON.
+
+    >>> json_safe({"a": [float("inf"), float("nan"), 1.5]})
+    {'a': ['inf', None, 1.5]}
+    """
+    if isinstance(payload, float) and not math.isfinite(payload):
+        return None if math.isnan(payload) else ("inf" if payload > 0 else "-inf")
+    if isinstance(payload, dict):
+        return {key: json_safe(value) for key, value in payload.items()}
+    if isinstance(payload, (list, tuple)):
+        return [json_safe(value) for value in payload]
+    return payload
+
+
+#: Seconds one step of :func:`analyze` may take before it is undecided.
+STEP_SECONDS = 5.0
+#: Seconds all the steps of one :func:`analyze` may take together.
+TOTAL_SECONDS = 30.0
+
+
+class _Steps:
+    """Runs each step under the bounds; records why a step is undecided, and its fallback."""
+
+    def __init__(self, seconds: float, total: float):
+        self.seconds, self.deadline = seconds, time.monotonic() + total
+        self.total = total
+        self.undecided: list[tuple[str, str]] = []
+
+    def __call__(self, name: str, call: Callable[[], Any], fallback: Any = None) -> Any:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            self.undecided.append((name, f"skipped: the analysis's {self.total:g} s are spent"))
+            return fallback
+        outcome = bounded(call, seconds=min(self.seconds, left), undecided_on=UNDECIDED)
+        if outcome.reason is not None:
+            self.undecided.append((name, outcome.reason))
+            return fallback
+        return outcome.value
+
+
+def _complex_at(loss: Loss, classes: int, smoothing: float) -> str | None:
+    """Where ``ℓ`` takes a non-real value on a few probabilities and both labels, if anywhere."""
+    if loss.is_family:
+        return None
+    target, nontarget = labels(classes, smoothing)
+    expression = loss.expression
+    for label in (target, nontarget):
+        for point in (sp.Rational(1, classes), sp.Rational(1, 20), sp.Rational(1, 2),
+                      sp.Rational(19, 20)):
+            value = expression.subs({y: label, h: point}).evalf(15)
+            if value.is_number and not value.has(sp.nan, sp.zoo) and \
+                    value.is_extended_real is False:
+                return f"ℓ is complex at y = {label}, h = {point} (ℓ = {value}); a loss is real"
+    return None
 
 
 def analyze(
     loss: Loss, classes: int = 10, smoothing: float = 0.0, *, lr: float | sp.Expr = eta,
+    seconds: float = STEP_SECONDS, total_seconds: float = TOTAL_SECONDS,
 ) -> Analysis:
     """Derive γ, Δ(ε), the null epoch, the zero-error regime, trainability and more.
 
     ``lr`` is the learning rate in the logit step (the symbol ``η`` by default).
     For a family with ``smoothing > 0`` the label-smoothing parameter map is included.
+    Each step may take ``seconds`` (and all of them ``total_seconds``) and 2 GB
+    of memory; past that it is undecided, with the reason in ``undecided``.
+    A loss with a complex constant is a ``ValueError``; one that is complex-valued
+    on ``(0, 1)`` gets undecided verdicts.
 
     >>> from symloss.catalog import loss
     >>> analyze(loss("cross_entropy"), classes=10).to_dict()["null_epoch"]
     {'gamma_target': 10, 'gamma_nontarget': 0, 'delta': 10, 'trainable': True}
+    >>> analyze(loss("sqrt(h - 2)"), classes=10).trainable is None
+    True
     """
     if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
         raise ValueError(f"classes must be an integer >= 2, got {classes!r}")
+    _smoothing(smoothing)
+    if loss.expr.has(sp.I):
+        raise ValueError(f"loss {loss.name!r} has a complex constant ({loss.expr}); a loss is real")
+    step = _Steps(seconds, total_seconds)
+    nan = sp.nan
+    coefficient = step("gamma", lambda: gamma(loss), nan)
+    complex_reason = step("realness", lambda: _complex_at(loss, classes, smoothing))
     smoothing_map = None
     if loss.is_family and smoothing:
-        smoothing_map = label_smoothing_map(loss, classes, smoothing)
+        smoothing_map = step("label_smoothing_map",
+                             lambda: label_smoothing_map(loss, classes, smoothing),
+                             SmoothingMap(False, {}, "undecided within the bounds"))
+    raw_delta = step("delta", lambda: delta(loss, classes, smoothing), nan)
+    raw_step = step("logit_step", lambda: logit_step(loss, classes, lr, smoothing), (nan, nan))
+    null = step("null_epoch", lambda: null_epoch(loss, classes, smoothing),
+                NullEpoch(nan, nan, nan, None, reason="undecided within the bounds"))
+    zero = step("zero_error", lambda: zero_error(loss, classes, smoothing, seconds=seconds),
+                ZeroError(None, None, None, reason="undecided within the bounds"))
+    binary = step("binary", lambda: binary_view(loss, smoothing if not loss.is_family else 0.0),
+                  BinaryView(nan, nan, None, None, None, reason="undecided within the bounds"))
+    if complex_reason:
+        null = NullEpoch(null.gamma_target, null.gamma_nontarget, null.delta, None,
+                         reason=complex_reason)
+        zero = ZeroError(zero.limit, None, zero.leading_order, False, complex_reason)
+        binary = BinaryView(binary.expression, binary.derivative, None, None, None,
+                            reason=complex_reason)
     return Analysis(
         loss=loss,
         classes=classes,
         smoothing=float(smoothing),
-        gamma=gamma(loss),
-        gamma_target=gamma_target(loss, classes, smoothing),
-        gamma_nontarget=gamma_nontarget(loss, classes, smoothing),
-        decomposition=decompose(loss),
-        zero_error_coefficients=zero_error_polynomial(loss),
-        delta=tidy(delta(loss, classes, smoothing)),
-        logit_step=tuple(tidy(e) for e in logit_step(loss, classes, lr, smoothing)),
-        null_epoch=null_epoch(loss, classes, smoothing),
-        zero_error=zero_error(loss, classes, smoothing),
-        trainability_condition=trainability_condition(loss, classes, smoothing),
-        paper_condition=paper_condition(loss, classes, smoothing),
+        gamma=coefficient,
+        gamma_target=step("gamma_target", lambda: gamma_target(loss, classes, smoothing), nan),
+        gamma_nontarget=step("gamma_nontarget",
+                             lambda: gamma_nontarget(loss, classes, smoothing), nan),
+        decomposition=step("decomposition", lambda: decompose(loss)),
+        zero_error_coefficients=step("zero_error_coefficients",
+                                     lambda: zero_error_polynomial(loss)),
+        delta=step("tidy delta", lambda: tidy(raw_delta), raw_delta),
+        logit_step=step("tidy logit_step", lambda: tuple(tidy(e) for e in raw_step), raw_step),
+        null_epoch=null,
+        zero_error=zero,
+        trainability_condition=step("trainability_condition",
+                                    lambda: trainability_condition(loss, classes, smoothing), nan),
+        paper_condition=step("paper_condition",
+                             lambda: paper_condition(loss, classes, smoothing), nan),
         label_smoothing_map=smoothing_map,
-        binary=binary_view(loss, smoothing if not loss.is_family else 0.0),
+        binary=binary,
+        undecided=tuple(step.undecided),
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -39,11 +40,43 @@ def parse_floats(text: str) -> list[float]:
 
     >>> parse_floats("0, -1,2.5")
     [0.0, -1.0, 2.5]
+    >>> parse_floats("nan,1")
+    Traceback (most recent call last):
+    ...
+    symloss.cli.UsageError: --params must be finite numbers, got 'nan'
     """
     try:
-        return [float(part) for part in text.split(",") if part.strip()]
+        values = [float(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise UsageError(f"--params must be comma-separated numbers, got {text!r}") from None
+    for part, value in zip((p for p in text.split(",") if p.strip()), values, strict=True):
+        if not math.isfinite(value):
+            raise UsageError(f"--params must be finite numbers, got {part.strip()!r}")
+    return values
+
+
+#: Characters that make a leading-minus argument a formula, not an option.
+_FORMULA_CHARACTERS = set("()*/+^ .,")
+
+
+def formula_arguments(argv: Sequence[str]) -> list[str]:
+    """``argv`` with formulas that start with ``-`` kept from looking like options.
+
+    ``symloss analyze "-y*log(h+0.01)"`` would otherwise fail as an unknown
+    option; a leading space makes argparse take it as a value (formulas and
+    ``--params`` lists are stripped before use). Nothing after ``--`` changes.
+
+    >>> formula_arguments(["analyze", "-y*log(h)", "--params", "-1,2", "--classes", "-3"])
+    ['analyze', ' -y*log(h)', '--params', ' -1,2', '--classes', '-3']
+    """
+    result = list(argv)
+    for index, argument in enumerate(result):
+        if argument == "--":
+            break
+        if (len(argument) > 1 and argument[0] == "-" and argument[1] != "-"
+                and _FORMULA_CHARACTERS & set(argument[1:])):
+            result[index] = " " + argument
+    return result
 
 
 def _load_loss(spec: str, order: int, params: str | None):
@@ -70,7 +103,7 @@ def _command_analyze(args: argparse.Namespace) -> int:
         payload = result.to_dict()
         if args.latex:
             payload["latex"] = result.latex()
-        print(json.dumps(payload, indent=2))
+        print(json.dumps(payload, indent=2, allow_nan=False))
     else:
         print(format_report(result))
         if args.latex:
@@ -89,7 +122,7 @@ def _command_curve(args: argparse.Namespace) -> int:
             raise UsageError(f"{item.name} is a family: give --params to draw one member's curve")
     names = [item.name for item in losses]
     if len(set(names)) != len(names):  # two formulas: name them by their text
-        losses = [item.__class__(spec, item.expr, item.parameters, item.values, item.meta)
+        losses = [item.__class__(spec.strip(), item.expr, item.parameters, item.values, item.meta)
                   for spec, item in zip(args.losses, losses, strict=True)]
     path = plot_attraction(losses, args.classes, args.out, lr=args.lr, smoothing=args.smoothing)
     print(f"wrote {path}")
@@ -136,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(formula_arguments(sys.argv[1:] if argv is None else argv))
     try:
         return int(args.handler(args) or 0)
     except (FormulaError, UsageError, ValueError, FileNotFoundError) as error:

@@ -15,6 +15,8 @@ y/h
 
 from __future__ import annotations
 
+import math
+import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,12 +24,21 @@ from functools import lru_cache
 import numpy as np
 import sympy as sp
 
-from symloss.guard import guarded
+from symloss.bounds import TooLarge, expanded_degree, is_zero_number, zero_constants
+from symloss.bounds import expand as bounded_expand
+from symloss.branches import has_kinks, near_zero, one_sided
+from symloss.guard import bounded
 from symloss.loss import Loss
 from symloss.symbols import epsilon, eta, h, y
 
 Classes = int | sp.Symbol
 Smoothing = float | sp.Expr
+
+#: The smallest non-zero label smoothing (smaller ones would only carry huge denominators).
+MIN_SMOOTHING = 1e-9
+#: What sympy may raise on an expression it cannot handle: the step is undecided.
+UNDECIDED = (NotImplementedError, TypeError, ValueError, AttributeError, ArithmeticError,
+             TooLarge)
 
 
 def _classes(classes: Classes) -> sp.Expr:
@@ -44,8 +55,10 @@ def _smoothing(smoothing: Smoothing) -> sp.Expr:
     if isinstance(smoothing, sp.Basic):
         return smoothing
     value = float(smoothing)
-    if not 0.0 <= value < 1.0:
+    if not math.isfinite(value) or not 0.0 <= value < 1.0:
         raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
+    if 0.0 < value < MIN_SMOOTHING:
+        raise ValueError(f"smoothing must be 0 or at least {MIN_SMOOTHING:g}, got {smoothing!r}")
     return sp.Rational(str(value)) if value else sp.Integer(0)
 
 
@@ -55,13 +68,17 @@ def tidy(expression: sp.Expr) -> sp.Expr:
     ``sp.simplify`` would be tidier but costs ~0.5 s on first use (it imports
     ``sympy.physics.units``), which is most of ``symloss analyze``'s cold budget.
 
-    Polynomials (a family's null-epoch Δ) are expanded instead.
+    Polynomials (a family's null-epoch Δ) are expanded instead, when small
+    enough (:func:`symloss.bounds.check_expandable`); larger ones stay as they are.
 
     >>> tidy(1 / (1 - epsilon) + epsilon / (1 - epsilon))
     (epsilon + 1)/(1 - epsilon)
     """
-    if expression.is_polynomial():
-        return sp.expand(expression)
+    try:
+        if expression.is_polynomial():
+            return bounded_expand(expression)
+    except TooLarge:
+        return expression
     return _evaluated(sp.factor_terms(sp.together(expression)))
 
 
@@ -114,7 +131,8 @@ def gamma(loss: Loss) -> sp.Expr:
 
 @lru_cache(maxsize=4096)
 def _gamma(expr: sp.Expr) -> sp.Expr:
-    return -sp.diff(expr, h)
+    # A constant sum that is exactly zero (log 2 + log 3 − log 6) is zero: γ must know it.
+    return -sp.diff(zero_constants(expr), h)
 
 
 def gamma_target(loss: Loss, classes: Classes = 2, smoothing: Smoothing = 0.0) -> sp.Expr:
@@ -237,42 +255,96 @@ def _require_bound(loss: Loss, what: str) -> None:
 
 @dataclass(frozen=True)
 class NullEpoch:
-    """γ at the null epoch, all ``h_k = 1/n`` (ICLR App. C)."""
+    """γ at the null epoch, all ``h_k = 1/n`` (ICLR App. C).
+
+    ``delta_range`` is set at a kink exactly at ``h = 1/n``: the lowest and highest Δ
+    over the subgradients there; the verdict is decided only when they agree.
+    ``reason`` says why ``trainable`` is undecided (or what it depends on).
+    """
 
     gamma_target: sp.Expr
     gamma_nontarget: sp.Expr
     delta: sp.Expr
     trainable: bool | None
+    delta_range: tuple[sp.Expr, sp.Expr] | None = None
+    reason: str = ""
 
 
 def null_epoch(loss: Loss, classes: Classes, smoothing: Smoothing = 0.0) -> NullEpoch:
     """γ_T(1/n), γ_N(1/n) and whether the target probability grows (SPEC §2.4).
 
     ``Δ = γ_T(1/n) − γ_N(1/n)``: the target grows iff ``Δ > 0`` (ε = (n−1)/n in
-    :func:`logit_step`). ``trainable`` is ``None`` while Δ depends on parameters.
+    :func:`logit_step`). ``trainable`` is ``None`` while Δ depends on parameters,
+    when γ is not real there, and at a kink whose subgradients disagree.
 
     >>> from symloss.catalog import loss
     >>> result = null_epoch(loss("baikal"), classes=10)
     >>> result.gamma_target, result.gamma_nontarget, result.trainable
     (110, 10, True)
+    >>> kinked = null_epoch(loss("(1-y)*Abs(h-0.1) - 0.5*y*h"), classes=10)
+    >>> kinked.trainable, [float(bound) for bound in kinked.delta_range]
+    (None, [-0.5, 1.5])
     """
     n = _classes(classes)
-    gamma_t = tidy(at(gamma_target(loss, n, smoothing), h, 1 / n))
-    gamma_n = tidy(at(gamma_nontarget(loss, n, smoothing), h, 1 / n))
+    target, nontarget = gamma_target(loss, n, smoothing), gamma_nontarget(loss, n, smoothing)
+    gamma_t = tidy(at(target, h, 1 / n))
+    gamma_n = tidy(at(nontarget, h, 1 / n))
     difference = tidy(gamma_t - gamma_n)
-    return NullEpoch(gamma_t, gamma_n, difference, sign_verdict(difference))
+    verdict = sign_verdict(difference)
+    if any(value.is_number and value.is_extended_real is False for value in (gamma_t, gamma_n)):
+        return NullEpoch(gamma_t, gamma_n, difference, None,
+                         reason="γ is not real at the null epoch (a complex-valued loss)")
+    if not (has_kinks(target) or has_kinks(nontarget)) or not n.is_number:
+        reason = "" if verdict is not None or not difference.free_symbols else \
+            "depends on the parameters"
+        return NullEpoch(gamma_t, gamma_n, difference, verdict, reason=reason)
+    return _kinked_null_epoch(target, nontarget, n, gamma_t, gamma_n, difference, verdict)
+
+
+def _kinked_null_epoch(target, nontarget, n, gamma_t, gamma_n, difference, verdict) -> NullEpoch:
+    sides_t, sides_n = one_sided(target, h, 1 / n), one_sided(nontarget, h, 1 / n)
+    values = [*sides_t, *sides_n, gamma_t, gamma_n]
+    if any(v.has(sp.nan, sp.zoo) or v.free_symbols or v.is_extended_real is False
+           for v in values):
+        return NullEpoch(gamma_t, gamma_n, difference, None, reason=(
+            "γ may have a kink at the null epoch and its one-sided values are undecided"))
+    if all(is_zero_number(a - b) for a, b in (sides_t, sides_n, (sides_t[0], gamma_t),
+                                               (sides_n[0], gamma_n))):
+        return NullEpoch(gamma_t, gamma_n, difference, verdict)  # smooth at 1/n after all
+    low = tidy(sp.Min(*sides_t, gamma_t) - sp.Max(*sides_n, gamma_n))
+    high = tidy(sp.Max(*sides_t, gamma_t) - sp.Min(*sides_n, gamma_n))
+    if sign_verdict(low):
+        decided = True
+    elif sign_verdict(high) is False:
+        decided = False
+    else:
+        decided = None
+    reason = (f"γ has a kink at the null epoch h = 1/n: Δ ranges over [{low}, {high}] across "
+              "its subgradients" + ("; the verdict depends on the subgradient"
+                                    if decided is None else ""))
+    return NullEpoch(gamma_t, gamma_n, difference, decided, (low, high), reason)
 
 
 def sign_verdict(value: sp.Expr) -> bool | None:
     """``True`` if ``value > 0``, ``False`` if ``≤ 0``, ``None`` if undecidable.
 
+    A constant that is exactly zero (:func:`symloss.bounds.is_zero_number`) is
+    ``≤ 0`` however sympy wrote it; a complex one is undecidable.
+
     >>> sign_verdict(sp.Integer(3)), sign_verdict(-sp.oo), sign_verdict(sp.Symbol("a"))
     (True, False, None)
     >>> sign_verdict(sp.oo)   # sympy: oo.is_positive is False, oo.is_extended_positive True
     True
+    >>> sign_verdict(sp.log(2) + sp.log(3) - sp.log(6)), sign_verdict(sp.I)
+    (False, None)
     """
     if value.has(sp.zoo, sp.nan):
         return None
+    if value.is_number:
+        if value.is_extended_real is False:
+            return None
+        if is_zero_number(value):
+            return False
     positive = value.is_extended_positive
     if positive is not None:
         return bool(positive)
@@ -289,17 +361,21 @@ class ZeroError:
 
     ``attractor`` is ``True`` when Δ > 0 near ε = 0 (zero error pulls), ``False``
     when it is negative there (it repels, as Baikal's in Theorem 1), ``None`` when
-    undecided. ``leading_order`` is the power of ε whose coefficient decided a
-    zero limit (MSE's Δ vanishes like ε).
+    undecided or ``neutral`` (Δ ≡ 0 near ε = 0: no step moves). ``leading_order``
+    is the power of ε that decided a zero limit (MSE's Δ vanishes like ε; it may
+    be fractional, ε^1.5), ``None`` when no power was found. ``reason`` says why a
+    verdict is undecided or neutral.
     """
 
     limit: sp.Expr | None
     attractor: bool | None
-    leading_order: int = 0
+    leading_order: int | float | None = 0
+    neutral: bool = False
+    reason: str = ""
 
 
-#: Orders of ε tried when the zero-error limit is exactly 0.
-MAX_LEADING_ORDER = 3
+#: The highest integer order of ε tried by limits when Δ's series cannot be taken.
+MAX_LEADING_ORDER = 24
 
 
 def zero_error(
@@ -307,26 +383,93 @@ def zero_error(
 ) -> ZeroError:
     """``lim_{ε→0+} Δ(ε)`` with indeterminate forms resolved as limits (SPEC §2.5).
 
+    A zero limit is resolved by Δ's leading term, at whatever order it comes.
+
     >>> from symloss.catalog import loss
     >>> zero_error(loss("cross_entropy"), classes=10)
-    ZeroError(limit=1, attractor=True, leading_order=0)
+    ZeroError(limit=1, attractor=True, leading_order=0, neutral=False, reason='')
     >>> zero_error(loss("mse"), classes=10)
-    ZeroError(limit=0, attractor=True, leading_order=1)
+    ZeroError(limit=0, attractor=True, leading_order=1, neutral=False, reason='')
+    >>> zero_error(loss("(h - y)**6"), classes=10).leading_order
+    5
+    >>> zero_error(loss("Max(0, 0.9 - h)*y"), classes=10).neutral
+    True
     """
     expression = delta(loss, classes, smoothing)
-    value = guarded(lambda: sp.limit(expression, epsilon, 0, "+"), seconds=seconds)
+    if expression.has(sp.nan, sp.zoo):
+        return ZeroError(None, None, None, reason="Δ(ε) is undefined at the labels")
+    expression = near_zero(expression, epsilon)
+    if expression == 0:
+        return _neutral()
+    if expression.is_polynomial(epsilon):
+        return _polynomial_zero_error(expression)
+    outcome = bounded(lambda: sp.limit(expression, epsilon, 0, "+"), seconds=seconds,
+                      undecided_on=UNDECIDED)
+    value = outcome.value
     if value is None or value.has(sp.Limit, sp.AccumBounds, sp.nan, sp.zoo):
-        return ZeroError(None, None)
-    if value != 0:
-        return ZeroError(value, sign_verdict(value))
+        return ZeroError(None, None, None, reason=f"lim ε→0+ Δ(ε) is undecided: "
+                         f"{outcome.reason or 'sympy returns no value'}")
+    if value.is_extended_real is False:
+        return ZeroError(None, None, None, reason="Δ(ε) is not real near ε = 0")
+    if not is_zero_number(value):
+        return ZeroError(value, sign_verdict(value), 0)
+    return _leading_order(expression, seconds)
+
+
+def _neutral() -> ZeroError:
+    return ZeroError(sp.Integer(0), None, None, True,
+                     "Δ(ε) ≡ 0 near ε = 0: no step moves toward or away from zero error")
+
+
+def _order(exponent: sp.Expr) -> int | float:
+    number = float(exponent)
+    return int(number) if number.is_integer() else number
+
+
+def _polynomial_zero_error(expression: sp.Expr) -> ZeroError:
+    """Δ's Taylor coefficients at ε = 0, lowest first, until one is non-zero."""
+    current = expression
+    for order in range(int(expanded_degree(expression)) + 1):
+        coefficient = tidy(current.subs(epsilon, 0) / math.factorial(order))
+        if coefficient.is_number and is_zero_number(coefficient):
+            current = sp.diff(current, epsilon)
+            continue
+        verdict = sign_verdict(coefficient)
+        reason = "" if verdict is not None or not coefficient.free_symbols else \
+            "depends on the parameters"
+        if order == 0:
+            return ZeroError(coefficient, verdict, 0, reason=reason)
+        return ZeroError(sp.Integer(0), verdict, order, reason=reason)
+    return _neutral()
+
+
+def _leading_order(expression: sp.Expr, seconds: float) -> ZeroError:
+    zero = sp.Integer(0)
+    outcome = bounded(lambda: expression.leadterm(epsilon), seconds=seconds,
+                      undecided_on=UNDECIDED)
+    if outcome.value is not None:
+        coefficient, exponent = outcome.value
+        decided = (exponent.is_number and exponent.is_positive and coefficient.is_number
+                   and is_zero_number(coefficient) is False)
+        if decided:
+            return ZeroError(zero, sign_verdict(coefficient), _order(exponent))
     for order in range(1, MAX_LEADING_ORDER + 1):
         term = expression / epsilon**order
-        coefficient = guarded(lambda t=term: sp.limit(t, epsilon, 0, "+"), seconds=seconds)
+        outcome = bounded(lambda t=term: sp.limit(t, epsilon, 0, "+"), seconds=seconds,
+                          undecided_on=UNDECIDED)
+        coefficient = outcome.value
         if coefficient is None or coefficient.has(sp.Limit, sp.AccumBounds, sp.nan, sp.zoo):
-            return ZeroError(value, None, order)
-        if coefficient != 0:
-            return ZeroError(value, sign_verdict(coefficient), order)
-    return ZeroError(value, None, MAX_LEADING_ORDER)
+            return ZeroError(zero, None, None, reason=(
+                f"the coefficient of ε^{order} in Δ(ε) is undecided: "
+                f"{outcome.reason or 'sympy returns no value'}"))
+        if coefficient.is_infinite:
+            return ZeroError(zero, sign_verdict(coefficient), None, reason=(
+                f"Δ(ε) vanishes faster than ε^{order - 1} but slower than ε^{order}"))
+        if not is_zero_number(coefficient):
+            return ZeroError(zero, sign_verdict(coefficient), order)
+    return ZeroError(zero, None, None, reason=(
+        f"Δ(ε) vanishes faster than ε^{MAX_LEADING_ORDER} as ε → 0+: undecided "
+        "(no non-zero term found up to that order)"))
 
 
 def decompose(loss: Loss) -> dict[str, sp.Expr] | None:
@@ -338,10 +481,13 @@ def decompose(loss: Loss) -> dict[str, sp.Expr] | None:
     >>> from symloss.catalog import loss
     >>> decompose(loss("mse"))
     {'c1': 0, 'ch': -2, 'chh': 0, 'chy': 0, 'cy': 2, 'cyy': 0}
+
+    Raises :class:`symloss.bounds.TooLarge` for a γ too large to expand.
     """
-    expression = sp.expand(gamma(loss))
-    if not expression.is_polynomial(h, y):
+    coefficient = gamma(loss)
+    if not coefficient.is_polynomial(h, y):
         return None
+    expression = bounded_expand(coefficient, "γ")
     polynomial = sp.Poly(expression, h, y)
     coefficients = {_monomial_name(i, j): c for (i, j), c in polynomial.terms()}
     degree = max(polynomial.total_degree(), 2)
@@ -363,11 +509,18 @@ def zero_error_polynomial(loss: Loss) -> dict[str, sp.Expr] | None:
     >>> from symloss.catalog import loss
     >>> zero_error_polynomial(loss("mse"))
     {'a': 0, 'b': 0, 'c': 0}
+
+    Powers are named ``a``, ``b``, ``c``, … up to ``z``, then ``y^26``, ``y^27``, …
+    Raises :class:`symloss.bounds.TooLarge` for a γ too large to expand.
     """
-    collapsed = sp.expand(at(gamma(loss), h, y))
+    collapsed = at(gamma(loss), h, y)
     if not collapsed.is_polynomial(y):
         return None
-    polynomial = sp.Poly(collapsed, y)
+    polynomial = sp.Poly(bounded_expand(collapsed, "γ(y, y)"), y)
     degree = max(polynomial.degree(), 2)
-    names = "abcdefghijk"
-    return {names[power]: polynomial.coeff_monomial(y**power) for power in range(degree + 1)}
+    return {_power_name(power): polynomial.coeff_monomial(y**power)
+            for power in range(degree + 1)}
+
+
+def _power_name(power: int) -> str:
+    return string.ascii_lowercase[power] if power < 26 else f"y^{power}"

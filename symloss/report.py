@@ -41,17 +41,25 @@ def format_report(result: Analysis) -> str:
         lines.append(f"{'decomposition':<15} {terms or 'γ ≡ 0'}")
     lines.append(f"{'Δ(ε)':<15} {result.delta}")
     null = result.null_epoch
-    undecided = ("undefined at the labels" if null.delta.has(sp.nan, sp.zoo)
-                 else "depends on the parameters")
+    undecided = "undefined at the labels" if null.delta.has(sp.nan, sp.zoo) else \
+        "depends on the parameters" if null.reason in ("", "depends on the parameters") else \
+        "undecided"
     grows = _verdict(null.trainable, "target grows: trainable", "target does not grow: "
                      "untrainable", undecided)
     lines.append(f"{'null epoch':<15} γ_T(1/n) = {_number(null.gamma_target)}, "
                  f"γ_N(1/n) = {_number(null.gamma_nontarget)}, Δ = {_number(null.delta)} → {grows}")
+    if null.reason and null.reason != "depends on the parameters":
+        lines.append(f"{'':<17}{null.reason}")
     zero = result.zero_error
     behaviour = _verdict(zero.attractor, "zero training error attracts",
                          "zero training error repels (not an attractor)")
-    order = f" (decided at order ε^{zero.leading_order})" if zero.leading_order else ""
+    if zero.neutral:
+        behaviour = "neutral: Δ(ε) ≡ 0 near ε = 0, zero error neither attracts nor repels"
+    order = (f" (decided at order ε^{zero.leading_order})"
+             if zero.leading_order and zero.attractor is not None else "")
     lines.append(f"{'zero error':<15} lim ε→0+ Δ(ε) = {_number(zero.limit)} → {behaviour}{order}")
+    if zero.reason and not zero.neutral and zero.reason != "depends on the parameters":
+        lines.append(f"{'':<17}{zero.reason}")
     if loss.is_family:
         lines.append(f"{'trainable iff':<15} {result.trainability_condition} > 0")
         lines.append(f"{'paper (Thm 3)':<15} {result.paper_condition} >= 0")
@@ -69,7 +77,21 @@ def format_report(result: Analysis) -> str:
             lines.append(f"{'smoothing map':<15} none: {result.label_smoothing_map.reason}")
     binary = result.binary
     if binary.minimum_at is not None:
-        where = "interior" if binary.interior else "at the boundary"
-        lines.append(f"{'binary (n = 2)':<15} L(p) = {binary.expression}; minimum at "
-                     f"p = {binary.minimum_at:.4f} ({where})")
+        lines.append(f"{'binary (n = 2)':<15} L(p) = {binary.expression}; minimum "
+                     f"{_minima(binary.minima)}")
+    elif binary.reason and not result.loss.is_family:
+        lines.append(f"{'binary (n = 2)':<15} undecided: {binary.reason}")
+    for step, reason in result.undecided:
+        lines.append(f"{'undecided':<15} {step}: {reason}")
     return "\n".join(lines)
+
+
+def _minima(minima: tuple[tuple[float, float], ...]) -> str:
+    """``at p = 0.7071 (interior)``, ``on p ∈ [0.9000, 1.0000] (flat)``, ties joined by "and"."""
+    def where(start: float, end: float) -> str:
+        if start != end:
+            return f"on p ∈ [{start:.4f}, {end:.4f}] (flat)"
+        return f"at p = {start:.4f} ({'interior' if 0.0 < start < 1.0 else 'at the boundary'})"
+
+    parts = [where(start, end) for start, end in minima]
+    return " and ".join(parts) + (" (a tie)" if len(parts) > 1 else "")
