@@ -95,7 +95,20 @@ def from_prefix(names: Sequence[str | int]) -> gp.PrimitiveTree:
     total = sum(1 - getattr(node, "arity", 0) for node in tree)
     if total != 1:
         raise ValueError(f"prefix list {list(names)!r} is not one complete tree")
+    if not is_real(tree):
+        raise ValueError(f"tree {tree} has a complex or undefined constant "
+                         f"({_to_sympy(tuple(to_prefix(tree)))}); a loss is real")
     return tree
+
+
+def is_real(tree: gp.PrimitiveTree) -> bool:
+    """Whether the tree is free of complex or undefined constants (``log(-1)``, ``1/0``).
+
+    >>> is_real(gp.PrimitiveTree([_node("log"), _node("-1")]))
+    False
+    """
+    expression = _to_sympy(tuple(to_prefix(tree)))
+    return not expression.has(sp.I, sp.zoo, sp.nan)
 
 
 def to_prefix(tree: gp.PrimitiveTree) -> list[str]:
@@ -257,8 +270,16 @@ def _grow(max_depth: int, rng: np.random.Generator) -> list[str]:
 
 
 def random_tree(rng: np.random.Generator, max_depth: int = MAX_INITIAL_DEPTH) -> gp.PrimitiveTree:
-    """A random tree of depth ≤ ``max_depth``, nodes weighted as in GLO's initial generation."""
-    return from_prefix(_grow(max_depth, rng))
+    """A random tree of depth ≤ ``max_depth``, nodes weighted as in GLO's initial generation.
+
+    A draw with a complex constant (``log(-1)``) is drawn again.
+    """
+    while True:
+        prefix = _grow(max_depth, rng)
+        try:
+            return from_prefix(prefix)
+        except ValueError:
+            continue
 
 
 def crossover(
@@ -269,8 +290,8 @@ def crossover(
     slice_a = a.searchSubtree(int(rng.integers(len(a))))
     slice_b = b.searchSubtree(int(rng.integers(len(b))))
     a[slice_a], b[slice_b] = second[slice_b], first[slice_a]
-    return (a if a.height <= MAX_DEPTH else gp.PrimitiveTree(first),
-            b if b.height <= MAX_DEPTH else gp.PrimitiveTree(second))
+    return (a if a.height <= MAX_DEPTH and is_real(a) else gp.PrimitiveTree(first),
+            b if b.height <= MAX_DEPTH and is_real(b) else gp.PrimitiveTree(second))
 
 
 #: GLO's mutation rates, applied bottom-up to every node.
@@ -302,7 +323,10 @@ def mutate(tree: gp.PrimitiveTree, rng: np.random.Generator,
             prefix[index:end] = [_choose(list(LEAVES), rng)]
         elif name not in OPERATORS and rng.random() < rates["to_subtree"]:
             prefix[index:end] = _grow(MAX_INITIAL_DEPTH, rng)
-    result = from_prefix(prefix)
+    try:
+        result = from_prefix(prefix)
+    except ValueError:  # a complex constant: the mutation is not kept
+        return gp.PrimitiveTree(tree)
     return result if result.height <= MAX_DEPTH else gp.PrimitiveTree(tree)
 
 
