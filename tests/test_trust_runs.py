@@ -11,7 +11,11 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -283,3 +287,92 @@ def test_a_second_resume_of_a_running_run_is_refused(interrupted, capsys):
     assert main([*SEARCH, "--resume", run_id, "--store", str(path), "--out",
                  str(path.parent / "r")]) == 0
     assert not list(path.parent.glob("*.lock")), "the lock file is removed on release"
+
+
+# --- signals: SIGTERM is Ctrl-C, and Ctrl-C is quiet with worker processes --------------------
+
+
+def _symloss() -> list[str]:
+    executable = Path(sys.executable).with_name("symloss")
+    return [str(executable)] if executable.exists() else [sys.executable, "-m", "symloss.cli"]
+
+
+def _stored_candidates(store: Path) -> int:
+    if not store.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5) as connection:
+            count = connection.execute("SELECT COUNT(*) FROM candidates").fetchone()[0]
+        connection.close()
+        return count
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+
+
+def _interrupt_once_training(argv: list[str], store: Path, signal_number: int, *,
+                             group: bool = False, stored: int = 1,
+                             slow_write: float = 0.0) -> tuple[int, str]:
+    process = subprocess.Popen([*_symloss(), *argv, "--store", str(store)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=group,
+                               env={**os.environ, "SYMLOSS_TEST_SLOW_WRITE": str(slow_write)})
+    try:
+        deadline = time.monotonic() + 180
+        while _stored_candidates(store) < stored and process.poll() is None:
+            assert time.monotonic() < deadline, "the search never stored a candidate"
+            time.sleep(0.05)
+        assert process.poll() is None, process.communicate()
+        if group:  # a terminal's Ctrl-C reaches the whole foreground process group
+            os.killpg(process.pid, signal_number)
+        else:
+            process.send_signal(signal_number)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return process.returncode, err
+
+
+def _status(store: Path) -> str:
+    with RunStore.open(store, readonly=True) as opened:
+        (run,) = opened.runs()
+        return run.status
+
+
+@pytest.mark.slow
+def test_sigterm_ends_a_search_as_ctrl_c_does(tmp_path):
+    store = tmp_path / "runs.sqlite"
+    code, err = _interrupt_once_training([*SEARCH, "--generations", "40", "--steps", "60"],
+                                         store, signal.SIGTERM)
+    assert code == 130, err
+    assert err.strip().splitlines()[-1] == "symloss: interrupted" and "Traceback" not in err
+    assert _status(store) == "interrupted"  # not "running" forever: resumable
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_worker_processes_is_quiet(tmp_path):
+    store = tmp_path / "runs.sqlite"
+    # Ctrl-C lands while the worker waits for the next generation's job, where it used
+    # to print a traceback (racing the search's own shutdown of it)
+    code, err = _interrupt_once_training([*SEARCH, "--generations", "40", "--steps", "100",
+                                          "--workers", "2"], store, signal.SIGINT, group=True,
+                                         stored=16)
+    assert code == 130, err
+    lines = err.strip().splitlines()
+    assert lines[-1] == "symloss: interrupted" and "Traceback" not in err, err
+    assert all(line.startswith("gen ") for line in lines[:-1]), err
+    assert _status(store) == "interrupted"
+
+
+def test_local_workers_leave_ctrl_c_to_the_search():
+    import torch
+
+    from harness.search.executors import _one_thread
+
+    previous, threads = signal.getsignal(signal.SIGINT), torch.get_num_threads()
+    try:
+        _one_thread()  # a worker process's initializer
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        torch.set_num_threads(threads)
