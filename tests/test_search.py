@@ -7,6 +7,7 @@ in well under a minute.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 
 import numpy as np
@@ -293,3 +294,41 @@ def test_readers_see_a_writer_through_wal(tmp_path):
 def test_candidate_record_marks_skips():
     candidate = Candidate(0, taylorglo(3).bind([0] * 8), params=[0.0] * 8, skip="why")
     assert candidate.skip == "why"
+
+
+def test_a_replayed_glo_strategy_continues_exactly_through_both_phases():
+    """GP generations, the switch to CMA-ES (coefficients pruned with the strategy's RNG)
+    and CMA-ES generations, replayed from the seed and the stored fitnesses alone."""
+    config = SearchConfig("glo", generations=2, cma_generations=3, population=12, seed=6)
+    original, history = config.strategy(), []
+    for generation in range(4):
+        candidates = original.ask()
+        # a stand-in for training: trees with more integer leaves (coefficients) score higher
+        fitnesses = [0.0 if c.skip else min(0.9, 0.1 + 0.1 * len(re.findall(r"\d+",
+                                                                            c.expression)))
+                     for c in candidates]
+        history.append([CandidateRecord(generation, c.idx, "ok", f, c.params, c.expression)
+                        for c, f in zip(candidates, fitnesses, strict=True)])
+        original.tell(fitnesses)
+    assert "mean" in read_snapshot(original.snapshot())["es"], "reached a real CMA-ES phase"
+    replayed = config.strategy()
+    for records in history:
+        replayed.replay(records)
+    assert replayed.snapshot() == original.snapshot()
+    assert [c.params for c in replayed.ask()] == [c.params for c in original.ask()]
+
+
+def test_a_replay_refuses_a_generation_its_seed_did_not_propose():
+    from harness.search.strategies import ReplayMismatch
+
+    strategy = TaylorGLOStrategy.create(TaylorGLOSettings(population=4), seed=0)
+    candidates = strategy.ask()
+    records = [CandidateRecord(0, c.idx, "ok", 0.5, c.params, c.expression) for c in candidates]
+    for broken, match in ((records[:3], "holds 3 candidates"),
+                          ([*records[:3], CandidateRecord(0, 3, "ok", 0.5, [0.0] * 8)],
+                           "not the one its seed proposes"),
+                          ([*records[:3], CandidateRecord(0, 3, "ok", float("nan"),
+                                                          records[3].params)], "fitness nan")):
+        fresh = TaylorGLOStrategy.create(TaylorGLOSettings(population=4), seed=0)
+        with pytest.raises(ReplayMismatch, match=match):
+            fresh.replay(broken)
