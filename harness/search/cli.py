@@ -2,6 +2,15 @@
 
 Importing this module imports neither torch nor the search runtime; the
 handlers do, when they run.
+
+Nothing paid is lost, nothing is paid twice: every flag is checked (finite,
+in range) and the report folder validated before a run is created; a run
+trains under its lock (:mod:`harness.search.lock`), so a second ``--resume``
+of a running run is refused in one line; SIGTERM stops a search as Ctrl-C
+does (the run is marked ``interrupted``, resumable); the final evaluation is
+stored before the report is written and reused on resume, and ``symloss show
+RUN_ID --report [--out DIR]`` rebuilds a report from the store alone.
+``runs`` and ``show`` only read the store (``readonly=True``).
 """
 
 from __future__ import annotations
