@@ -113,6 +113,16 @@ def test_a_tampered_json_state_is_refused_in_one_line(interrupted, capsys, blob)
     assert f"--resume {run_id}" in line
 
 
+def test_a_tampered_generation_number_is_refused_in_one_line(interrupted, capsys):
+    path, run_id = interrupted
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE generations SET generation = 10000000000 WHERE run_id = ?",
+                           (run_id,))
+    connection.close()
+    line = _one_line_exit_2([*SEARCH, "--resume", run_id, "--store", str(path)], capsys)
+    assert "generation 10000000000 was saved" in line
+
+
 def test_a_tampered_candidate_is_refused_in_one_line(interrupted, capsys):
     path, run_id = interrupted
     with sqlite3.connect(path) as connection:

@@ -290,6 +290,9 @@ def replayed(config: SearchConfig, store: RunStore, run_id: str,
     if saved is None:
         return strategy
     last, blob = saved
+    if not 0 <= last < config.total_generations:
+        raise ResumeRefused(f"--resume {run_id}: the store says generation {last} was saved, "
+                            f"but the run has {config.total_generations}")
     try:
         for generation in range(last + 1):
             strategy.replay(store.candidates(run_id, generation))
