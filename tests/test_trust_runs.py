@@ -374,6 +374,20 @@ def test_ctrl_c_with_worker_processes_is_quiet(tmp_path):
     assert _status(store) == "interrupted"
 
 
+def test_a_running_run_whose_process_is_gone_is_listed_stopped(interrupted, capsys):
+    path, run_id = interrupted
+    with sqlite3.connect(path) as connection:  # as a SIGKILL leaves it
+        connection.execute("UPDATE runs SET status = 'running' WHERE run_id = ?", (run_id,))
+    connection.close()
+    assert main(["runs", "--store", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["status"] == "stopped"
+    with run_lock(path, run_id):  # a live holder: really running
+        assert main(["runs", "--store", str(path), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)[0]["status"] == "running"
+        assert main(["show", run_id, "--store", str(path), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["status"] == "running"
+
+
 def test_local_workers_leave_ctrl_c_to_the_search():
     import torch
 

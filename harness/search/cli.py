@@ -354,7 +354,8 @@ def _runs(args: argparse.Namespace) -> int:
 
     with RunStore.open(args.store or default_store(), readonly=True) as store:
         runs = store.runs()
-    rows = [{"run_id": r.run_id, "algorithm": r.algorithm, "status": r.status,
+        path = store.path
+    rows = [{"run_id": r.run_id, "algorithm": r.algorithm, "status": _status(r, path),
              "evaluations": r.evaluations, "best_fitness": r.best_fitness,
              "dataset": r.config.get("budget", {}).get("dataset"), "damage": r.damage}
             for r in runs]
@@ -371,6 +372,16 @@ def _runs(args: argparse.Namespace) -> int:
         print(f"{row['run_id']}  {row['algorithm']:<9} {row['dataset'] or '':<8} "
               f"{row['status']:<11} evaluations {row['evaluations']:>4}  best {best}")
     return 0
+
+
+def _status(run, store_file: Path) -> str:
+    """The stored status, except that a ``running`` run no live process holds is ``stopped``
+    (killed by SIGKILL or a lost machine: ``--resume`` continues it)."""
+    from harness.search.lock import holder_alive
+
+    if run.status == "running" and holder_alive(store_file, run.run_id) is False:
+        return "stopped"
+    return run.status
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -390,7 +401,8 @@ def _show(args: argparse.Namespace) -> int:
                              update_store=False)
             print(f"report {report}")
             return 0
-        payload = {"run_id": run.run_id, "algorithm": run.algorithm, "status": run.status,
+        payload = {"run_id": run.run_id, "algorithm": run.algorithm,
+                   "status": _status(run, store.path),
                    "config": run.config, "evaluations": run.evaluations,
                    "best_fitness": run.best_fitness, "counts": store.counts(run.run_id),
                    "generations": store.generation_summary(run.run_id),
@@ -401,7 +413,8 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(payload, indent=2))
         return 0
-    print(f"run {run.run_id} ({run.algorithm}, {run.status}): {run.evaluations} trainings, "
+    print(f"run {run.run_id} ({run.algorithm}, {payload['status']}): {run.evaluations} "
+          f"trainings, "
           f"counts {payload['counts']}")
     for row in payload["generations"]:
         best, median = (("-" if v is None else f"{v:.4f}")

@@ -7,6 +7,10 @@ while the first lives; the kernel drops the lock when its holder dies, even by
 SIGKILL, so a crashed run can always be resumed. The lock file is removed on
 release (a waiter that locked a removed file notices and tries again).
 Where ``fcntl`` is missing (Windows) runs are not locked.
+
+The file holds ``HOST PID`` of its holder, so ``symloss runs`` can tell a run
+whose process is gone (SIGKILL, a lost machine) from one that is training,
+without touching the lock (:func:`holder_alive`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import contextlib
 import hashlib
 import os
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,9 +65,32 @@ def run_lock(store: Path, run_id: str) -> Iterator[None]:
             break
         os.close(descriptor)  # the holder removed this file as we locked it: start again
     try:
-        os.write(descriptor, f"{os.getpid()}\n".encode())
+        os.write(descriptor, f"{socket.gethostname()} {os.getpid()}\n".encode())
         yield
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)
         os.close(descriptor)
+
+
+def holder_alive(store: Path, run_id: str) -> bool | None:
+    """Whether a process on this host holds the run's lock; ``None`` when that cannot be told
+    (a holder on another host, or one that has not written its name yet). Reads only."""
+    try:
+        text = lock_path(Path(store), run_id).read_text()[:300]
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return None
+    parts = text.split()
+    if len(parts) != 2 or not parts[1].isdigit() or parts[0] != socket.gethostname():
+        return None
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    except (OverflowError, OSError):
+        return None
+    return True
