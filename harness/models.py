@@ -182,8 +182,9 @@ def wide_resnet(input_shape: tuple[int, ...], classes: int, *, depth: int = 16, 
                           (16 * width, 32 * width, 64 * width), dropout)
 
 
-#: Ours (SGD; the MNIST-1D paper used Adam): tuned so baikal and cross-entropy both train.
-_MNIST1D = {"lr": 0.5, "momentum": 0.9, "batch_size": 100, "schedule": "cosine", "epochs": 30}
+#: Ours (SGD; the MNIST-1D paper used Adam): tuned so baikal and cross-entropy both train
+#: (0.05 on the trainer's sum scale is the 0.5 these were tuned at on the papers' 1/n scale).
+_MNIST1D = {"lr": 0.05, "momentum": 0.9, "batch_size": 100, "schedule": "cosine", "epochs": 30}
 _CIFAR_RESNET = {"momentum": 0.9, "weight_decay": 1e-4, "lr": 0.1, "batch_size": 128,
                  "schedule": "step", "milestones": (0.5, 0.75), "gamma": 0.1}
 

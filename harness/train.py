@@ -32,8 +32,10 @@ from harness.fgsm import fgsm_accuracy
 from harness.losses import torch_loss
 from harness.models import DEFAULT_MODELS, MODELS, Normalized, build_model, resolve_model
 from symloss.loss import Loss
+from symloss.scale import check_scale, paper_learning_rate
 
 SCHEDULES = ("constant", "step", "cosine")
+CURVE_SPLITS = ("val", "test")
 STATUSES = ("ok", "diverged", "failed")
 
 #: Used when neither the config nor the model's paper defaults give a value.
@@ -52,6 +54,12 @@ class TrainConfig:
     per-sample attraction each epoch; ``fgsm`` lists attack strengths for the test
     set (metric ``fgsm_accuracy``), ``fgsm_validation`` for the validation set
     (``val_fgsm_accuracy``, a search objective that never looks at the test set).
+    ``loss_scale``: ``"sum"`` trains ``Σ_k ℓ`` per sample (``nn.CrossEntropyLoss``
+    for cross-entropy, what the papers' experiments ran), ``"paper"`` the papers'
+    ``(1/n) Σ_k ℓ`` (:mod:`symloss.scale`). ``curve_split``: the split the accuracy
+    curve evaluates (``"val"``, or ``"test"`` for GLO Fig. 3's test curves).
+    ``confidence_bins > 0``: the metric ``test_confidence``, counts of the largest
+    softmax output per test sample in that many equal bins of [0, 1] (GLO Fig. 7).
     """
 
     model: str | None = None
@@ -68,7 +76,10 @@ class TrainConfig:
     step_epochs: int | None = None
     augment: bool | None = None
     label_smoothing: float = 0.0
+    loss_scale: str = "sum"
     evaluations: int = 10
+    curve_split: str = "val"
+    confidence_bins: int = 0
     eval_batch_size: int = 1000
     attraction_samples: int = 0
     fgsm: tuple[float, ...] = ()
@@ -93,9 +104,20 @@ class TrainConfig:
         result = replace(self, model=model, **filled)
         if result.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {result.schedule!r}")
-        for name in ("lr", "batch_size"):
-            if getattr(result, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(result, name)!r}")
+        check_scale(result.loss_scale)
+        if result.curve_split not in CURVE_SPLITS:
+            raise ValueError(f"curve_split must be one of {CURVE_SPLITS}, "
+                             f"got {result.curve_split!r}")
+        for name in ("lr", "batch_size", "steps", "epochs", "evaluations", "eval_batch_size"):
+            value = getattr(result, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        for name in ("momentum", "weight_decay", "label_smoothing"):
+            value = getattr(result, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+        if result.label_smoothing > 1:
+            raise ValueError(f"label_smoothing must be in [0, 1], got {result.label_smoothing!r}")
         return result
 
 
@@ -164,7 +186,8 @@ def train(loss: Loss | nn.Module, dataset: Dataset | str, config: TrainConfig | 
     data = load_dataset(dataset, data_dir=data_dir) if isinstance(dataset, str) else dataset
     config = (config or TrainConfig()).resolved(data.name)
     device = resolve_device(config.device)
-    criterion = (torch_loss(loss, label_smoothing=config.label_smoothing)
+    criterion = (torch_loss(loss, label_smoothing=config.label_smoothing,
+                            scale=config.loss_scale)
                  if isinstance(loss, Loss) else loss)
     name = loss.name if isinstance(loss, Loss) else type(loss).__name__
     augment = bool(config.augment) and len(data.input_shape) == 3 and data.input_shape[-1] > 24
@@ -195,13 +218,20 @@ def _run(model: nn.Module, criterion: nn.Module, data: Dataset, config: TrainCon
                                 weight_decay=config.weight_decay)
     eval_every = max(1, total // max(config.evaluations, 1))
     recorder = None
+
+    def paper_lr(lr: float) -> float:  # the attraction log speaks the papers' 1/n scale
+        return paper_learning_rate(lr, data.classes, config.loss_scale)
+
     if config.attraction_samples and symbolic is not None:
         recorder = AttractionRecorder(symbolic, x_train, y_train, data.classes,
                                       samples=config.attraction_samples,
                                       rng=np.random.default_rng(seed),
                                       label_smoothing=config.label_smoothing)
-        recorder.record(model, 0, config.lr, eval_transform)
-    curves: dict[str, list] = {"step": [], "train_loss": [], "eval_step": [], "val_accuracy": []}
+        recorder.record(model, 0, paper_lr(config.lr), eval_transform)
+    curve = f"{config.curve_split}_accuracy"
+    curve_inputs, curve_labels = ((data.x_val, data.y_val) if config.curve_split == "val"
+                                  else (data.x_test, data.y_test))
+    curves: dict[str, list] = {"step": [], "train_loss": [], "eval_step": [], curve: []}
     status, error, running, counted, step = "ok", None, 0.0, 0, 0
     progress = _progress(total, name) if config.progress else None
 
@@ -240,9 +270,10 @@ def _run(model: nn.Module, criterion: nn.Module, data: Dataset, config: TrainCon
                 curves["train_loss"].append(running / counted)
                 running, counted = 0.0, 0
                 curves["eval_step"].append(step)
-                curves["val_accuracy"].append(evaluate_on(data.x_val, data.y_val))
+                curves[curve].append(evaluate_on(curve_inputs, curve_labels))
             if recorder is not None and step % steps_per_epoch == 0:
-                recorder.record(model, step // steps_per_epoch, config.lr * factor, eval_transform)
+                recorder.record(model, step // steps_per_epoch, paper_lr(config.lr * factor),
+                                eval_transform)
     except (RuntimeError, ValueError, FloatingPointError, ZeroDivisionError) as caught:
         status, error = "failed", f"{type(caught).__name__}: {caught}"
     finally:
@@ -262,6 +293,10 @@ def _final_metrics(model, criterion, data, config, step, status, evaluate_on, ev
     metrics["val_accuracy"] = evaluate_on(data.x_val, data.y_val)
     metrics["test_accuracy"] = evaluate_on(data.x_test, data.y_test)
     device = next(model.parameters()).device
+    if config.confidence_bins:
+        metrics["test_confidence"] = confidence_counts(
+            lambda batch: model(batch), data.x_test.to(device), config.confidence_bins,
+            config.eval_batch_size, model, eval_transform)
     for strengths, inputs, labels, key in ((config.fgsm, data.x_test, data.y_test, "fgsm_accuracy"),
                                            (config.fgsm_validation, data.x_val, data.y_val,
                                             "val_fgsm_accuracy")):
@@ -271,6 +306,36 @@ def _final_metrics(model, criterion, data, config, step, status, evaluate_on, ev
                                        batch_size=config.eval_batch_size, transform=eval_transform)
             metrics[key] = {str(float(e)): a for e, a in accuracies.items()}
     return metrics
+
+
+@torch.no_grad()
+def confidence_counts(forward: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
+                      bins: int, batch_size: int, model: nn.Module | None = None,
+                      transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                      ) -> list:
+    """Counts of the largest softmax output per sample in ``bins`` equal bins of [0, 1]
+    (GLO Fig. 7); ``forward`` gives logits ``[..., B, n]`` (one model, or K stacked:
+    then one list of counts per model). ``model`` is put in eval mode meanwhile.
+
+    >>> counts = confidence_counts(lambda x: x, torch.tensor([[9.0, 0.0], [0.0, 0.0]]), 4, 10)
+    >>> counts  # 0.9999 and 0.5: the last bin and the third
+    [0, 0, 1, 1]
+    """
+    was_training = model.training if model is not None else False
+    if model is not None:
+        model.eval()
+    total = None
+    for start in range(0, len(inputs), batch_size):
+        batch = inputs[start:start + batch_size]
+        logits = forward(transform(batch) if transform is not None else batch)
+        top = torch.softmax(logits.double(), dim=-1).amax(dim=-1)
+        index = (top * bins).long().clamp(0, bins - 1)
+        counts = torch.zeros(*index.shape[:-1], bins, dtype=torch.long, device=index.device)
+        counts.scatter_add_(-1, index, torch.ones_like(index))
+        total = counts if total is None else total + counts
+    if model is not None:
+        model.train(was_training)
+    return total.tolist() if total is not None else [0] * bins
 
 
 def _progress(total: int, name: str):

@@ -17,14 +17,8 @@ import torch
 
 import harness.batched
 import harness.train
-from harness.batched import (
-    PopulationLoss,
-    _clip,
-    _sgd_step,
-    supports,
-    supports_model,
-    train_population,
-)
+from harness.batched import PopulationLoss, supports, supports_model, train_population
+from harness.batched.optim import _clip, _sgd_step
 from harness.data import load_dataset
 from harness.losses import torch_loss
 from harness.models import build_model
@@ -89,7 +83,7 @@ def mixed_losses() -> list:
 
 
 def test_mlp_population_matches_one_by_one_after_300_steps(float64, monkeypatch):
-    config = TrainConfig(model="mlp", steps=300, batch_size=64, lr=0.1, evaluations=3)
+    config = TrainConfig(model="mlp", steps=300, batch_size=64, lr=0.01, evaluations=3)
     losses = mixed_losses()
     expected, expected_parameters = one_by_one(losses, float64, config, 3, monkeypatch)
     results, parameters = batched(losses, float64, config, 3)
@@ -103,7 +97,7 @@ def test_mlp_population_matches_one_by_one_after_300_steps(float64, monkeypatch)
 
 
 def test_cnn1d_population_matches_one_by_one(float64, monkeypatch):
-    config = TrainConfig(model="cnn1d", steps=100, batch_size=64, lr=0.1, weight_decay=1e-3,
+    config = TrainConfig(model="cnn1d", steps=100, batch_size=64, lr=0.01, weight_decay=1e-3,
                          schedule="step", evaluations=1)
     losses = mixed_losses()[:3]
     expected, expected_parameters = one_by_one(losses, float64, config, 1, monkeypatch)
@@ -122,7 +116,8 @@ def test_kernel_backward_is_autograds(kernel, stride, padding):
     through vmap of the same K models, float64."""
     from torch import nn
 
-    from harness.batched import _KernelNet, _stack, _VmapNet
+    from harness.batched.loop import _stack
+    from harness.batched.network import _KernelNet, _VmapNet
 
     torch.manual_seed(0)
     models = [nn.Sequential(nn.Unflatten(1, (2, -1)), nn.Conv1d(2, 3, 3, 2, 1), nn.ReLU(),
@@ -145,8 +140,109 @@ def test_kernel_backward_is_autograds(kernel, stride, padding):
         assert torch.allclose(value, expected_grads[name], rtol=1e-10, atol=1e-12), name
 
 
+def _image_digits(data):
+    """The digits data as 1×8×8 images (a tiny stand-in for MNIST's 1×28×28)."""
+    fields = {f.name: getattr(data, f.name) for f in dataclasses.fields(data)}
+    for name in ("x_train", "x_val", "x_test"):
+        fields[name] = fields[name].reshape(-1, 1, 8, 8)
+    return type(data)(**fields)
+
+
+@pytest.mark.parametrize("per_candidate", [False, True])
+@pytest.mark.parametrize(("stride", "padding", "pool"), [(1, 2, 2), (2, 1, 3), (1, 0, 2)])
+def test_conv2d_kernel_backward_is_autograds(per_candidate, stride, padding, pool):
+    """Stacked Conv2d/MaxPool2d/Dropout-free GLO-CNN layers against autograd through vmap,
+    float64, with the data shared or per candidate (K seeds)."""
+    from torch import nn
+
+    from harness.batched.loop import _stack
+    from harness.batched.network import _KernelNet, _VmapNet
+
+    torch.manual_seed(0)
+    models = [nn.Sequential(nn.Conv2d(2, 3, 3, stride, padding), nn.ReLU(), nn.MaxPool2d(pool),
+                            nn.Conv2d(3, 4, 2, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                            nn.Flatten(), nn.LazyLinear(6), nn.ReLU(), nn.Linear(6, 5)).double()
+              for _ in range(3)]
+    x = torch.randn(3, 7, 2, 9, 9, dtype=torch.float64)
+    for model in models:
+        model(x[0])  # materialize the lazy layer
+    data = x if per_candidate else x[0]
+    params = _stack(models)
+    grad = torch.randn(3, 7, 5, dtype=torch.float64)
+    tape: list = []
+    logits = _KernelNet(models[0]).forward(params, data, training=True, tape=tape,
+                                           per_candidate=per_candidate)
+    grads = _KernelNet.backward(params, tape, grad)
+    vmap_tape: list = []
+    expected = _VmapNet(models[0]).forward(params, data, training=True, tape=vmap_tape,
+                                           per_candidate=per_candidate)
+    expected_grads = _VmapNet.backward(params, vmap_tape, grad)
+    for k, model in enumerate(models):  # and against each model itself
+        assert torch.allclose(logits[k], model(x[k] if per_candidate else x[0]), atol=1e-12)
+    assert torch.allclose(logits, expected, rtol=1e-12, atol=1e-12)
+    assert grads.keys() == expected_grads.keys()
+    for name, value in grads.items():
+        assert torch.allclose(value, expected_grads[name], rtol=1e-10, atol=1e-12), name
+
+
+def test_glo_cnn_population_of_losses_matches_one_by_one(float64, monkeypatch):
+    """The GLO MNIST CNN's layers (Conv2d, MaxPool2d, Linear; dropout off so that the
+    runs are comparable) batched over losses, against training each alone."""
+    images = _image_digits(float64)
+    config = TrainConfig(model="glo_mnist_cnn", model_options={"hidden": 16, "dropout": 0.0},
+                         steps=40, batch_size=32, lr=0.01, momentum=0.9, evaluations=2)
+    losses = mixed_losses()[:3]
+    expected, expected_parameters = one_by_one(losses, images, config, 2, monkeypatch)
+    results, parameters = batched(losses, images, config, 2, backend="kernels")
+    for mine, theirs, mine_p, theirs_p in zip(results, expected, parameters,
+                                              expected_parameters, strict=True):
+        assert largest_difference(mine_p, theirs_p) < TOLERANCE
+        assert mine.metrics == theirs.metrics
+
+
+@pytest.mark.parametrize("model", ["glo_mnist_cnn", "mlp"])
+def test_seeds_of_one_loss_train_together_as_one_by_one(float64, monkeypatch, model):
+    """K seeds of one loss in one pass: each its own initialization and batches."""
+    images = _image_digits(float64) if model == "glo_mnist_cnn" else float64
+    options = {"hidden": 16, "dropout": 0.0} if model == "glo_mnist_cnn" else {}
+    config = TrainConfig(model=model, model_options=options, steps=30, batch_size=32, lr=0.01,
+                         evaluations=1)
+    seeds = [0, 1, 5]
+    expected, expected_parameters = [], []
+    for seed in seeds:
+        results, parameters = one_by_one([loss("baikal")], images, config, seed, monkeypatch)
+        expected += results
+        expected_parameters += parameters
+    results, parameters = batched([loss("baikal")] * 3, images, config, seeds)
+    assert [r.seed for r in results] == seeds
+    for mine, theirs, mine_p, theirs_p in zip(results, expected, parameters,
+                                              expected_parameters, strict=True):
+        assert largest_difference(mine_p, theirs_p) < TOLERANCE
+        assert mine.metrics == theirs.metrics
+    assert largest_difference(parameters[0], parameters[1]) > 1e-3  # the seeds differ
+    with pytest.raises(ValueError, match="one seed per loss: got 2 seeds for 3 losses"):
+        train_population([loss("baikal")] * 3, images, config, seed=[0, 1])
+
+
+def test_test_curves_and_confidence_match_one_by_one(float64, monkeypatch):
+    """GLO Fig. 3 (test accuracy along the run) and Fig. 7 (largest softmax output)."""
+    config = TrainConfig(model="mlp", steps=40, batch_size=32, lr=0.01, evaluations=4,
+                         curve_split="test", confidence_bins=10)
+    losses = [loss("cross_entropy"), loss("baikal")]
+    expected, _ = one_by_one(losses, float64, config, 0, monkeypatch)
+    results, _ = batched(losses, float64, config, 0)
+    for mine, theirs in zip(results, expected, strict=True):
+        assert mine.curves["eval_step"] == [10, 20, 30, 40]
+        assert mine.curves["test_accuracy"] == theirs.curves["test_accuracy"]
+        assert "val_accuracy" not in mine.curves
+        assert mine.curves["test_accuracy"][-1] == mine.metrics["test_accuracy"]
+        assert mine.metrics["test_confidence"] == theirs.metrics["test_confidence"]
+        assert sum(mine.metrics["test_confidence"]) == len(float64.x_test)
+        assert sum(mine.metrics["test_confidence"][:1]) == 0  # the largest of 10 is ≥ 1/10
+
+
 def test_vmap_backend_matches_the_kernels(float64):
-    config = TrainConfig(model="cnn1d", steps=30, batch_size=64, lr=0.1, evaluations=1)
+    config = TrainConfig(model="cnn1d", steps=30, batch_size=64, lr=0.01, evaluations=1)
     losses = mixed_losses()[:3]
     _, kernels = batched(losses, float64, config, 0, backend="kernels")
     _, vmapped = batched(losses, float64, config, 0, backend="vmap")
@@ -155,7 +251,7 @@ def test_vmap_backend_matches_the_kernels(float64):
 
 
 def test_float32_population_is_close_to_one_by_one(digits, monkeypatch):
-    config = TrainConfig(model="mlp", steps=100, batch_size=64, lr=0.1, evaluations=1)
+    config = TrainConfig(model="mlp", steps=100, batch_size=64, lr=0.01, evaluations=1)
     losses = mixed_losses()[:3]
     expected, expected_parameters = one_by_one(losses, digits, config, 0, monkeypatch)
     results, parameters = batched(losses, digits, config, 0)
@@ -180,7 +276,7 @@ def test_chunks_give_the_same_results(float64):
 def test_a_diverging_candidate_does_not_touch_the_others(float64, monkeypatch):
     """``-y e^{1/h}`` overflows at step 1 (after one update), ``y log(h − 2)`` is NaN at
     step 0; their neighbours train as if they were not there."""
-    config = TrainConfig(model="mlp", steps=60, batch_size=64, lr=0.1, evaluations=1)
+    config = TrainConfig(model="mlp", steps=60, batch_size=64, lr=0.01, evaluations=1)
     healthy = [loss("cross_entropy"), loss("baikal")]
     diverging = [loss("-y*exp(1/h)"), loss("y*log(h - 2)")]
     population = [healthy[0], diverging[0], healthy[1], diverging[1]]
@@ -251,7 +347,8 @@ def test_gradient_clipping_is_per_candidate():
 @pytest.mark.parametrize(("momentum", "weight_decay"), [(0.9, 5e-4), (0.0, 0.0), (0.9, 0.0)])
 def test_sgd_step_is_torch_sgd(fused, momentum, weight_decay, monkeypatch):
     """The fused kernel and the ``_foreach`` fallback both give :class:`torch.optim.SGD`."""
-    monkeypatch.setattr(harness.batched, "FUSED_SGD", fused and harness.batched.FUSED_SGD)
+    available = harness.batched.optim.FUSED_SGD
+    monkeypatch.setattr(harness.batched.optim, "FUSED_SGD", fused and available)
     generator = torch.Generator().manual_seed(0)
     stacked = [torch.randn(3, 4, 5, generator=generator, dtype=torch.float64),
                torch.randn(3, 4, generator=generator, dtype=torch.float64)]

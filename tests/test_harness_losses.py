@@ -35,21 +35,22 @@ def gamma_expr(term: Loss) -> sp.Expr:
 
 
 def symbolic_gradient(term: Loss, logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """ICLR eq. 3: −(1/(nB)) Σ_k γ_k h_k(δ_kj − h_j), per sample b, γ from sympy."""
+    """ICLR eq. 3 on the trainer's scale (no 1/n, docs/conventions.md §1):
+    −(1/B) Σ_k γ_k h_k(δ_kj − h_j), per sample b, γ from sympy."""
     gamma = sp.lambdify((y, h), gamma_expr(term).xreplace(term.substitution), "numpy")
     shifted = logits - logits.max(axis=1, keepdims=True)
     probabilities = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
     gammas = np.broadcast_to(gamma(labels, probabilities), probabilities.shape)
-    batch, classes = logits.shape
+    batch = logits.shape[0]
     weighted = gammas * probabilities  # γ_k h_k
     jacobian_product = weighted - probabilities * weighted.sum(axis=1, keepdims=True)
-    return -jacobian_product / (classes * batch)
+    return -jacobian_product / batch
 
 
 def autograd_gradient(term: Loss, logits: np.ndarray, target: torch.Tensor,
-                      label_smoothing: float = 0.0) -> np.ndarray:
+                      label_smoothing: float = 0.0, scale: str = "sum") -> np.ndarray:
     tensor = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
-    value = torch_loss(term, label_smoothing=label_smoothing)(tensor, target)
+    value = torch_loss(term, label_smoothing=label_smoothing, scale=scale)(tensor, target)
     (gradient,) = torch.autograd.grad(value, tensor)
     return gradient.numpy()
 
@@ -148,12 +149,24 @@ def test_shift_invariance_of_gradients():
     np.testing.assert_allclose(shifted, base, rtol=1e-12, atol=1e-14)
 
 
-def test_cross_entropy_is_torch_cross_entropy_over_classes():
+def test_cross_entropy_is_torch_cross_entropy_and_paper_scale_divides_by_n():
     logits = torch.randn(5, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     targets = torch.tensor([0, 6, 3, 3, 1])
     ours = torch_loss(loss("cross_entropy"))(logits, targets)
-    reference = torch.nn.functional.cross_entropy(logits, targets) / 7
+    reference = torch.nn.functional.cross_entropy(logits, targets)
     assert torch.allclose(ours, reference, rtol=1e-12)
+    paper = torch_loss(loss("cross_entropy"), scale="paper")(logits, targets)
+    assert torch.allclose(paper, reference / 7, rtol=1e-12)  # ICLR eq. 3's L = (1/n) Σ_k
+
+
+def test_paper_scale_gradient_is_the_sum_scale_gradient_over_n():
+    """symloss.scale: the factor only rescales the step, for any loss."""
+    logits = np.array([[0.3, -1.2, 2.0, 0.1], [1.0, 0.0, -0.5, 0.25]])
+    targets = torch.tensor([2, 0])
+    for name in ("baikal", "mse", "cross_entropy"):
+        summed = autograd_gradient(loss(name), logits, targets)
+        paper = autograd_gradient(loss(name), logits, targets, scale="paper")
+        np.testing.assert_allclose(paper * 4, summed, rtol=1e-12, atol=1e-15)
 
 
 def test_reductions_scalar_and_batched():
@@ -162,7 +175,7 @@ def test_reductions_scalar_and_batched():
     per_sample = torch_loss(loss("mse"), reduction="none")(logits, targets)
     assert per_sample.shape == (3,)
     h_target = torch.softmax(logits, 1)[torch.arange(3), targets]
-    assert torch.allclose(per_sample, (1 - h_target) ** 2)  # n = 2: both terms are (1 − h_T)²
+    assert torch.allclose(per_sample, 2 * (1 - h_target) ** 2)  # n = 2: both terms (1 − h_T)²
     assert torch.allclose(torch_loss(loss("mse"), reduction="sum")(logits, targets),
                           per_sample.sum())
     assert torch.allclose(torch_loss(loss("mse"))(logits, targets), per_sample.mean())

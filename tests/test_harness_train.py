@@ -18,7 +18,7 @@ from symloss.catalog import loss
 from symloss.loss import Loss
 from symloss.symbols import h
 
-SMALL = TrainConfig(model="mlp", model_options={"hidden": (32,)}, steps=40, lr=0.5,
+SMALL = TrainConfig(model="mlp", model_options={"hidden": (32,)}, steps=40, lr=0.05,
                     batch_size=50, evaluations=4)
 
 
@@ -52,7 +52,7 @@ def test_result_record_is_json_ready(digits):
 
 def test_epochs_and_paper_defaults_resolve():
     config = TrainConfig(epochs=2).resolved("mnist1d")
-    assert (config.model, config.steps, config.epochs, config.lr) == ("cnn1d", None, 2, 0.5)
+    assert (config.model, config.steps, config.epochs, config.lr) == ("cnn1d", None, 2, 0.05)
     glo = TrainConfig().resolved("mnist")
     assert (glo.model, glo.steps, glo.lr, glo.batch_size, glo.momentum) == (
         "glo_mnist_cnn", 20000, 0.01, 100, 0.0)
@@ -117,7 +117,7 @@ def test_exception_in_the_loop_is_failed(digits):
 
 def test_attraction_log_cross_entropy_always_pulls(digits, tmp_path):
     config = TrainConfig(model="mlp", model_options={"hidden": (32,)}, epochs=2,
-                         batch_size=200, lr=0.5, attraction_samples=30)
+                         batch_size=200, lr=0.05, attraction_samples=30)
     result = train(loss("cross_entropy"), digits, config, seed=0)
     log = result.attraction
     assert isinstance(log, AttractionLog)
@@ -138,7 +138,7 @@ def test_attraction_of_baikal_pushes_confident_samples():
 
 
 def test_fgsm_accuracy_clean_equals_test_and_attack_hurts(digits):
-    config = TrainConfig(model="mlp", model_options={"hidden": (32,)}, steps=60, lr=0.5,
+    config = TrainConfig(model="mlp", model_options={"hidden": (32,)}, steps=60, lr=0.05,
                          batch_size=50, fgsm=(0.0, 0.1, 0.3), fgsm_validation=(0.1,))
     result = train(loss("cross_entropy"), digits, config, seed=0)
     attacked = result.metrics["fgsm_accuracy"]
