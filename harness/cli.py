@@ -20,13 +20,11 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def register(subparsers) -> None:
-    """Add the harness's commands (train, search, runs, show, paper) to the ``symloss`` CLI."""
-    from harness.paper import register as register_paper
+    """Add the harness's commands (train, search, runs, show) to the ``symloss`` CLI."""
     from harness.search.cli import register as register_search
 
     register_train(subparsers)
     register_search(subparsers)
-    register_paper(subparsers)
 
 
 def register_train(subparsers) -> argparse.ArgumentParser:
@@ -56,6 +54,13 @@ def register_train(subparsers) -> argparse.ArgumentParser:
                              "save CSV and scatter plot")
     parser.add_argument("--attraction-samples", type=int, default=500, metavar="N")
     parser.add_argument("--label-smoothing", type=float, default=0.0, metavar="ALPHA")
+    parser.add_argument("--loss-scale", choices=("sum", "paper"), default="sum",
+                        help="sum: Σ_k ℓ per sample, nn.CrossEntropyLoss for cross-entropy "
+                             "(default, what the papers' experiments trained); paper: the "
+                             "papers' equations' (1/n) Σ_k ℓ")
+    parser.add_argument("--batched", action=argparse.BooleanOptionalAction, default=None,
+                        help="train the seeds together, stacked (default: where it measured "
+                             "faster: the small models, and any batchable model on a GPU)")
     parser.add_argument("--lr", type=float, help="learning rate (default: the model's)")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--threads", type=int, help="CPU threads (default 1)")
@@ -127,9 +132,15 @@ def _worst(statuses: list[str]) -> str:
 
 
 def _train_seeds(loss, data, config, seeds: int, args, out: Path | None) -> dict[str, object]:
+    from harness.batched import batching_pays, train_population
     from harness.train import train
 
-    results = [train(loss, data, config, seed=seed) for seed in range(seeds)]
+    batched = args.batched if args.batched is not None else batching_pays(
+        config.model, config.model_options, config.device)
+    if batched and seeds > 1 and not config.attraction_samples:
+        results = train_population([loss] * seeds, data, config, seed=list(range(seeds)))
+    else:
+        results = [train(loss, data, config, seed=seed) for seed in range(seeds)]
     record: dict[str, object] = {
         "loss": loss.name, "formula": str(loss.expression),
         "status": _worst([r.status for r in results]),
@@ -170,6 +181,8 @@ def _run(args: argparse.Namespace) -> int:
     loss = _build_loss(args.loss, args.order, _floats(args.params, "--params"))
     other = _build_loss(args.compare, args.order, None) if args.compare else None
     fgsm = _floats(args.fgsm, "--fgsm") or []
+    if any(not math.isfinite(e) or e < 0 for e in fgsm):
+        raise UsageError(f"--fgsm strengths must be finite and >= 0, got {args.fgsm!r}")
 
     from harness.data import DataError, load_dataset
     from harness.train import TrainConfig
@@ -179,6 +192,7 @@ def _run(args: argparse.Namespace) -> int:
         config = TrainConfig(
             model=args.model, steps=args.steps, epochs=args.epochs, lr=args.lr,
             batch_size=args.batch_size, label_smoothing=args.label_smoothing,
+            loss_scale=args.loss_scale,
             attraction_samples=args.attraction_samples if args.attraction_log else 0,
             fgsm=tuple(fgsm), threads=args.threads, device=args.device,
             progress=not args.no_progress and not args.json and sys.stderr.isatty(),

@@ -64,6 +64,13 @@ def test_family_params_fgsm_and_out_folder(tmp_path, capsys):
     (["--loss", "baikal", "--model", "vgg"], "unknown model 'vgg'"),
     (["--loss", "baikal", "--fgsm", "0,big"], "--fgsm must be numbers"),
     (["--loss", "baikal", "--seeds", "0"], "--seeds must be >= 1"),
+    (["--loss", "baikal", "--lr", "nan"], "lr must be a positive number, got nan"),
+    (["--loss", "baikal", "--lr", "-1"], "lr must be a positive number, got -1.0"),
+    (["--loss", "baikal", "--batch-size", "0"], "batch_size must be a positive number, got 0"),
+    (["--loss", "baikal", "--steps", "0"], "steps must be a positive number, got 0"),
+    (["--loss", "baikal", "--steps", "-5"], "steps must be a positive number, got -5"),
+    (["--loss", "baikal", "--fgsm", "nan"], "--fgsm strengths must be finite and >= 0"),
+    (["--loss", "baikal", "--label-smoothing", "nan"], "label_smoothing must be a non-negative"),
 ])
 def test_user_errors_are_one_line_and_exit_2(argv, message, capsys):
     assert run(["train", *argv]) == 2
@@ -76,4 +83,13 @@ def test_user_errors_are_one_line_and_exit_2(argv, message, capsys):
 def test_importing_the_cli_does_not_import_torch():
     code = ("import sys, harness.cli, harness; "
             "sys.exit(1 if 'torch' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_harness_never_imports_proofs_nor_reproduce():
+    """The arrow points one way: symloss ← harness ← reproduce → proofs."""
+    code = ("import sys, pkgutil, importlib, harness\n"
+            "for info in pkgutil.walk_packages(harness.__path__, 'harness.'):\n"
+            "    importlib.import_module(info.name)\n"
+            "sys.exit(1 if {'proofs', 'reproduce'} & set(sys.modules) else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
