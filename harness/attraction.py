@@ -2,7 +2,7 @@
 
 For a seeded subset of training samples, each epoch logs the target
 probability ``h_T``, the mean non-target probability, and the attraction
-``A(ε)`` at ``ε = 1 − h_T`` (SPEC §2.3, ICLR Theorem 2)::
+``A(ε)`` at ``ε = 1 − h_T`` (docs/conventions.md §2.3, ICLR Theorem 2)::
 
     A(ε) = (1−ε)e^D / (ε + (1−ε)e^D) − (1−ε),  D = η' ε(1−ε) Δ(ε) n/(n−1),
     Δ(ε) = γ_T(1−ε) − γ_N(ε/(n−1)),  η' = η/n,

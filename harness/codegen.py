@@ -9,7 +9,7 @@ tuple of floats (what it passes in eager mode, where Python scalars are the
 faster operands) — so a new candidate of the same family reuses the code.
 
 The printer is sympy's :class:`~sympy.printing.pytorch.TorchPrinter`, with the
-parts that are wrong for elementwise losses replaced (SPEC §1 conventions):
+parts that are wrong for elementwise losses replaced (docs/conventions.md §1 conventions):
 
 * every constant subexpression (``log(2)``, ``sqrt(2)``, ``pi``, ``1/3``) is
   evaluated to a Python float — sympy prints ``torch.log(2)``, which fails on

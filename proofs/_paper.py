@@ -2,7 +2,7 @@
 
 These are written here by hand, independently of :mod:`symloss.catalog`, so that a
 proof can check the engine against the paper rather than against itself.
-Convention (SPEC §1): the per-class loss term is ``ℓ = −f`` and ``γ = −∂ℓ/∂h``.
+Convention (docs/conventions.md §1): the per-class loss term is ``ℓ = −f`` and ``γ = −∂ℓ/∂h``.
 """
 
 from __future__ import annotations

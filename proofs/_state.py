@@ -1,4 +1,4 @@
-"""The symmetric state of SPEC §1, written out from first principles for the proofs.
+"""The symmetric state of docs/conventions.md §1, written out from first principles for the proofs.
 
 Target probability ``h_T = 1 − ε``, each of the ``n − 1`` non-targets ``h_N = ε/(n−1)``.
 ``m = n − 2 ≥ 0`` lets sympy know that ``n ≥ 2`` (``symloss.symbols.n`` only knows

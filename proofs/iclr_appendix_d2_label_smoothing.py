@@ -14,7 +14,7 @@ and hence a λ̂ for every λ.
 
 **Proof.** Smoothing is ``y → y(1−α) + α/n``; substitute into eq. 12 (eq. 35); check
 that eq. 43–48 make the two rules equal at ``y = 0`` and at ``y = 1`` identically in
-h (eq. 36–37); simplify eq. 46–48. Matching *every* monomial ``h^i y^j`` (SPEC §2.7,
+h (eq. 36–37); simplify eq. 46–48. Matching *every* monomial ``h^i y^j`` (docs/conventions.md §2.7,
 the engine's ``label_smoothing_map``) gives ``ĉy = cy(1−α) + 2cyy·α(1−α)/n`` and
 ``ĉyy = cyy(1−α)²`` instead; the two maps differ by ``2cyy·α(1−α)/n·(y² − y)``, which
 vanishes exactly on one-hot labels — the paper matched the two cases y ∈ {0, 1},

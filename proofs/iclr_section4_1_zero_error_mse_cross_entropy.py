@@ -7,7 +7,7 @@ error; approached as a limit (non-targets ``h = ε``, target ``1 − (n−1)ε``
 raising the target: zero error attracts.
 
 **Proof.** Substitute; take the limits; compute ``Δ(ε) = γ_T(1−ε) − γ_N(ε/(n−1))``
-(SPEC §2.2, whose sign is the sign of the target logit's step, see the Theorem 2
+(docs/conventions.md §2.2, whose sign is the sign of the target logit's step, see the Theorem 2
 proof) for every ``n ≥ 2`` and compare with the engine's ``delta``/``zero_error``.
 MSE beyond the paper: γ vanishes at zero error, but ``Δ(ε) = 2nε/(n−1) > 0`` for
 every ``ε > 0``, so zero error still attracts from outside, with a force vanishing
@@ -60,7 +60,8 @@ def prove() -> Verdict:
     proof.limit("eq. 15: CE target coefficient → 1",
                 ce.subs({y: 1, h: 1 - (N_GENERAL - 1) * epsilon}), epsilon, 0, 1)
     delta_ce = delta_first_principles(ce, N_GENERAL)
-    proof.identity("CE Δ(ε) = 1/(1−ε) (SPEC parametrization)", delta_ce, 1 / (1 - epsilon))
+    proof.identity("CE Δ(ε) = 1/(1−ε) (docs/conventions.md parametrization)", delta_ce,
+                   1 / (1 - epsilon))
     proof.limit("CE lim_{ε→0+} Δ = 1 > 0: zero error attracts", delta_ce, epsilon, 0, 1)
     unit = sp.Symbol("u", positive=True)  # ε = u/(1+u) ∈ (0, 1)
     proof.positive("CE Δ(ε) > 0 on all of (0, 1): the pull never stops",

@@ -1,6 +1,6 @@
 """symloss: derive the learning dynamics of any classification loss.
 
-A loss is the per-class term ``ℓ(y, h)`` (SPEC §1); everything else is derived
+A loss is the per-class term ``ℓ(y, h)`` (docs/conventions.md §1); everything else is derived
 from its sympy expression.
 
 >>> import symloss

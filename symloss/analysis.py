@@ -1,4 +1,4 @@
-"""Everything the engine derives about one loss, as one immutable value (SPEC §2).
+"""Everything the engine derives about one loss, as one immutable value (docs/conventions.md §2).
 
 >>> from symloss.catalog import loss
 >>> result = analyze(loss("baikal"), classes=10)

@@ -1,4 +1,4 @@
-"""The binary view of a loss (SPEC §2.8; GLO §V-A, Fig. 6).
+"""The binary view of a loss (docs/conventions.md §2.8; GLO §V-A, Fig. 6).
 
 With ``n = 2`` the whole loss is a function of the target's predicted
 probability ``p``: ``L(p) = ½[ℓ(y_T, p) + ℓ(y_N, 1 − p)]``. Its derivative is

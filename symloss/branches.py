@@ -4,7 +4,7 @@ Next to ``t = 0⁺`` every non-smooth function whose argument is not zero at
 ``t = 0`` (or leaves zero with a known sign) sits on one branch, so it can be
 replaced by that branch: ``Heaviside(t − 0.1)`` is ``0`` on ``(0, 0.1)``. The
 result equals the expression on a right neighbourhood of 0, which is all that a
-limit, a series or a one-sided value there needs (SPEC §2.5: Δ(ε) as ε → 0⁺).
+limit, a series or a one-sided value there needs (docs/conventions.md §2.5: Δ(ε) as ε → 0⁺).
 
 >>> t = sp.Symbol("t", positive=True)
 >>> near_zero(sp.Heaviside(t - sp.Rational(1, 10)) * t + sp.Max(1, 1 + t), t)

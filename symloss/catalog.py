@@ -1,4 +1,4 @@
-"""The catalog of losses, in the convention of SPEC §1 (``ℓ = −f``; GLO's x→y, y→h).
+"""The catalog of losses, in the convention of docs/conventions.md §1 (``ℓ = −f``; GLO's x→y, y→h).
 
 Each entry is the paper's formula, written once; everything about it (γ, the
 null epoch, the zero-error limit, ...) is derived by :mod:`symloss.dynamics`.
@@ -60,7 +60,7 @@ def _focal() -> Loss:
 def taylorglo_terms(order: int) -> list[tuple[int, int]]:
     """The exponents ``(a, b)`` of TaylorGLO's terms ``(y−λ0)^a (h−λ1)^b``, in λ order.
 
-    Terms with ``b = 0`` are left out: they do not change gradients (SPEC §1).
+    Terms with ``b = 0`` are left out: they do not change gradients (docs/conventions.md §1).
     For order 3 this is ICLR eq. 10's order, λ2…λ7.
 
     >>> taylorglo_terms(3)
@@ -73,7 +73,7 @@ def taylorglo_terms(order: int) -> list[tuple[int, int]]:
 
 
 def taylorglo(order: int = 3, values: Sequence[float] | None = None) -> Loss:
-    """The TaylorGLO family of the given order (ICLR eq. 10; SPEC §1).
+    """The TaylorGLO family of the given order (ICLR eq. 10; docs/conventions.md §1).
 
     ``ℓ = −Σ λ_i (y−λ0)^a (h−λ1)^b`` over :func:`taylorglo_terms`, with
     parameters ``λ0 … λ_{m+1}``. Pass ``values`` to bind a member.

@@ -1,4 +1,4 @@
-"""Learning dynamics derived from ``ℓ(y, h)`` (SPEC §2.1–2.5; ICLR §3–4, App. C, D.3).
+"""Learning dynamics derived from ``ℓ(y, h)`` (docs/conventions.md §2.1–2.5; ICLR §3–4, D.3).
 
 Every quantity is derived from the loss's sympy expression by ``diff``, ``subs``
 and ``limit``; nothing is written per loss. Symbols: ``ε`` is the deviation from
@@ -146,7 +146,7 @@ def gamma_nontarget(loss: Loss, classes: Classes = 2, smoothing: Smoothing = 0.0
 
 
 def delta(loss: Loss, classes: Classes, smoothing: Smoothing = 0.0) -> sp.Expr:
-    """``Δ(ε) = γ_T(1−ε) − γ_N(ε/(n−1))`` (SPEC §2.2).
+    """``Δ(ε) = γ_T(1−ε) − γ_N(ε/(n−1))`` (docs/conventions.md §2.2).
 
     >>> from symloss.catalog import loss
     >>> tidy(delta(loss("mse"), classes=10))
@@ -271,7 +271,7 @@ class NullEpoch:
 
 
 def null_epoch(loss: Loss, classes: Classes, smoothing: Smoothing = 0.0) -> NullEpoch:
-    """γ_T(1/n), γ_N(1/n) and whether the target probability grows (SPEC §2.4).
+    """γ_T(1/n), γ_N(1/n) and whether the target probability grows (docs/conventions.md §2.4).
 
     ``Δ = γ_T(1/n) − γ_N(1/n)``: the target grows iff ``Δ > 0`` (ε = (n−1)/n in
     :func:`logit_step`). ``trainable`` is ``None`` while Δ depends on parameters,
@@ -381,7 +381,7 @@ MAX_LEADING_ORDER = 24
 def zero_error(
     loss: Loss, classes: Classes, smoothing: Smoothing = 0.0, *, seconds: float = 5.0,
 ) -> ZeroError:
-    """``lim_{ε→0+} Δ(ε)`` with indeterminate forms resolved as limits (SPEC §2.5).
+    """``lim_{ε→0+} Δ(ε)`` with indeterminate forms resolved as limits (docs/conventions.md §2.5).
 
     A zero limit is resolved by Δ's leading term, at whatever order it comes.
 

@@ -1,4 +1,4 @@
-"""Loss trees for GLO's genetic programming (SPEC §3; GLO §III-A).
+"""Loss trees for GLO's genetic programming (docs/conventions.md §3; GLO §III-A).
 
 The genotype is DEAP's :class:`deap.gp.PrimitiveTree` over the operators
 ``log``, ``square``, ``sqrt``, ``+``, ``−``, ``×``, ``÷`` and the leaves ``y``,
@@ -154,7 +154,7 @@ def _to_sympy(prefix: tuple[str, ...]) -> sp.Expr:
 
 
 def tree_loss(tree: gp.PrimitiveTree, name: str = "glo") -> Loss:
-    """The loss of a tree: ``ℓ = −tree(y, h)`` (GLO maximizes f; SPEC §1)."""
+    """The loss of a tree: ``ℓ = −tree(y, h)`` (GLO maximizes f; docs/conventions.md §1)."""
     return Loss(name, -to_sympy(tree))
 
 
@@ -168,7 +168,7 @@ def canonical_key(tree: gp.PrimitiveTree) -> str:
     """A key equal for trees that train identically.
 
     The update depends on ℓ only through γ = −∂ℓ/∂h, and adding a constant to γ
-    changes no update (SPEC §2.6). The key is the expanded γ with its numeric
+    changes no update (docs/conventions.md §2.6). The key is the expanded γ with its numeric
     constant term removed: commuted, regrouped or padded trees (``h + y`` vs
     ``y + h``, ``f + y²``, ``f − h``) share it. Computed with symengine, about 60×
     faster than sympy here (benchmarks/bench_symbolic.py); ``"undefined"`` for

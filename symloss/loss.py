@@ -1,7 +1,7 @@
 """Losses as immutable values.
 
 A :class:`Loss` holds the sympy expression of the per-class term ``ℓ(y, h)``
-(SPEC §1: the loss is ``L = (1/n) Σ_k ℓ(y_k, h_k)``, minimized), the symbols of
+(docs/conventions.md §1: the loss is ``L = (1/n) Σ_k ℓ(y_k, h_k)``, minimized), the symbols of
 its parameters, and their values once bound. Derivations take a ``Loss`` and
 return new values; nothing here mutates.
 
@@ -94,7 +94,7 @@ class Loss:
         return Loss(self.name, self.expr, self.parameters, None, self.meta)
 
     def shifted(self, constant: float | sp.Expr) -> Loss:
-        """``ℓ − c·h``: adds ``c`` to γ, which changes no update (SPEC §2.6).
+        """``ℓ − c·h``: adds ``c`` to γ, which changes no update (docs/conventions.md §2.6).
 
         A symbolic ``c`` becomes a parameter of the shifted loss (left unbound).
         """

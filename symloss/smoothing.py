@@ -1,4 +1,4 @@
-"""Label smoothing as a change of a family's parameters (SPEC §2.7; ICLR App. D.2).
+"""Label smoothing as a change of a family's parameters (docs/conventions.md §2.7; ICLR App. D.2).
 
 Smoothing by ``α`` replaces ``y`` with ``y(1−α) + α/n``. For a family whose γ
 is polynomial in ``(h, y)``, :func:`label_smoothing_map` finds ``λ̂(λ, α, n)``

@@ -1,4 +1,4 @@
-"""The symbols every derivation shares (SPEC §1).
+"""The symbols every derivation shares (docs/conventions.md §1).
 
 ``y`` is one class's label value (1/0 one-hot, or smoothed), ``h`` that class's
 predicted probability, ``epsilon`` the deviation from memorization. Their

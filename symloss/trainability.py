@@ -1,4 +1,4 @@
-"""Trainability at the null epoch, for a loss or a whole family (SPEC §2.6).
+"""Trainability at the null epoch, for a loss or a whole family (docs/conventions.md §2.6).
 
 **First principles** (the default): at the null epoch every ``h_k = 1/n`` and one
 SGD step moves the target logit by ``η' ε(1−ε)·Δ`` with

@@ -47,7 +47,7 @@ def test_analyze_family_with_smoothing():
 def test_analyze_bound_member_reports_values():
     payload = analyze(taylorglo(3, [0, 0, 0, -1, 0, 2, 0, 0]), classes=10).to_dict()
     assert payload["parameters"]["lambda_5"] == 2.0
-    assert payload["gamma"] == "-2*h + 2*y"  # MSE (SPEC §1)
+    assert payload["gamma"] == "-2*h + 2*y"  # MSE (docs/conventions.md §1)
 
 
 def test_analyze_without_a_smoothing_map_reports_why():

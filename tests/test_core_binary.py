@@ -1,4 +1,4 @@
-"""The binary view (SPEC §2.8; GLO §V-A, Fig. 6) and the attraction curves (symloss.curves).
+"""The binary view (docs/conventions.md §2.8; GLO §V-A, Fig. 6), the attraction curves.
 
 Oracles: Baikal's minimum by hand (dL/dp = 0 ⇔ 2p² − 1 = 0, p = 1/√2; GLO §V-A
 says ≈ 0.71), BaikalCMA's ≈ 0.77 (GLO §V-A), and a dense grid of L(p).

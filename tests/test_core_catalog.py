@@ -1,7 +1,7 @@
 """The catalog and the Loss value: γ of each paper loss against the papers' equations.
 
 Oracles are the equations written out by hand here (ICLR eq. 7, 9, 11, App. B
-eq. 21–23; GLO eq. 1–2), translated to SPEC §1's convention (``ℓ = −f``).
+eq. 21–23; GLO eq. 1–2), translated to docs/conventions.md §1's convention (``ℓ = −f``).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def test_baikal_gamma_is_iclr_eq_9():
 
 
 def test_mse_gamma():
-    assert _same(gamma(loss("mse")), 2 * y - 2 * h)  # SPEC §1 table: γ = 2y − 2h
+    assert _same(gamma(loss("mse")), 2 * y - 2 * h)  # docs/conventions.md §1 table: γ = 2y − 2h
 
 
 def test_taylorglo3_gamma_is_iclr_eq_11():
@@ -49,7 +49,7 @@ def test_taylorglo3_gamma_is_iclr_eq_11():
 
 def test_taylorglo3_zero_error_coefficients_are_iclr_app_b():
     coefficients = zero_error_polynomial(taylorglo(3))
-    # ICLR App. B, eq. 21–23 (SPEC: correct as printed).
+    # ICLR App. B, eq. 21–23 (docs/conventions.md: correct as printed).
     a = L2 - 2 * L1 * L3 - L5 * L0 + 2 * L1 * L6 * L0 + L7 * L0**2 + 3 * L4 * L1**2
     b = 2 * L3 - 2 * L6 * L0 - 2 * L1 * L6 + L5 - 2 * L7 * L0 - 6 * L4 * L1
     c = 2 * L6 + L7 + 3 * L4
@@ -77,7 +77,7 @@ def test_taylorglo3_decomposition_is_iclr_eq_12():
 
 
 def test_mse_is_taylorglo_member_up_to_a_constant():
-    member = taylorglo(3).bind([0, 0, 0, -1, 0, 2, 0, 0])  # SPEC §1 "checks you can rely on"
+    member = taylorglo(3).bind([0, 0, 0, -1, 0, 2, 0, 0])  # conventions §1 "checks"
     assert _same(gamma(member), gamma(loss("mse")))
     assert sp.expand(member.expression - loss("mse").expression + y**2) == 0
 

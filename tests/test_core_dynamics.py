@@ -81,7 +81,7 @@ def test_gamma_family_keeps_parameters_and_bound_member_substitutes():
     family = taylorglo(3)
     assert gamma(family).free_symbols == {y, h, *family.parameters}
     member = family.bind([0, 0, 0, -1, 0, 2, 0, 0])
-    assert sp.expand(gamma(member) - (2 * y - 2 * h)) == 0  # MSE, SPEC §1
+    assert sp.expand(gamma(member) - (2 * y - 2 * h)) == 0  # MSE, docs/conventions.md §1
 
 
 def test_gamma_target_and_nontarget():
@@ -172,7 +172,7 @@ def test_numeric_functions_refuse_a_family(call):
         call(taylorglo(3))
 
 
-# --- Δ(ε) and the logit step (SPEC §2.2; ICLR App. D.3) ----------------------------------------
+# --- Δ(ε) and the logit step (docs/conventions.md §2.2; ICLR App. D.3) ----------------------
 
 def test_delta_scalar_cases():
     # By hand from γ: CE Δ = 1/(1−ε); MSE Δ = 2ε + 2ε/(n−1) = 2εn/(n−1).
@@ -193,7 +193,7 @@ def test_delta_function_is_vectorized_and_matches_delta():
                                   loss("focal"), taylorglo(3)], ids=lambda item: item.name)
 @pytest.mark.parametrize("classes", [3, n])
 def test_logit_step_is_spec_formula(item, classes):
-    # SPEC §2.2: Δf_T = η' ε(1−ε)Δ(ε), Δf_N = −Δf_T/(n−1), η' = η/n.
+    # docs/conventions.md §2.2: Δf_T = η' ε(1−ε)Δ(ε), Δf_N = −Δf_T/(n−1), η' = η/n.
     target, nontarget = logit_step(item, classes)
     expected = eta / classes * epsilon * (1 - epsilon) * delta(item, classes)
     assert sp.simplify(target - expected) == 0
@@ -209,7 +209,7 @@ def test_logit_step_cross_entropy_by_hand():
 @pytest.mark.parametrize("item", [loss("cross_entropy"), loss("baikal"), taylorglo(3)],
                          ids=lambda item: item.name)
 def test_attraction_is_spec_formula(item):
-    # SPEC §2.3: A = (1−ε)e^D/(ε + (1−ε)e^D) − (1−ε), D = η' ε(1−ε)Δ n/(n−1).
+    # docs/conventions.md §2.3: A = (1−ε)e^D/(ε + (1−ε)e^D) − (1−ε), D = η' ε(1−ε)Δ n/(n−1).
     d = eta / 10 * epsilon * (1 - epsilon) * delta(item, 10) * 10 / 9
     expected = (1 - epsilon) * sp.exp(d) / (epsilon + (1 - epsilon) * sp.exp(d)) - (1 - epsilon)
     target, nontarget = logit_step(item, 10)
@@ -379,7 +379,7 @@ def test_cross_entropy_with_label_smoothing_repels():
     "-y*log(h) + (1 - y)*log(h)",   # γ = y/h − (1 − y)/h: Δ = 1/(1 − ε) + (n − 1)/ε
 ])
 def test_positive_infinite_zero_error_limit(text):
-    # By hand, both Δ → +∞ as ε → 0+: zero error pulls (SPEC §2.5: positive attracts).
+    # By hand, both Δ → +∞ as ε → 0+: zero error pulls (docs/conventions.md §2.5).
     result = zero_error(loss(text), 10)
     assert result.limit == sp.oo
 

@@ -103,7 +103,7 @@ _warm_up()
 # --- accepted formulas -------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("-log(h) + y/h", -sp.log(h) + y / h),            # Baikal (GLO eq. 1, SPEC §1)
+    ("-log(h) + y/h", -sp.log(h) + y / h),            # Baikal (GLO eq. 1, docs/conventions.md §1)
     ("(h - y)^2", (h - y) ** 2),                        # ^ is power, not xor
     ("(h - y)**2", (h - y) ** 2),
     ("-y*ln(h)", -y * sp.log(h)),                       # ln alias

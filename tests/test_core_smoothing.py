@@ -1,4 +1,4 @@
-"""Label smoothing as a change of a family's parameters (SPEC §2.7; ICLR App. D.2).
+"""Label smoothing as a change of a family's parameters (docs/conventions.md §2.7; ICLR App. D.2).
 
 Oracle: the defining identity ``γ_λ̂(y, h) ≡ γ_λ(y(1−α) + α/n, h)``, checked
 symbolically (``expand(...) == 0``) and numerically at random points.

@@ -1,4 +1,4 @@
-"""Trainability (SPEC §2.6): shift invariance, the paper's invariant, the vectorized filter.
+"""Trainability (docs/conventions.md §2.6): shift invariance, the paper's invariant, the filter.
 
 Oracles: ``Σ_k ∂h_k/∂θ = 0``, so ``γ → γ + c`` must change no first-principles
 verdict; ICLR Theorem 3 / App. D.4 eq. 69–70 written out by hand with eq. 12's

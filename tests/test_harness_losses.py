@@ -1,6 +1,6 @@
 """The generated torch loss against the symbolic core.
 
-Oracle: ICLR eq. 3 with the softmax Jacobian (SPEC §1, §2.2) —
+Oracle: ICLR eq. 3 with the softmax Jacobian (docs/conventions.md §1, §2.2) —
 ``∂L/∂f_j = −(1/(nB)) Σ_b Σ_k γ_k h_k (δ_kj − h_j)`` for ``L`` the batch mean
 of ``(1/n) Σ_k ℓ(y_k, h_k)`` and ``γ = −∂ℓ/∂h`` evaluated by sympy/numpy,
 independently of the torch printer. Compared with autograd in float64.
@@ -127,7 +127,7 @@ def test_taylorglo_candidates_gradient_matches_symbolic(values, batch):
 
 
 def test_label_smoothing_replaces_y_by_smoothed_labels():
-    """SPEC §2.7: smoothing by α is ℓ evaluated at y(1−α) + α/n."""
+    """docs/conventions.md §2.7: smoothing by α is ℓ evaluated at y(1−α) + α/n."""
     logits = np.array([[1.0, -0.5, 0.25, 2.0], [0.0, 0.3, -1.0, 0.5]])
     targets = np.array([3, 1])
     alpha = 0.1
@@ -141,7 +141,7 @@ def test_label_smoothing_replaces_y_by_smoothed_labels():
 
 
 def test_shift_invariance_of_gradients():
-    """SPEC §2.6: ℓ − c·h adds c to γ and changes no logit gradient (Σ_k ∂h_k/∂f = 0)."""
+    """docs/conventions.md §2.6: ℓ − c·h adds c to γ, changes no gradient (Σ_k ∂h_k/∂f = 0)."""
     logits = np.array([[0.2, -1.0, 3.0], [1.0, 1.0, -2.0]])
     targets = torch.tensor([2, 0])
     base = autograd_gradient(loss("baikal"), logits, targets)
