@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pickle
 import signal
 import sqlite3
 import subprocess
@@ -39,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from harness.search.strategies import read_snapshot
 
 KINDS = ("training", "write", "between")
 SLOW_WRITE_SECONDS = "0.3"
@@ -104,7 +105,7 @@ def generation_table(store: Path, run_id: str) -> list[tuple]:
 def final_mean(store: Path, run_id: str) -> list[float]:
     rows = _read(store, "SELECT state FROM generations WHERE run_id = ? "
                  "ORDER BY generation DESC LIMIT 1", (run_id,))
-    return [float(v) for v in pickle.loads(rows[0][0]).es.mean]
+    return [float(v) for v in read_snapshot(rows[0][0])["es"]["mean"]]
 
 
 def run_ids(store: Path) -> list[str]:

@@ -124,10 +124,14 @@ def _command_curve(args: argparse.Namespace) -> int:
     if len(set(names)) != len(names):  # two formulas: name them by their text
         losses = [item.__class__(spec.strip(), item.expr, item.parameters, item.values, item.meta)
                   for spec, item in zip(args.losses, losses, strict=True)]
-    path = plot_attraction(losses, args.classes, args.out, lr=args.lr, smoothing=args.smoothing)
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise UsageError(f"--lr must be a finite number > 0, got {args.lr!r}")
+    path = plot_attraction(losses, args.classes, args.out, lr=args.lr, smoothing=args.smoothing,
+                           scale=args.loss_scale)
     print(f"wrote {path}")
     if args.csv:
-        write_csv(attraction_table(losses, args.classes, args.lr, args.smoothing), args.csv)
+        write_csv(attraction_table(losses, args.classes, args.lr, args.smoothing,
+                                   scale=args.loss_scale), args.csv)
         print(f"wrote {args.csv}")
     return 0
 
@@ -150,7 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     curve = commands.add_parser("curve", help="attraction curves A(ε) and Δ(ε) (ICLR Fig. 3)")
     curve.add_argument("losses", nargs="+", metavar="LOSS")
     _add_loss_options(curve)
-    curve.add_argument("--lr", type=float, default=0.1, help="learning rate η (default 0.1)")
+    curve.add_argument("--lr", type=float, default=0.01,
+                       help="learning rate of the one step (default 0.01, on --loss-scale)")
+    curve.add_argument("--loss-scale", choices=("sum", "paper"), default="sum",
+                       help="the loss --lr trains: sum (Σ_k ℓ, the trainer's default) or paper "
+                            "(the papers' (1/n) Σ_k ℓ); sum at η is the papers' n·η")
     curve.add_argument("--out", required=True, help="PNG file to write")
     curve.add_argument("--csv", help="also write loss,epsilon,delta,attraction rows here")
     curve.set_defaults(handler=_command_curve)

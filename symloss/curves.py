@@ -1,4 +1,4 @@
-"""Attraction curves (SPEC §2.3; ICLR Fig. 3) and the binary view plot (GLO Fig. 6).
+"""Attraction curves (docs/conventions.md §2.3; ICLR Fig. 3) and the binary view plot (GLO Fig. 6).
 
 ``A(ε)`` and ``Δ(ε)`` over ``ε ∈ (0, (n−1)/n]`` for any concrete loss, as
 arrays, a CSV and a matplotlib figure (Agg backend, imported only when plotting).
@@ -20,6 +20,7 @@ import numpy as np
 from symloss.binary import binary_view
 from symloss.dynamics import _classes, attraction_function, delta_function
 from symloss.loss import Loss
+from symloss.scale import paper_learning_rate
 
 #: Smallest ε on a curve (ε = 0 is memorization itself, where A vanishes).
 EPSILON_MIN = 1e-3
@@ -33,14 +34,20 @@ def epsilon_grid(classes: int, points: int = 200) -> np.ndarray:
 
 def attraction_table(
     losses: Sequence[Loss], classes: int, lr: float = 0.1, smoothing: float = 0.0,
-    points: int = 200,
+    points: int = 200, scale: str = "paper",
 ) -> list[dict[str, float | str]]:
-    """Rows ``{loss, epsilon, delta, attraction}`` for each loss over the ε grid."""
+    """Rows ``{loss, epsilon, delta, attraction}`` for each loss over the ε grid.
+
+    ``lr`` is a learning rate on ``scale`` (:mod:`symloss.scale`): ``"paper"`` (the
+    papers' ``η``, the default of the Python API) or ``"sum"`` (the rate the trainer
+    uses, ``η_paper = n·lr``).
+    """
     grid = epsilon_grid(classes, points)
+    eta = paper_learning_rate(lr, int(_classes(classes)), scale)
     rows: list[dict[str, float | str]] = []
     for item in losses:
         deltas = delta_function(item, classes, smoothing)(grid)
-        attractions = attraction_function(item, classes, lr, smoothing)(grid)
+        attractions = attraction_function(item, classes, eta, smoothing)(grid)
         rows += [{"loss": item.name, "epsilon": float(e), "delta": float(d),
                   "attraction": float(a)} for e, d, a in zip(grid, deltas, attractions,
                                                              strict=True)]
@@ -77,11 +84,13 @@ def _save(plt, figure, path: str | Path) -> Path:
 
 def plot_attraction(
     losses: Sequence[Loss], classes: int, path: str | Path, lr: float = 0.1,
-    smoothing: float = 0.0, points: int = 400,
+    smoothing: float = 0.0, points: int = 400, scale: str = "paper",
 ) -> Path:
-    """Plot ``Δ(ε)`` (symlog) and ``A(ε)`` for each loss; save to ``path``."""
+    """Plot ``Δ(ε)`` (symlog) and ``A(ε)`` for each loss; save to ``path``. ``lr`` on
+    ``scale`` as in :func:`attraction_table`."""
     plt = _pyplot()
-    rows = attraction_table(losses, classes, lr, smoothing, points)
+    rows = attraction_table(losses, classes, lr, smoothing, points, scale)
+    eta = paper_learning_rate(lr, int(_classes(classes)), scale)
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for item in losses:
         mine = [r for r in rows if r["loss"] == item.name]
@@ -90,7 +99,8 @@ def plot_attraction(
         right.plot(eps, [r["attraction"] for r in mine], label=item.name)
     left.set_yscale("symlog", linthresh=1.0)
     left.set_title(f"Δ(ε) = γ_T(1−ε) − γ_N(ε/(n−1)),  n = {classes}")
-    right.set_title(f"Attraction A(ε) after one step, η = {lr:g}")
+    right.set_title(f"Attraction A(ε) after one step, η = {lr:g}" + (
+        "" if scale == "paper" else f" on the {scale} scale (papers' η = {eta:g})"))
     for axis in (left, right):
         axis.axhline(0, color="black", linewidth=0.7)
         axis.set_xlabel("deviation from memorization ε")

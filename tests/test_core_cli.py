@@ -62,7 +62,7 @@ def test_analyze_taylorglo_family_json(capsys):
 
 def test_analyze_params_bind(capsys):
     payload = _json(["analyze", "taylorglo", "--params", "0,0,0,-1,0,2,0,0", "--json"], capsys)
-    assert payload["gamma"] == "-2*h + 2*y"  # MSE (SPEC §1)
+    assert payload["gamma"] == "-2*h + 2*y"  # MSE (docs/conventions.md §1)
     assert "trainability_condition" not in payload
     assert payload["null_epoch"]["trainable"] is True
 
@@ -93,6 +93,19 @@ def test_curve_writes_png_and_csv(tmp_path, capsys):
     assert f"wrote {png}" in out
 
 
+def test_curve_learning_rate_on_the_sum_scale_is_the_papers_times_n(tmp_path, capsys):
+    """docs/conventions.md §1: --lr 0.01 on the sum scale is the papers' η = 0.1 at n = 10."""
+    tables = {}
+    for scale, lr in (("sum", "0.01"), ("paper", "0.1")):
+        table = tmp_path / f"{scale}.csv"
+        code, _, err = _run(["curve", "baikal", "--lr", lr, "--loss-scale", scale, "--out",
+                             str(tmp_path / f"{scale}.png"), "--csv", str(table)], capsys)
+        assert code == 0, err
+        with table.open() as handle:
+            tables[scale] = [float(row["attraction"]) for row in csv.DictReader(handle)]
+    assert tables["sum"] == pytest.approx(tables["paper"], rel=1e-12, abs=1e-15)
+
+
 def test_curve_of_two_formulas_names_them_by_text(tmp_path, capsys):
     table = tmp_path / "t.csv"
     code, _, err = _run(["curve", "--out", str(tmp_path / "c.png"), "--csv", str(table),
@@ -116,6 +129,9 @@ USER_ERRORS = [
     ["curve", "taylorglo", "--out", "never.png"],                  # family without --params
     ["curve", "mse", "--classes", "1", "--out", "never.png"],
     ["curve", "mse"],                                              # --out missing
+    ["curve", "mse", "--lr", "nan", "--out", "never.png"],         # bad --lr
+    ["curve", "mse", "--lr", "-1", "--out", "never.png"],
+    ["curve", "mse", "--loss-scale", "mean", "--out", "never.png"],  # unknown scale
     ["frobnicate"],                                                # unknown command
     [],                                                            # no command
 ]

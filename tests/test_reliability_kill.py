@@ -16,8 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from harness.search.strategies import read_snapshot
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -27,18 +25,7 @@ def _kill_loop_module():
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up by name
     spec.loader.exec_module(module)
-    module.final_mean = _final_mean  # the stored state is JSON now, never unpickled
     return module
-
-
-def _final_mean(store: Path, run_id: str) -> list[float]:
-    import sqlite3
-
-    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as connection:
-        (blob,) = connection.execute("SELECT state FROM generations WHERE run_id = ? ORDER BY "
-                                     "generation DESC LIMIT 1", (run_id,)).fetchone()
-    connection.close()
-    return [float(v) for v in read_snapshot(blob)["es"]["mean"]]
 
 
 @pytest.mark.slow

@@ -71,6 +71,30 @@ def supports(model: nn.Module) -> bool:
 BATCHED_MODELS = frozenset({"mlp", "cnn1d", "glo_mnist_cnn", "allcnn_c"})
 
 
+#: Registry models that are compute-bound on a CPU: one model already keeps the cores busy,
+#: and stacking K measured slower than one by one (GLO CNN, K = 3: 0.88×,
+#: ``benchmarks/bench_glo_cnn.py``).
+CPU_BOUND_MODELS = frozenset({"glo_mnist_cnn", "allcnn_c"})
+
+
+def batching_pays(name: str, options: dict[str, object] | None = None,
+                  device: str | None = None) -> bool:
+    """Whether training candidates of the registry model ``name`` together is the faster
+    way on ``device`` (default: CUDA when present): every batchable model on a GPU; on a
+    CPU, the small ones.
+
+    >>> batching_pays("cnn1d", device="cpu"), batching_pays("glo_mnist_cnn", device="cpu")
+    (True, False)
+    """
+    from harness.device import resolve_device
+    from harness.models import resolve_model
+
+    if not supports_model(name, options):
+        return False
+    key, _ = resolve_model(name)
+    return resolve_device(device).type != "cpu" or key not in CPU_BOUND_MODELS
+
+
 def supports_model(name: str, options: dict[str, object] | None = None) -> bool:
     """Whether :func:`train_population` batches the registry model ``name``.
 

@@ -139,19 +139,20 @@ def evaluate_candidate(loss: Loss, budget: Budget) -> Outcome:
 
 
 def batching_supported(budget: Budget) -> bool:
-    """Whether :func:`evaluate_population` trains this budget's model batched.
+    """Whether :func:`evaluate_population` trains this budget's model batched: where it
+    can and it pays (:func:`harness.batched.batching_pays`: not the CPU-bound CNNs on a CPU).
 
     >>> batching_supported(Budget(dataset="mnist1d")), batching_supported(
     ...     Budget(dataset="cifar10", model="preresnet20"))
     (True, False)
     """
-    from harness.batched import supports_model
+    from harness.batched import batching_pays
     from harness.models import DEFAULT_MODELS
 
     name = budget.model or DEFAULT_MODELS.get(budget.dataset.strip().lower().replace("-", "_"),
                                               "mlp")
     try:
-        return supports_model(name)
+        return batching_pays(name, device=budget.device)
     except ValueError:  # an unknown model: the one-by-one path reports it per candidate
         return False
 
