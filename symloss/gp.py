@@ -33,6 +33,7 @@ import sympy as sp
 from deap import gp
 
 from symloss.loss import Loss
+from symloss.stability import Basin, Stability, basin, numeric_equilibrium, scan
 from symloss.symbols import h, y
 
 #: GLO's operators: name → (arity, sympy builder).
@@ -244,6 +245,49 @@ def null_epoch_delta(tree: gp.PrimitiveTree, classes: int, smoothing: float = 0.
     """
     target, nontarget = null_epoch_gammas(tree, classes, smoothing)
     return target - nontarget
+
+
+_SE_EPSILON = se.Symbol("epsilon")
+
+
+def tree_stability(tree: gp.PrimitiveTree, classes: int, smoothing: float = 0.0) -> Stability:
+    """Equilibria and the null epoch's basin of the tree's loss, in symengine and numpy.
+
+    The hot-path twin of :func:`symloss.stability.stability`'s numeric method
+    (sign changes of Δ(ε) on a grid, bisected), for GP searches: Δ is built from
+    the symengine γ and evaluated in float64; ε below
+    :data:`symloss.stability.SCAN_MIN` is not examined.
+
+    >>> found = tree_stability(from_prefix(["sub", "log", "h", "div", "y", "h"]), 10)   # Baikal
+    >>> found.null_epoch_basin.kind, round(found.null_epoch_basin.target_probability, 4)
+    ('equilibrium', 0.3162)
+    """
+    coefficient = _fast_gamma(tuple(to_prefix(tree)))
+    top = (classes - 1) / classes
+    try:
+        target = coefficient.subs({_SE_Y: 1 - smoothing + smoothing / classes,
+                                   _SE_H: 1 - _SE_EPSILON})
+        nontarget = coefficient.subs({_SE_Y: smoothing / classes,
+                                      _SE_H: _SE_EPSILON / (classes - 1)})
+        compiled = se.Lambdify([_SE_EPSILON], target - nontarget, backend="lambda")
+    except (AttributeError, RuntimeError, ValueError, ZeroDivisionError, TypeError):
+        reason = "Δ(ε) is undefined or has a complex constant"
+        return Stability(classes, smoothing, (), Basin("undecided", reason=reason), "undecided",
+                         reason)
+
+    def function(eps: np.ndarray) -> np.ndarray:
+        eps = np.asarray(eps, dtype=float)
+        if eps.size == 0:
+            return np.empty(eps.shape)
+        with np.errstate(all="ignore"):
+            return np.asarray(compiled(eps), dtype=float).reshape(eps.shape)
+
+    found = scan(function, top)
+    null_delta = null_epoch_delta(tree, classes, smoothing)
+    trainable = None if not math.isfinite(null_delta) else bool(null_delta > 0)
+    equilibria = tuple(numeric_equilibrium(zero, classes, function) for zero in found.zeros)
+    result = basin(trainable, equilibria, top, found.poles + found.undefined)
+    return Stability(classes, smoothing, equilibria, result, "numeric")
 
 
 def depth(tree: gp.PrimitiveTree) -> int:

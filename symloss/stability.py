@@ -290,7 +290,7 @@ def stability(loss: Loss, classes: Classes, smoothing: Smoothing = 0.0, *,
         return Stability(n, alpha, equilibria, basin(trainable, equilibria, float(top),
                                                      obstacles), "exact")
     found = found or scan(function, float(top))
-    equilibria = tuple(_numeric_equilibrium(z, n, function) for z in found.zeros)
+    equilibria = tuple(numeric_equilibrium(z, n, function) for z in found.zeros)
     result = basin(trainable, equilibria, float(top), found.poles + found.undefined)
     if result.kind == "zero_error":
         result = _near_zero(result, loss, n, alpha, seconds)
@@ -321,8 +321,9 @@ def _real(function: Callable) -> Callable[[np.ndarray], np.ndarray]:
     return evaluate
 
 
-def _numeric_equilibrium(zero: tuple[float, float, float, float], n: int,
-                         function: Callable) -> Equilibrium:
+def numeric_equilibrium(zero: tuple[float, float, float, float], n: int,
+                        function: Callable) -> Equilibrium:
+    """An equilibrium from a :func:`scan` zero bracket (slope by central difference)."""
     low, high, below, above = zero
     eps = high  # a run of zeros: a training arriving from above stops at its top
     stable = _classify(below, above)
