@@ -33,6 +33,14 @@ from symloss.dynamics import (
 from symloss.formula import FormulaError, parse_formula
 from symloss.loss import Loss
 from symloss.smoothing import SmoothingMap, label_smoothing_map
+from symloss.stability import (
+    Basin,
+    Equilibrium,
+    Stability,
+    implied_smoothing,
+    stability,
+)
+from symloss.stability_batch import Basins, FamilyStability, family_stability
 from symloss.trainability import (
     CandidateFilter,
     candidate_filter,
@@ -47,12 +55,17 @@ __version__ = "0.1.0"
 __all__ = [
     "CATALOG",
     "Analysis",
+    "Basin",
+    "Basins",
     "BinaryView",
     "CandidateFilter",
+    "Equilibrium",
+    "FamilyStability",
     "FormulaError",
     "Loss",
     "NullEpoch",
     "SmoothingMap",
+    "Stability",
     "ZeroError",
     "analyze",
     "attraction",
@@ -65,9 +78,11 @@ __all__ = [
     "delta",
     "delta_function",
     "family",
+    "family_stability",
     "gamma",
     "gamma_nontarget",
     "gamma_target",
+    "implied_smoothing",
     "is_trainable",
     "label_smoothing_map",
     "labels",
@@ -79,6 +94,7 @@ __all__ = [
     "parse_formula",
     "plot_attraction",
     "plot_binary",
+    "stability",
     "taylorglo",
     "taylorglo_terms",
     "to_json",

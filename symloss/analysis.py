@@ -45,6 +45,7 @@ from symloss.dynamics import (
 from symloss.guard import bounded
 from symloss.loss import Loss
 from symloss.smoothing import SmoothingMap, label_smoothing_map
+from symloss.stability import Basin, Stability, stability
 from symloss.symbols import eta, h, y
 from symloss.trainability import paper_condition, trainability_condition
 
@@ -70,6 +71,7 @@ class Analysis:
     label_smoothing_map: SmoothingMap | None
     binary: BinaryView
     undecided: tuple[tuple[str, str], ...] = ()
+    stability: Stability | None = None
 
     @property
     def trainable(self) -> bool | None:
@@ -128,6 +130,11 @@ class Analysis:
                        "interior": self.binary.interior,
                        "minima": [list(run) for run in self.binary.minima]},
         }
+        if self.stability is not None:
+            result.update(self.stability.to_dict())
+            result["stability_method"] = result.pop("method")
+            if "reason" in result:
+                result["stability_reason"] = result.pop("reason")
         if self.null_epoch.delta_range is not None:
             result["null_epoch"]["delta_range"] = [to_json(v) for v in self.null_epoch.delta_range]
         for key, reason in (("null_epoch", self.null_epoch.reason),
@@ -289,7 +296,7 @@ def analyze(
     loss: Loss, classes: int = 10, smoothing: float = 0.0, *, lr: float | sp.Expr = eta,
     seconds: float = STEP_SECONDS, total_seconds: float = TOTAL_SECONDS,
 ) -> Analysis:
-    """Derive γ, Δ(ε), the null epoch, the zero-error regime, trainability and more.
+    """Derive γ, Δ(ε), the null epoch, the zero-error regime, trainability, stability and more.
 
     ``lr`` is the learning rate in the logit step (the symbol ``η`` by default).
     For a family with ``smoothing > 0`` the label-smoothing parameter map is included.
@@ -324,6 +331,9 @@ def analyze(
                 NullEpoch(nan, nan, nan, None, reason="undecided within the bounds"))
     zero = step("zero_error", lambda: zero_error(loss, classes, smoothing, seconds=seconds),
                 ZeroError(None, None, None, reason="undecided within the bounds"))
+    stable = step("stability", lambda: stability(loss, classes, smoothing, seconds=seconds),
+                  Stability(classes, float(smoothing), (), Basin(
+                      "undecided", reason="undecided within the bounds"), "undecided"))
     binary = step("binary", lambda: binary_view(loss, smoothing if not loss.is_family else 0.0),
                   BinaryView(nan, nan, None, None, None, reason="undecided within the bounds"))
     if complex_reason:
@@ -332,6 +342,9 @@ def analyze(
         zero = ZeroError(zero.limit, None, zero.leading_order, False, complex_reason)
         binary = BinaryView(binary.expression, binary.derivative, None, None, None,
                             reason=complex_reason)
+        stable = Stability(classes, float(smoothing), (), Basin("undecided",
+                                                                 reason=complex_reason),
+                           "undecided", complex_reason)
     return Analysis(
         loss=loss,
         classes=classes,
@@ -354,4 +367,5 @@ def analyze(
         label_smoothing_map=smoothing_map,
         binary=binary,
         undecided=tuple(step.undecided),
+        stability=stable,
     )

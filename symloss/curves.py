@@ -21,6 +21,7 @@ from symloss.binary import binary_view
 from symloss.dynamics import _classes, attraction_function, delta_function
 from symloss.loss import Loss
 from symloss.scale import paper_learning_rate
+from symloss.stability import stability
 
 #: Smallest ε on a curve (ε = 0 is memorization itself, where A vanishes).
 EPSILON_MIN = 1e-3
@@ -87,7 +88,9 @@ def plot_attraction(
     smoothing: float = 0.0, points: int = 400, scale: str = "paper",
 ) -> Path:
     """Plot ``Δ(ε)`` (symlog) and ``A(ε)`` for each loss; save to ``path``. ``lr`` on
-    ``scale`` as in :func:`attraction_table`."""
+    ``scale`` as in :func:`attraction_table`. Equilibria (zeros of Δ,
+    :func:`symloss.stability.stability`) are marked on both panels: filled when they
+    attract, hollow when they repel."""
     plt = _pyplot()
     rows = attraction_table(losses, classes, lr, smoothing, points, scale)
     eta = paper_learning_rate(lr, int(_classes(classes)), scale)
@@ -95,8 +98,9 @@ def plot_attraction(
     for item in losses:
         mine = [r for r in rows if r["loss"] == item.name]
         eps = [r["epsilon"] for r in mine]
-        left.plot(eps, [r["delta"] for r in mine], label=item.name)
+        line = left.plot(eps, [r["delta"] for r in mine], label=item.name)[0]
         right.plot(eps, [r["attraction"] for r in mine], label=item.name)
+        _mark_equilibria((left, right), item, classes, smoothing, line.get_color())
     left.set_yscale("symlog", linthresh=1.0)
     left.set_title(f"Δ(ε) = γ_T(1−ε) − γ_N(ε/(n−1)),  n = {classes}")
     right.set_title(f"Attraction A(ε) after one step, η = {lr:g}" + (
@@ -107,6 +111,17 @@ def plot_attraction(
         axis.grid(alpha=0.3)
     left.legend()
     return _save(plt, figure, path)
+
+
+def _mark_equilibria(axes, item: Loss, classes: int, smoothing: float, color: str) -> None:
+    """Each zero of Δ on both panels: filled if it attracts, hollow if not (symloss.stability)."""
+    for equilibrium in stability(item, classes, smoothing).equilibria:
+        face = color if equilibrium.stable else "white"
+        for axis in axes:
+            axis.plot([equilibrium.epsilon], [0.0], marker="o", markersize=7, color=color,
+                      markerfacecolor=face, linestyle="none", zorder=5)
+        axes[1].annotate(f"ε*={equilibrium.epsilon:.3f}", (equilibrium.epsilon, 0.0),
+                         textcoords="offset points", xytext=(4, 6), fontsize=8, color=color)
 
 
 def plot_binary(losses: Sequence[Loss], path: str | Path, points: int = 400) -> Path:

@@ -8,9 +8,12 @@ cross_entropy   ℓ(y, h) = -y*log(h)
 
 from __future__ import annotations
 
+import math
+
 import sympy as sp
 
 from symloss.analysis import Analysis, to_json
+from symloss.stability import Stability
 
 
 def _verdict(value: bool | None, yes: str, no: str, unknown: str = "undecided") -> str:
@@ -75,6 +78,8 @@ def format_report(result: Analysis) -> str:
             lines += [f"{'':<17}{k}̂ = {v}" for k, v in result.label_smoothing_map.mapping.items()]
         else:
             lines.append(f"{'smoothing map':<15} none: {result.label_smoothing_map.reason}")
+    if result.stability is not None and not loss.is_family:
+        lines += _stability_lines(result.stability)
     binary = result.binary
     if binary.minimum_at is not None:
         lines.append(f"{'binary (n = 2)':<15} L(p) = {binary.expression}; minimum "
@@ -95,3 +100,30 @@ def _minima(minima: tuple[tuple[float, float], ...]) -> str:
 
     parts = [where(start, end) for start, end in minima]
     return " and ".join(parts) + (" (a tie)" if len(parts) > 1 else "")
+
+
+_STABLE = {True: "attracts", False: "repels", None: "attracts from one side only"}
+
+
+def _stability_lines(found: Stability) -> list[str]:
+    """Equilibria of Δ and where the null epoch goes (:mod:`symloss.stability`)."""
+    lines = []
+    for item in found.equilibria:
+        exact = f" = {item.exact}" if item.exact is not None else \
+            f" in [{item.interval[0]:.6g}, {item.interval[1]:.6g}]"
+        bound = f", one step overshoots it for η ≥ {item.max_stable_lr:.4g}" \
+            if item.stable and math.isfinite(item.max_stable_lr) else ""
+        lines.append(f"{'equilibrium':<15} ε*{exact} ≈ {item.epsilon:.6g}: target probability "
+                     f"{item.target_probability:.6g}, {_STABLE[item.stable]}; implied label "
+                     f"smoothing α = {item.implied_smoothing:.4g}{bound}")
+    if not found.equilibria and found.method != "undecided":
+        lines.append(f"{'equilibria':<15} none: Δ(ε) has no zero in (0, (n−1)/n]")
+    basin = found.null_epoch_basin
+    where = {"zero_error": "zero training error (Δ > 0 on all of (0, (n−1)/n])",
+             "collapse": "stays at chance (Δ ≤ 0 at the null epoch)",
+             "undecided": f"undecided: {basin.reason}"}.get(basin.kind)
+    if basin.kind == "equilibrium":
+        where = (f"the equilibrium ε* ≈ {basin.epsilon:.6g}, target probability "
+                 f"{basin.target_probability:.6g}")
+    lines.append(f"{'null epoch →':<15} {where}   ({found.method})")
+    return lines
