@@ -35,6 +35,7 @@ from symloss.dynamics import _classes, _smoothing, delta
 from symloss.loss import Loss
 from symloss.stability import BASIN_KINDS, BISECTIONS, scan_grid
 from symloss.symbols import epsilon
+from symloss.trainability import trainability_condition
 
 ZERO_ERROR, EQUILIBRIUM, COLLAPSE, UNDECIDED = range(4)
 #: Grid points of the batched scan (non-quadratic Δ).
@@ -64,6 +65,7 @@ class FamilyStability:
     classes: int
     coefficients: Callable[..., list] | None  # λ columns → [c0, c1, c2] of Δ(ε) = Σ c_k ε^k
     function: Callable[..., np.ndarray]  # (ε, λ columns…) → Δ, broadcasting
+    null_delta: Callable[..., np.ndarray]  # λ columns → Δ at the null epoch, simplified exactly
 
     def _columns(self, candidates: np.ndarray) -> np.ndarray:
         candidates = np.asarray(candidates, dtype=float)
@@ -80,12 +82,15 @@ class FamilyStability:
         size = columns.shape[1]
         top = (self.classes - 1) / self.classes
         with np.errstate(all="ignore"):
+            null = np.broadcast_to(np.asarray(self.null_delta(*columns), dtype=float), (size,))
             if self.coefficients is not None:
                 kind, eps = _quadratic(
                     *(np.broadcast_to(np.asarray(c, dtype=float), (size,))
                       for c in self.coefficients(*columns)), top)
             else:
                 kind, eps = _scan(self.function, columns, top)
+            # Δ at the null epoch from its exact form: no float rounding decides a zero there.
+            kind = np.where(np.isfinite(null), np.where(null > 0, kind, COLLAPSE), UNDECIDED)
         kind = np.where(np.isfinite(columns).all(axis=0), kind, UNDECIDED)
         return Basins(kind, np.where(kind == EQUILIBRIUM, eps, np.nan))
 
@@ -181,4 +186,6 @@ def _compile(family: Loss, classes: int, smoothing: float) -> FamilyStability:
             terms = [polynomial.coeff_monomial(epsilon**k) for k in range(3)]
             coefficients = sp.lambdify(family.parameters, terms, modules="numpy", cse=True)
     function = sp.lambdify((epsilon, *family.parameters), expression, modules="numpy", cse=True)
-    return FamilyStability(family.parameters, classes, coefficients, function)
+    null = trainability_condition(family, classes, smoothing)
+    null_delta = sp.lambdify(family.parameters, null, modules="numpy", cse=True)
+    return FamilyStability(family.parameters, classes, coefficients, function, null_delta)
