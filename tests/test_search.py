@@ -161,8 +161,9 @@ def test_a_stored_slot_is_written_exactly_once(store):
 # GLO ---------------------------------------------------------------------------------------
 
 
-def _glo_with(population: list[list[str]]) -> GLOStrategy:
-    strategy = GLOStrategy.create(GLOSettings(population=len(population) + 1, elites=1), seed=0)
+def _glo_with(population: list[list[str]], **settings) -> GLOStrategy:
+    strategy = GLOStrategy.create(GLOSettings(population=len(population) + 1, elites=1,
+                                              **settings), seed=0)
     strategy._next_trees = lambda: [from_prefix(p) for p in population]  # a chosen generation
     return strategy
 
@@ -332,3 +333,28 @@ def test_a_replay_refuses_a_generation_its_seed_did_not_propose():
         fresh = TaylorGLOStrategy.create(TaylorGLOSettings(population=4), seed=0)
         with pytest.raises(ReplayMismatch, match=match):
             fresh.replay(broken)
+
+
+# The stable filter (symloss.stability) ------------------------------------------------------
+
+
+def test_taylorglo_stable_filter_records_the_basin_and_never_trains_it(store, spy):
+    config = SearchConfig("taylorglo", generations=1, population=12, filter="stable",
+                          min_target_probability=0.9, budget=TINY)
+    run_id = search(config, store=store)
+    records = store.candidates(run_id)
+    filtered = [r for r in records if r.status == "filtered"]
+    assert filtered and len(spy) == len(records) - len(filtered)
+    from symloss.stability_batch import family_stability
+
+    passes = family_stability(taylorglo(3), 10).mask(np.array([r.params for r in records]), 0.9)
+    assert [r.status != "filtered" for r in records] == passes.tolist()
+    assert SearchConfig.from_dict(store.run(run_id).config).min_target_probability == 0.9
+
+
+def test_glo_stable_filter_keeps_baikal_above_its_bound_only():
+    baikal = [["sub", "log", "h", "div", "y", "h"]]  # rests at target probability 1/√10
+    kept = _glo_with(baikal, filter="stable", min_target_probability=0.3).ask()[0]
+    dropped = _glo_with(baikal, filter="stable", min_target_probability=0.5).ask()[0]
+    assert kept.skip is None
+    assert "equilibrium at target probability 0.3162 < 0.5 (stable rule)" in dropped.skip

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_STORE = "symloss-runs.sqlite"
-FILTERS = ("exact", "paper", "none")
+FILTERS = ("exact", "paper", "stable", "none")
 
 
 def default_store() -> str:
@@ -54,7 +54,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--lr", type=float, help="learning rate (default: the model's)")
     search.add_argument("--batch-size", type=int)
     search.add_argument("--filter", choices=FILTERS, help="candidate filter: exact "
-                        "(first principles, default), paper (ICLR Theorem 3), none")
+                        "(first principles, default), paper (ICLR Theorem 3), stable (exact, "
+                        "and the null epoch's basin is zero error or an equilibrium with "
+                        "target probability >= --min-target-probability), none")
+    search.add_argument("--min-target-probability", type=float, help="the stable filter's "
+                        "bound on the null epoch's equilibrium (default 0.25: "
+                        "symloss.stability_batch.DEFAULT_MIN_TARGET_PROBABILITY)")
     search.add_argument("--objective", help="val (default) or fgsm:EPS")
     search.add_argument("--order", type=int, help="TaylorGLO order (default 3)")
     search.add_argument("--sigma0", type=float, help="CMA-ES initial step (default: TaylorGLO "
@@ -111,7 +116,8 @@ def _config_from(args: argparse.Namespace, base: dict[str, Any] | None = None) -
            "population": args.population, "filter": args.filter, "order": args.order,
            "sigma0": args.sigma0, "cma_generations": args.cma_generations,
            "smoothing": args.smoothing, "seed": args.seed, "final_seeds": args.final_seeds,
-           "final_steps": args.final_steps}
+           "final_steps": args.final_steps,
+           "min_target_probability": getattr(args, "min_target_probability", None)}
     budget = {"dataset": args.dataset, "model": args.model, "steps": args.steps, "lr": args.lr,
               "batch_size": args.batch_size, "objective": args.objective,
               "data_dir": args.data_dir, "seed": args.seed, "device": args.device}
@@ -151,6 +157,14 @@ def validate_config(config: dict[str, Any]) -> None:
             bound = f">= {smallest}" if inclusive else f"> {smallest}"
             finite = "" if integer else "finite and "
             raise ValueError(f"{name} must be {finite}{bound}, got {value!r}")
+    bound = config.get("min_target_probability")
+    if bound is not None:
+        if isinstance(bound, bool) or not isinstance(bound, (int, float)) or \
+                not (math.isfinite(bound) and 0 < bound <= 1):
+            raise ValueError(f"--min-target-probability must be in (0, 1], got {bound!r}")
+        if config.get("filter") != "stable":
+            raise ValueError("--min-target-probability applies to --filter stable only, got "
+                             f"--filter {config.get('filter')}")
     if not config.get("smoothing", 0) < 1:
         raise ValueError(f"--smoothing must be in [0, 1), got {config['smoothing']!r}")
     if config.get("seed", 0) >= 2**63:

@@ -67,11 +67,20 @@ class SearchConfig:
     final_seeds: int = 0
     final_steps: int | None = None
     budget: Budget = field(default_factory=Budget)
+    #: The ``stable`` filter's bound (None: its default); recorded only when set.
+    min_target_probability: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         record = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "budget"}
+        if record["min_target_probability"] is None:
+            del record["min_target_probability"]  # runs stored before the stable filter
         record["budget"] = self.budget.to_dict()
         return record
+
+    @property
+    def _bound(self) -> dict[str, float]:
+        value = self.min_target_probability
+        return {} if value is None else {"min_target_probability": value}
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> SearchConfig:
@@ -84,14 +93,16 @@ class SearchConfig:
         if self.algorithm == "taylorglo":
             population = self.population or (20 if self.filter == "none" else 40)
             settings = TaylorGLOSettings(self.order, population, self.sigma0 or 1.2,
-                                         self.filter, self.classes, self.smoothing)
+                                         self.filter, self.classes, self.smoothing,
+                                         **self._bound)
             return TaylorGLOStrategy.create(settings, self.seed)
         if self.algorithm == "glo":
             settings = GLOSettings(population=self.population or 80,
                                    generations=self.generations,
                                    cma_generations=self.cma_generations,
                                    sigma0=self.sigma0 or 1.5, filter=self.filter,
-                                   classes=self.classes, smoothing=self.smoothing)
+                                   classes=self.classes, smoothing=self.smoothing,
+                                   **self._bound)
             return GLOStrategy.create(settings, self.seed)
         raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got "
                          f"{self.algorithm!r}")

@@ -43,8 +43,10 @@ from symloss.gp import (
     roulette,
     to_prefix,
     tree_loss,
+    tree_stability,
 )
 from symloss.loss import Loss
+from symloss.stability_batch import DEFAULT_MIN_TARGET_PROBABILITY, basin_reason, family_stability
 from symloss.trainability import candidate_filter
 
 
@@ -163,6 +165,23 @@ class TaylorGLOSettings:
     filter: str = "exact"
     classes: int = 10
     smoothing: float = 0.0
+    min_target_probability: float = DEFAULT_MIN_TARGET_PROBABILITY
+
+
+def _rule(name: str) -> str:
+    """The null-epoch rule under a filter: ``stable`` starts from the exact one."""
+    return "exact" if name == "stable" else name
+
+
+def _stable_reasons(family: Loss, vectors: np.ndarray, settings) -> list[str | None]:
+    """Why each member fails the ``stable`` filter (its null epoch's basin), or ``None``."""
+    try:
+        found = family_stability(family, settings.classes, settings.smoothing).basins(vectors)
+    except ValueError as error:
+        return [f"the null epoch's basin is undecided ({error})"] * len(vectors)
+    return [None if reason is None else f"{reason} (stable rule)" for reason in (
+        basin_reason(kind, probability, settings.min_target_probability)
+        for kind, probability in zip(found.kinds(), found.target_probability, strict=True))]
 
 
 @dataclass
@@ -187,7 +206,7 @@ class TaylorGLOStrategy(_Snapshots):
         self.state = state
         self.family = taylorglo(settings.order)
         self.keep = candidate_filter(self.family, settings.classes, settings.smoothing,
-                                     settings.filter)
+                                     _rule(settings.filter))
 
     @classmethod
     def create(cls, settings: TaylorGLOSettings, seed: int) -> TaylorGLOStrategy:
@@ -203,13 +222,16 @@ class TaylorGLOStrategy(_Snapshots):
 
     def ask(self) -> list[Candidate]:
         vectors = self._propose()
-        passes = self.keep.mask(vectors)
         rule = self.settings.filter
+        if rule == "stable":
+            skips = _stable_reasons(self.family, vectors, self.settings)
+        else:
+            skips = [None if ok else f"untrainable at the null epoch ({rule} rule)"
+                     for ok in self.keep.mask(vectors)]
         members = [self.family.bind(v) for v in vectors]
         return [Candidate(i, member, params=list(map(float, v)),
-                          expression=str(member.expression),
-                          skip=None if ok else f"untrainable at the null epoch ({rule} rule)")
-                for i, (member, v, ok) in enumerate(zip(members, vectors, passes, strict=True))]
+                          expression=str(member.expression), skip=skip)
+                for i, (member, v, skip) in enumerate(zip(members, vectors, skips, strict=True))]
 
     def tell(self, fitnesses: list[float]) -> None:
         # pycma minimizes; fitness (accuracy) is maximized.
@@ -242,6 +264,7 @@ class GLOSettings:
     filter: str = "exact"
     classes: int = 10
     smoothing: float = 0.0
+    min_target_probability: float = DEFAULT_MIN_TARGET_PROBABILITY
     #: Redraw initial trees that would get fitness 0 untrained (up to this many tries each).
     #: GLO's paper keeps them; at depth ≤ 2 about 98% lack y or h, or are untrainable, so a
     #: population of 80 would start with one or two live trees.
@@ -343,7 +366,14 @@ class GLOStrategy(_Snapshots):
             return Candidate(idx, loss, **common, skip="tree lacks y or h (GLO: fitness 0)")
         if common["key"] in ("undefined", "0"):
             return Candidate(idx, loss, **common, skip="γ is constant or undefined: no update")
-        if self.settings.filter != "none":
+        if self.settings.filter == "stable":
+            found = tree_stability(tree, self.settings.classes, self.settings.smoothing)
+            basin = found.null_epoch_basin
+            reason = basin_reason(basin.kind, basin.target_probability or math.nan,
+                                  self.settings.min_target_probability)
+            if reason is not None:
+                return Candidate(idx, loss, **common, skip=f"{reason} (stable rule)")
+        elif self.settings.filter != "none":
             gamma_t, gamma_n = null_epoch_gammas(tree, self.settings.classes,
                                                  self.settings.smoothing)
             if self.settings.filter == "paper":  # ICLR Theorem 3 as published
@@ -363,14 +393,17 @@ class GLOStrategy(_Snapshots):
         if state.es == "none":  # nothing to tune: one candidate, the tree itself
             return [Candidate(0, state.family, params=[], expression=str(state.family.expr),
                               key=f"fixed:{state.family.expr}")]
-        keep = candidate_filter(state.family, self.settings.classes, self.settings.smoothing,
-                                self.settings.filter)
-        passes = keep.mask(np.asarray(vectors, dtype=float))
+        array = np.asarray(vectors, dtype=float)
+        if self.settings.filter == "stable":
+            skips = _stable_reasons(state.family, array, self.settings)
+        else:
+            keep = candidate_filter(state.family, self.settings.classes,
+                                    self.settings.smoothing, self.settings.filter)
+            skips = [None if ok else "untrainable at the null epoch" for ok in keep.mask(array)]
         members = [state.family.bind(v) for v in vectors]
         return [Candidate(i, member, params=list(map(float, v)),
-                          expression=str(member.expression),
-                          skip=None if ok else "untrainable at the null epoch")
-                for i, (member, v, ok) in enumerate(zip(members, vectors, passes, strict=True))]
+                          expression=str(member.expression), skip=skip)
+                for i, (member, v, skip) in enumerate(zip(members, vectors, skips, strict=True))]
 
     def _propose_coefficients(self) -> list[list[float]]:
         """The CMA phase's next vectors (``[[]]``: the fixed tree; ``[]``: nothing to train)."""
