@@ -174,12 +174,20 @@ def connect(path: str | Path, *, create: bool = True, readonly: bool = False,
             connection.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
                                (str(SCHEMA_VERSION),))
     except (StoreError, sqlite3.Error) as error:
-        if connection is not None:
-            connection.close()
-        if isinstance(error, StoreError):
-            raise
-        raise _store_error(path, error, timeout) from None
+        _give_up(connection, path, error, timeout)
     return connection, path, timeout
+
+
+def _give_up(connection: sqlite3.Connection | None, path: Path, error: Exception,
+             timeout: float) -> None:
+    """Close a half-opened store; raise a :class:`StoreError` as it is, a SQLite error as
+    the one line :func:`_store_error` makes of it."""
+    if connection is not None:
+        connection.close()
+    if isinstance(error, StoreError):
+        raise error
+    raise _store_error(path, error, timeout) from None
+
 
 def _open_readonly(path: Path, timeout: float) -> tuple[sqlite3.Connection, Path, float]:
     with path.open("rb") as handle:
@@ -198,12 +206,9 @@ def _open_readonly(path: Path, timeout: float) -> tuple[sqlite3.Connection, Path
             connection = sqlite3.connect(":memory:", isolation_level=None)
             connection.executescript(_SCHEMA)
     except (StoreError, sqlite3.Error) as error:
-        if connection is not None:
-            connection.close()
-        if isinstance(error, StoreError):
-            raise
-        raise _store_error(path, error, timeout) from None
+        _give_up(connection, path, error, timeout)
     return connection, path, timeout
+
 
 def _check_existing(connection: sqlite3.Connection, path: Path) -> bool:
     """Refuse a damaged store, another application's database or one from a newer schema
