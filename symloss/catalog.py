@@ -28,6 +28,10 @@ BAIKAL_CMA_COEFFICIENTS = ("2.7279", "0.9863", "1.5352", "-1.1135", "1.3716", "-
 
 #: Focal loss focusing parameter (Lin et al. 2017's default).
 FOCAL_GAMMA = 2
+#: Poly-1's ε (Leng et al., PolyLoss, ICLR 2022: CE + ε(1 − p_t)).
+POLY1_EPSILON = 1
+#: The label smoothing of the catalog's smoothed cross-entropy, and the n it is built for.
+LABEL_SMOOTHING, LABEL_SMOOTHING_CLASSES = 0.1, 10
 
 #: The highest TaylorGLO order: 80 parameters at order 12; beyond it the family's
 #: algebra (and a search over it) grows without use (ICLR uses order 3).
@@ -55,6 +59,37 @@ def _baikal_cma() -> Loss:
 
 def _focal() -> Loss:
     return Loss("focal", -y * (1 - h) ** FOCAL_GAMMA * sp.log(h))
+
+
+def _poly1() -> Loss:
+    # Per class: −y·log h + ε·y·(1 − h); summed over classes, CE + ε(1 − p_t).
+    return Loss("poly1", -y * sp.log(h) + POLY1_EPSILON * y * (1 - h),
+                meta=(("epsilon", POLY1_EPSILON),))
+
+
+def smoothed(base: Loss, alpha: float, classes: int, name: str | None = None) -> Loss:
+    """``base`` with label smoothing built into its formula: ``ℓ(y(1−α) + α/n, h)``.
+
+    Trained on one-hot labels it is ``base`` trained on smoothed labels (ICLR App. D.2),
+    so it needs ``n``; ``meta`` records both.
+
+    >>> smoothed(loss("cross_entropy"), 0.1, 10).expression
+    -(9*y/10 + 1/100)*log(h)
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
+        raise ValueError(f"classes must be an integer >= 2, got {classes!r}")
+    exact = sp.Rational(str(alpha))  # the decimal the user wrote, exactly
+    label = y * (1 - exact) + exact / classes
+    return Loss(name or f"{base.name}_smoothed", base.expr.xreplace({y: label}),
+                base.parameters, base.values,
+                (*base.meta, ("label_smoothing", alpha), ("classes", classes)))
+
+
+def _label_smoothed_cross_entropy() -> Loss:
+    return smoothed(_cross_entropy(), LABEL_SMOOTHING, LABEL_SMOOTHING_CLASSES,
+                    "label_smoothed_cross_entropy")
 
 
 def taylorglo_terms(order: int) -> list[tuple[int, int]]:
@@ -100,11 +135,15 @@ CATALOG: dict[str, Callable[[], Loss]] = {
     "baikal": _baikal,
     "baikal_cma": _baikal_cma,
     "focal": _focal,
+    "poly1": _poly1,
+    "label_smoothed_cross_entropy": _label_smoothed_cross_entropy,
     "taylorglo": taylorglo,
 }
 
 ALIASES = {"ce": "cross_entropy", "crossentropy": "cross_entropy", "xent": "cross_entropy",
-           "baikalcma": "baikal_cma", "l2": "mse"}
+           "baikalcma": "baikal_cma", "l2": "mse", "poly-1": "poly1", "ls_ce": \
+               "label_smoothed_cross_entropy", "smoothed_cross_entropy": \
+               "label_smoothed_cross_entropy"}
 
 
 def loss(spec: str | Loss, *, order: int = 3, params: Sequence[float] | None = None) -> Loss:

@@ -22,7 +22,7 @@ from symloss.dynamics import delta
 from symloss.gp import from_prefix, tree_stability
 from symloss.stability import implied_smoothing, scan, stability
 from symloss.stability_batch import basin_reason, family_stability
-from symloss.symbols import epsilon
+from symloss.symbols import epsilon, h, y
 from tests.strategies import losses, taylorglo_values
 
 SETTINGS = settings(deadline=None, max_examples=30, derandomize=True,
@@ -206,3 +206,20 @@ def test_batch_throughput():
     compiled.basins(candidates)
     rate = len(candidates) / (time.perf_counter() - started)
     assert rate > 2e5  # measured 1.5e6/s on 2 loaded cores; the bound leaves slack for CI
+
+
+# Catalog baselines (symloss.catalog) --------------------------------------------------------
+
+
+def test_label_smoothed_cross_entropy_is_cross_entropy_on_smoothed_labels():
+    built_in = stability(loss("label_smoothed_cross_entropy"), 10)
+    applied = stability(loss("cross_entropy"), 10, smoothing=0.1)
+    assert built_in.equilibria[0].exact == applied.equilibria[0].exact == sp.Rational(9, 100)
+    assert dict(loss("ls_ce").meta) == {"label_smoothing": 0.1, "classes": 10}
+
+
+def test_poly1_and_focal_baselines():
+    # Poly-1 (PolyLoss, ICLR 2022): γ = y/h + y, so Δ = 1/(1−ε) + 1 > 0: zero error.
+    assert loss("poly1").expression == -y * sp.log(h) + y * (1 - h)
+    assert stability(loss("poly1"), 10).null_epoch_basin.kind == "zero_error"
+    assert "(1 - h)**2" in str(loss("focal").expression)  # γ = 2 (Lin et al. 2017)
