@@ -111,8 +111,9 @@ def _stability_lines(found: Stability) -> list[str]:
     for item in found.equilibria:
         exact = f" = {item.exact}" if item.exact is not None else \
             f" in [{item.interval[0]:.6g}, {item.interval[1]:.6g}]"
-        bound = f", one step overshoots it for η ≥ {item.max_stable_lr:.4g}" \
-            if item.stable and math.isfinite(item.max_stable_lr) else ""
+        bound = (f", one step overshoots it for the papers' η ≥ {item.max_stable_lr:.4g} "
+                 f"(a training lr ≥ {item.max_stable_lr / found.classes:.4g} on the sum scale)"
+                 if item.stable and math.isfinite(item.max_stable_lr) else "")
         lines.append(f"{'equilibrium':<15} ε*{exact} ≈ {item.epsilon:.6g}: target probability "
                      f"{item.target_probability:.6g}, {_STABLE[item.stable]}; implied label "
                      f"smoothing α = {item.implied_smoothing:.4g}{bound}")
