@@ -17,8 +17,10 @@ import json
 import math
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from importlib.metadata import entry_points
+from pathlib import Path
 
 from symloss.formula import FormulaError
 
@@ -126,14 +128,66 @@ def _command_curve(args: argparse.Namespace) -> int:
                   for spec, item in zip(args.losses, losses, strict=True)]
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise UsageError(f"--lr must be a finite number > 0, got {args.lr!r}")
-    path = plot_attraction(losses, args.classes, args.out, lr=args.lr, smoothing=args.smoothing,
-                           scale=args.loss_scale)
-    print(f"wrote {path}")
-    if args.csv:
-        write_csv(attraction_table(losses, args.classes, args.lr, args.smoothing,
-                                   scale=args.loss_scale), args.csv)
-        print(f"wrote {args.csv}")
+    targets = [("--out", Path(args.out))] + ([("--csv", Path(args.csv))] if args.csv else [])
+    _check_outputs(targets)
+    with tempfile.TemporaryDirectory(prefix="symloss-curve-") as scratch:
+        made = [plot_attraction(losses, args.classes, Path(scratch) / "curve.png", lr=args.lr,
+                                smoothing=args.smoothing, scale=args.loss_scale)]
+        if args.csv:
+            made.append(Path(scratch) / "curve.csv")
+            write_csv(attraction_table(losses, args.classes, args.lr, args.smoothing,
+                                       scale=args.loss_scale), made[-1])
+        _publish(list(zip(made, targets, strict=True)))
+    for _, target in targets:
+        print(f"wrote {target}")
     return 0
+
+
+def _check_outputs(targets: list[tuple[str, Path]]) -> None:
+    """Refuse output paths that cannot be files, before anything is computed."""
+    if len(targets) == 2 and targets[0][1].resolve() == targets[1][1].resolve():
+        raise UsageError(f"--out and --csv are the same file {targets[0][1]}")
+    for flag, target in targets:
+        if target.is_dir():
+            raise UsageError(f"{flag} {target} is a directory; give a file name")
+        parent = next((p for p in target.parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise UsageError(f"{flag} {target} cannot be made: {parent} is a file")
+
+
+def _publish(outputs: list[tuple[Path, tuple[str, Path]]]) -> None:
+    """Copy finished files onto their targets, all or none (one line if a write fails).
+
+    A regular target is written to a temporary file beside it, and every one is
+    renamed into place only once all are written: a failing ``--csv`` leaves no
+    PNG, a full device no half-written file. A target that exists and is not a
+    regular file (``/dev/null``, a pipe) is written in place.
+    """
+    staged: list[tuple[Path, str, Path]] = []
+    try:
+        for made, (flag, target) in outputs:
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.exists() and not target.is_file():
+                    target.write_bytes(made.read_bytes())
+                    continue
+                staged.append((target.with_name(f".{target.name}.{os.getpid()}.tmp"), flag,
+                               target))
+                staged[-1][0].write_bytes(made.read_bytes())
+            except OSError as error:
+                raise _cannot_write(flag, target, error) from None
+        for temporary, flag, target in staged:
+            try:
+                os.replace(temporary, target)
+            except OSError as error:
+                raise _cannot_write(flag, target, error) from None
+    finally:
+        for temporary, _, _ in staged:
+            temporary.unlink(missing_ok=True)
+
+
+def _cannot_write(flag: str, target: Path, error: OSError) -> UsageError:
+    return UsageError(f"cannot write {flag} {target}: {error.strerror or error}")
 
 
 def build_parser() -> argparse.ArgumentParser:

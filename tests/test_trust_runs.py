@@ -1,9 +1,9 @@
-"""Hostile stores and careless invocations of ``symloss search``/``runs``/``show`` (issue 14).
+"""Hostile stores and careless invocations of ``search``/``runs``/``show``/``curve`` (issue 14).
 
 Items 1, 2 and 6: a stored state never runs code (resume replays the run from
 its seed and reads the saved state as JSON only), ``runs``/``show`` never write
-to the file they read, and nothing paid is lost or paid twice. Every user error
-is one line and exit code 2.
+to the file they read, and nothing paid is lost or paid twice (``curve`` writes all its
+outputs or none). Every user error is one line and exit code 2.
 """
 
 from __future__ import annotations
@@ -297,6 +297,41 @@ def test_a_second_resume_of_a_running_run_is_refused(interrupted, capsys):
     assert main([*SEARCH, "--resume", run_id, "--store", str(path), "--out",
                  str(path.parent / "r")]) == 0
     assert not list(path.parent.glob("*.lock")), "the lock file is removed on release"
+
+
+@pytest.mark.parametrize(("out", "csv", "message"), [
+    ("folder", None, "--out {folder} is a directory"),
+    ("/dev/full", None, "cannot write --out /dev/full: No space left on device"),
+    ("c.png", "folder", "--csv {folder} is a directory"),
+    ("c.png", "/dev/full", "cannot write --csv /dev/full: No space left on device"),
+    ("c.png", "c.png", "are the same file"),
+    ("report.md/c.png", None, "report.md is a file"),
+], ids=["out-folder", "out-full-device", "csv-folder", "csv-full-device", "same-file",
+        "under-a-file"])
+def test_curve_writes_all_its_outputs_or_none(tmp_path, capsys, out, csv, message):
+    if "/dev/full" in (out, csv) and not Path("/dev/full").exists():
+        pytest.skip("no /dev/full here")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (tmp_path / "report.md").write_text("keep me")
+
+    def where(name: str) -> str:
+        return name if name.startswith("/") else str(tmp_path / name)
+
+    argv = ["curve", "baikal", "--out", where(out), *(["--csv", where(csv)] if csv else [])]
+    line = _one_line_exit_2(argv, capsys)
+    assert message.format(folder=folder) in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "report.md"], \
+        "a PNG (or a temporary file) was left behind"
+    assert list(folder.iterdir()) == []
+
+
+def test_curve_writes_exactly_the_path_it_names(tmp_path, capsys):
+    # matplotlib alone would write "plot.png" for "plot" and the CLI say it wrote "plot"
+    assert main(["curve", "baikal", "--out", str(tmp_path / "plot")]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {tmp_path / 'plot'}"
+    assert (tmp_path / "plot").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["plot"]
 
 
 # --- signals: SIGTERM is Ctrl-C, and Ctrl-C is quiet with worker processes --------------------
