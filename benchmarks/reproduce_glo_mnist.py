@@ -95,11 +95,13 @@ def main() -> None:
             subsets = {f: training_subset(data, f) for f in args.fractions if f < 1.0}
             groups = ([range(args.fraction_seeds)] if args.batched
                       else [[seed] for seed in range(args.fraction_seeds)])
-            for seeds in groups:  # one by one: seed by seed, every cell alike
-                for fraction, subset in subsets.items():
-                    for name in LOSSES:
-                        runs.train(args, f"fraction {fraction:g}", loss(name), subset, single,
-                                   seeds)
+            # one by one: seed by seed, every cell alike; --reverse takes the queue from
+            # its end, so a second process shares the work (each skips what is stored)
+            queue = [(seeds, fraction, name) for seeds in groups for fraction in subsets
+                     for name in LOSSES]
+            for seeds, fraction, name in (reversed(queue) if args.reverse else queue):
+                runs.train(args, f"fraction {fraction:g}", loss(name), subsets[fraction],
+                           single, seeds)
         elif part == "scale":
             paper = dataclasses.replace(base, evaluations=1, loss_scale="paper")
             runs.train(args, "scale paper", loss("cross_entropy"), data, paper,
@@ -139,7 +141,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--parts", default=",".join(PARTS), help=f"of {', '.join(PARTS)}")
     parser.add_argument("--search-steps", type=int, default=200,
                         help="training steps per search candidate (200)")
-    parser.add_argument("--search-population", type=int, default=12)
+    parser.add_argument("--search-population", type=int, default=24)
     parser.add_argument("--search-generations", type=int, default=3)
     parser.add_argument("--search-cma-generations", type=int, default=2)
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: auto)")
@@ -148,6 +150,8 @@ def _arguments() -> argparse.Namespace:
                         help="train a loss's seeds together (default: on a GPU; on a CPU this "
                         "model is compute-bound and one by one measured faster, "
                         "benchmarks/bench_glo_cnn.py)")
+    parser.add_argument("--reverse", action="store_true",
+                        help="take the fractions' queue from its end (a second process)")
     parser.add_argument("--quick", action="store_true",
                         help="~10 minutes: 500 steps, 2 seeds, fractions 0.1 and 1.0, no search")
     args = parser.parse_args()
@@ -191,9 +195,14 @@ class Runs:
     ``runs*.jsonl`` in ``out`` is read, new ones are appended to ``name``."""
 
     def __init__(self, out: Path, name: str = "runs.jsonl"):
-        self.path = out / name
+        self.out, self.path = out, out / name
         self.records: list[dict] = []
-        for path in sorted(out.glob("runs*.jsonl")):
+        self.reload()
+
+    def reload(self) -> None:
+        """Read every process's records again (another may have trained some meanwhile)."""
+        self.records = []
+        for path in sorted(self.out.glob("runs*.jsonl")):
             for line in path.read_text().splitlines():
                 try:
                     self.records.append(json.loads(line))
@@ -212,6 +221,7 @@ class Runs:
 
     def train(self, args, part: str, item: Loss, data: Dataset, config: TrainConfig,
               seeds) -> None:
+        self.reload()
         done = self.done()
         todo = [s for s in seeds if self.key(part, item.name, s, args.steps) not in done]
         if not todo:
@@ -227,7 +237,8 @@ class Runs:
                 record = {"part": part, "loss": item.name, "seed": result.seed,
                           "steps": args.steps, "formula": str(item.expression),
                           "status": result.status, "metrics": result.metrics,
-                          "curves": result.curves, "seconds": result.seconds}
+                          "curves": result.curves, "seconds": result.seconds,
+                          "finished": time.time()}
                 handle.write(json.dumps(record) + "\n")
                 self.records.append(record)
         accuracies = [r.metrics.get("val_accuracy") for r in results]
@@ -295,8 +306,9 @@ def write_report(args, out: Path, runs: Runs, timings: dict[str, float]) -> None
         "`nn.CrossEntropyLoss` for cross-entropy). p: one-sided Welch test, H1: the loss's "
         "mean exceeds cross-entropy's (the paper's p are two-tailed).",
         "",
-        "Time: " + ", ".join(f"{part} {seconds / 60:.1f} min" for part, seconds in
-                             timings.items()) + f"; total {sum(timings.values()) / 60:.1f} min.",
+        "Time, in process-minutes (parts may run in processes side by side, `--reverse`): "
+        + ", ".join(f"{part} {seconds / 60:.1f}" for part, seconds in timings.items())
+        + f"; total {sum(timings.values()) / 60:.1f}. Wall clock: {_wall_clock(runs)}.",
         "",
         f"## §IV-B: validation accuracy at {steps:,} steps",
         "",
@@ -363,6 +375,16 @@ def write_report(args, out: Path, runs: Runs, timings: dict[str, float]) -> None
                   f"{_mean_std(_metric(main['cross_entropy'], 'test_accuracy'))} | 0.9700 |"]
     lines += _search_section(args, out, runs, main)
     (out / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def _wall_clock(runs: Runs) -> str:
+    """From the first training's start to the last one's end, as the records tell it."""
+    spans = [(r["finished"] - r["seconds"], r["finished"]) for r in runs.records
+             if "finished" in r]
+    if not spans:
+        return "not recorded"
+    first, last = min(s for s, _ in spans), max(e for _, e in spans)
+    return f"{(last - first) / 60:.0f} min ({len(spans)} trainings)"
 
 
 def _share_above(records: list[dict], threshold: float) -> float:
@@ -465,6 +487,8 @@ def _search_section(args, out: Path, runs: Runs, main: dict) -> list[str]:
         return []
     found = json.loads(summary.read_text())
     best = found.get("best") or {}
+    if not best:
+        return []
     records = runs.select("search best", "search_best", args.steps)
     val, baseline = _metric(records, "val_accuracy"), _metric(main["cross_entropy"],
                                                               "val_accuracy")
