@@ -15,6 +15,7 @@ True
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Sequence
 
 import sympy as sp
@@ -160,11 +161,20 @@ def loss(spec: str | Loss, *, order: int = 3, params: Sequence[float] | None = N
     Traceback (most recent call last):
     ...
     symloss.formula.FormulaError: unknown name 'hinge'; allowed names: h, y (catalog losses: ...)
+    >>> loss("cross-entropy").name, loss("Baikal-CMA").name
+    ('cross_entropy', 'baikal_cma')
+    >>> loss("baikl")
+    Traceback (most recent call last):
+    ...
+    symloss.formula.FormulaError: unknown name 'baikl'; ... (did you mean 'baikal'? catalog ...)
     """
     if isinstance(spec, Loss):
         result = spec
     else:
-        key = ALIASES.get(spec.strip().lower(), spec.strip().lower())
+        key = spec.strip().lower()
+        if key.replace("-", "_") in CATALOG or key.replace("-", "_") in ALIASES:
+            key = key.replace("-", "_")  # cross-entropy is cross_entropy, not cross − entropy
+        key = ALIASES.get(key, key)
         if key == "taylorglo":
             result = taylorglo(order)
         elif key in CATALOG:
@@ -173,9 +183,12 @@ def loss(spec: str | Loss, *, order: int = 3, params: Sequence[float] | None = N
             try:
                 result = Loss("formula", parse_formula(spec))
             except FormulaError as error:
-                if spec.strip().isidentifier():
+                if spec.strip().replace("-", "_").isidentifier():
                     names = ", ".join(CATALOG)
-                    raise FormulaError(f"{error} (catalog losses: {names})") from None
+                    close = difflib.get_close_matches(key.replace("-", "_"),
+                                                      [*CATALOG, *ALIASES], n=1, cutoff=0.6)
+                    hint = f"did you mean {ALIASES.get(close[0], close[0])!r}? " if close else ""
+                    raise FormulaError(f"{error} ({hint}catalog losses: {names})") from None
                 raise
             if not result.expr.has(h):
                 raise FormulaError(

@@ -193,6 +193,9 @@ def _cannot_write(flag: str, target: Path, error: OSError) -> UsageError:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="symloss", description=(
         "Symbolic analysis of classification losses, and loss-function metalearning."))
+    from symloss import __version__
+
+    parser.add_argument("--version", action="version", version=f"symloss {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 

@@ -184,3 +184,29 @@ def test_analyze_does_not_import_torch():
                             timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_version_and_python_dash_m(capsys):
+    import symloss
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--version"])
+    assert stopped.value.code == 0
+    assert capsys.readouterr().out.strip() == f"symloss {symloss.__version__}"
+    result = subprocess.run([sys.executable, "-m", "symloss", "analyze", "baikal", "--json"],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["gamma"] == "1/h + y/h**2"
+
+
+@pytest.mark.parametrize(("spec", "suggestion"), [("baikl", "baikal"), ("cross_entropi",
+                                                  "cross_entropy"), ("pol1", "poly1")])
+def test_a_misspelt_catalog_name_gets_a_suggestion(spec, suggestion, capsys):
+    code, out, err = _run(["analyze", spec], capsys)
+    assert code == EXIT_USAGE and out == ""
+    assert f"did you mean {suggestion!r}?" in err and len(err.strip().splitlines()) == 1
+
+
+def test_hyphenated_catalog_names_are_the_catalog_losses(capsys):
+    code, out, _ = _run(["analyze", "cross-entropy", "--json"], capsys)
+    assert code == 0 and json.loads(out)["loss"] == "-y*log(h)"

@@ -1,0 +1,5 @@
+"""``python -m symloss``: the ``symloss`` command."""
+
+from symloss.cli import main
+
+raise SystemExit(main())
