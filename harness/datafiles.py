@@ -40,7 +40,7 @@ def check_labels(labels: np.ndarray, where: str) -> np.ndarray:
     >>> check_labels(np.array([0, 2**31 - 1]), "train labels")
     Traceback (most recent call last):
     ...
-    harness.datafiles.DataError: train labels must be class indices 0 <= label < 1000, found 2147483647
+    harness.datafiles.DataError: train labels must be class indices 0 <= label < 1000, found ...
     """
     array = np.asarray(labels)
     if array.ndim != 1 or not (np.issubdtype(array.dtype, np.integer) or array.size == 0):
