@@ -231,6 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Modules of the optional extras, and the extra that installs each.
+EXTRAS = {name: "harness" for name in ("torch", "mnist1d", "sklearn", "tqdm", "cma", "dask",
+                                       "distributed")}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     parser = build_parser()
@@ -242,6 +247,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"symloss: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except ModuleNotFoundError as error:
+        if os.environ.get("SYMLOSS_DEBUG") or (error.name or "").split(".")[0] not in EXTRAS:
+            raise
+        print(f"symloss: error: {args.command} needs the '{EXTRAS[error.name.split('.')[0]]}' "
+              f"extra (module {error.name!r} is not installed): pip install "
+              f"'symloss[{EXTRAS[error.name.split('.')[0]]}]'", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("symloss: interrupted", file=sys.stderr)

@@ -210,3 +210,17 @@ def test_a_misspelt_catalog_name_gets_a_suggestion(spec, suggestion, capsys):
 def test_hyphenated_catalog_names_are_the_catalog_losses(capsys):
     code, out, _ = _run(["analyze", "cross-entropy", "--json"], capsys)
     assert code == 0 and json.loads(out)["loss"] == "-y*log(h)"
+
+
+def test_a_command_whose_extra_is_missing_names_it_in_one_line(capsys, monkeypatch):
+    """A core-only install (no torch): one line naming the extra, exit code 2."""
+    import symloss.cli
+
+    def needs_torch(args):
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
+
+    monkeypatch.setattr(symloss.cli, "_command_analyze", needs_torch)
+    code, out, err = _run(["analyze", "mse"], capsys)
+    assert code == EXIT_USAGE and out == ""
+    assert err.strip() == ("symloss: error: analyze needs the 'harness' extra (module 'torch' is "
+                           "not installed): pip install 'symloss[harness]'")
