@@ -47,7 +47,7 @@ import torch
 from harness.batched import train_population
 from harness.data import Dataset, load_dataset
 from harness.device import available_cores, resolve_device
-from harness.search.final import welch_p_value
+from harness.stats import welch_p_value
 from harness.train import TrainConfig, train
 from symloss.catalog import loss
 from symloss.formula import parse_formula

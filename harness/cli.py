@@ -113,17 +113,6 @@ def _summary(values: list[float | None]) -> dict[str, object]:
     return {"mean": mean, "std": std, "per_seed": values}
 
 
-def _welch_p_value(first: list[float | None], second: list[float | None]) -> float | None:
-    from scipy import stats
-
-    a = [v for v in first if v is not None]
-    b = [v for v in second if v is not None]
-    if len(a) < 2 or len(b) < 2:
-        return None
-    p_value = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
-    return p_value if math.isfinite(p_value) else None
-
-
 def _worst(statuses: list[str]) -> str:
     for status in ("failed", "diverged"):
         if status in statuses:
@@ -207,8 +196,11 @@ def _run(args: argparse.Namespace) -> int:
                                  **_train_seeds(loss, data, config, args.seeds, args, out)}
     if other is not None:
         compared = _train_seeds(other, data, config, args.seeds, args, out)
-        compared["p_value"] = _welch_p_value(report["test_accuracy"]["per_seed"],
-                                             compared["test_accuracy"]["per_seed"])
+        from harness.stats import welch_p_value
+
+        # one-sided Welch, H1: --loss beats --compare (the test of every report here)
+        compared["p_value"] = welch_p_value(report["test_accuracy"]["per_seed"],
+                                            compared["test_accuracy"]["per_seed"])
         report["compare"] = compared
     if out is not None:
         (out / "result.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
@@ -245,5 +237,6 @@ def _print_report(report: dict[str, object], seeds: int) -> None:
         print(line)
     if "compare" in report:
         p_value = report["compare"]["p_value"]
-        print(f"  Welch t-test p = {p_value:.4g}" if p_value is not None
-              else "  Welch t-test: needs >= 2 seeds per loss")
+        print(f"  one-sided Welch p = {p_value:.2g} (H1: {report['loss']} beats "
+              f"{report['compare']['loss']})" if p_value is not None
+              else "  one-sided Welch test: needs >= 2 seeds per loss")

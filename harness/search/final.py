@@ -18,6 +18,7 @@ import numpy as np
 
 from harness.search.runner import SearchConfig, best_candidates
 from harness.search.store import CandidateRecord, RunStore
+from harness.stats import welch_p_value
 from symloss.catalog import loss as catalog_loss
 from symloss.catalog import taylorglo
 from symloss.loss import Loss
@@ -29,22 +30,6 @@ def rebuild_loss(record: CandidateRecord, config: SearchConfig) -> Loss:
         return taylorglo(config.order).bind(record.params)
     result = catalog_loss(record.expression)  # our parser, never eval
     return Loss(f"{config.algorithm}-best", result.expr)
-
-
-def welch_p_value(candidate: list[float], baseline: list[float]) -> float | None:
-    """One-tailed Welch's t-test p-value that ``candidate`` beats ``baseline`` (ICLR Table 1).
-
-    >>> welch_p_value([0.9, 0.91, 0.92], [0.8, 0.81, 0.82]) < 0.001
-    True
-    """
-    if len(candidate) < 2 or len(baseline) < 2:
-        return None
-    from scipy import stats
-
-    if np.std(candidate) == 0 and np.std(baseline) == 0:
-        return 0.0 if np.mean(candidate) > np.mean(baseline) else 1.0
-    return float(stats.ttest_ind(candidate, baseline, equal_var=False,
-                                 alternative="greater").pvalue)
 
 
 @dataclass(frozen=True)
