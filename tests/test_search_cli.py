@@ -99,3 +99,12 @@ def test_runs_on_a_missing_store_is_a_clear_error(tmp_path, capsys):
     code, _, err = _run(["runs", "--store", str(tmp_path / "missing.sqlite")], capsys)
     assert code == EXIT_USAGE and "no run store" in err
     assert not (tmp_path / "missing.sqlite").exists()
+
+
+def test_a_config_the_strategy_refuses_leaves_no_run(store, capsys):
+    """GLO with 6 elites and a population of 6: one line, and no run stuck in the store."""
+    code, out, err = _run(["search", "glo", *TINY, "--store", store], capsys)
+    assert code == EXIT_USAGE and out == ""
+    assert err.strip() == "symloss: error: elites (6) must be fewer than the population (6)"
+    code, out, _ = _run(["runs", "--store", store, "--json"], capsys)
+    assert code == 0 and json.loads(out) == []

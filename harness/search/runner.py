@@ -253,9 +253,9 @@ def search(config: SearchConfig, *, store: RunStore, executor: Executor | None =
         strategy = replayed(config, store, run_id, saved)
         start = 0 if saved is None else saved[0] + 1
         store.set_status(run_id, "running")
-    else:
-        run_id = store.create_run(config.algorithm, config.to_dict(), run_id)
+    else:  # the strategy first: a config it refuses leaves nothing in the store
         strategy, start = config.strategy(), 0
+        run_id = store.create_run(config.algorithm, config.to_dict(), run_id)
     done = 0
     try:
         for generation in range(start, config.total_generations):
