@@ -108,3 +108,36 @@ def test_a_config_the_strategy_refuses_leaves_no_run(store, capsys):
     assert err.strip() == "symloss: error: elites (6) must be fewer than the population (6)"
     code, out, _ = _run(["runs", "--store", store, "--json"], capsys)
     assert code == 0 and json.loads(out) == []
+
+
+def test_runs_show_dates_and_delete_removes_a_run(store, capsys, tmp_path):
+    code, out, err = _run(["search", "taylorglo", *TINY, "--store", store, "--json",
+                           "--out", str(tmp_path / "report")], capsys)
+    assert code == 0, err
+    run_id = json.loads(out)["run_id"]
+    code, out, _ = _run(["runs", "--store", store, "--json"], capsys)
+    row = json.loads(out)[0]
+    assert row["created"] <= row["updated"] and len(row["created"]) == len("2026-01-01 00:00")
+    code, out, _ = _run(["runs", "--store", store], capsys)
+    assert f"created {row['created']}" in out
+    code, out, err = _run(["runs", "--store", store, "--delete", run_id], capsys)
+    assert code == 0 and out.strip() == f"deleted run {run_id} (12 candidates)", err
+    code, out, _ = _run(["runs", "--store", store, "--json"], capsys)
+    assert json.loads(out) == []
+    code, out, err = _run(["runs", "--store", store, "--delete", run_id], capsys)
+    assert code == EXIT_USAGE and err.startswith(f"symloss: error: no run '{run_id}'")
+
+
+def test_a_running_run_is_not_deleted(store, capsys, tmp_path):
+    from pathlib import Path
+
+    from harness.search.lock import run_lock
+
+    code, out, err = _run(["search", "taylorglo", *TINY, "--store", store, "--json",
+                           "--out", str(tmp_path / "report")], capsys)
+    run_id = json.loads(out)["run_id"]
+    with run_lock(Path(store), run_id):
+        code, out, err = _run(["runs", "--store", store, "--delete", run_id], capsys)
+    assert code == EXIT_USAGE and "is running in another process" in err
+    code, out, _ = _run(["runs", "--store", store, "--json"], capsys)
+    assert [r["run_id"] for r in json.loads(out)] == [run_id]

@@ -88,9 +88,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--no-progress", action="store_true", help="no progress bars")
     search.set_defaults(handler=_search)
 
-    runs = commands.add_parser("runs", help="list the runs in a store")
-    runs.add_argument("--store", default=None)
-    runs.add_argument("--json", action="store_true")
+    runs = commands.add_parser("runs", help="list the runs in a store (or delete one)")
+    runs.add_argument("--store", default=None, help=f"SQLite run store (default "
+                      f"$SYMLOSS_STORE or ./{DEFAULT_STORE})")
+    runs.add_argument("--json", action="store_true", help="print one JSON list")
+    runs.add_argument("--delete", metavar="RUN_ID", help="remove this run and all it stored "
+                      "(refused while it runs)")
     runs.set_defaults(handler=_runs)
 
     show = commands.add_parser("show", help="show one run")
@@ -366,12 +369,15 @@ class _Reporter:
 def _runs(args: argparse.Namespace) -> int:
     from harness.search.store import RunStore
 
+    if args.delete is not None:
+        return _delete(args.store or default_store(), args.delete)
     with RunStore.open(args.store or default_store(), readonly=True) as store:
         runs = store.runs()
         path = store.path
     rows = [{"run_id": r.run_id, "algorithm": r.algorithm, "status": _status(r, path),
              "evaluations": r.evaluations, "best_fitness": r.best_fitness,
-             "dataset": r.config.get("budget", {}).get("dataset"), "damage": r.damage}
+             "dataset": r.config.get("budget", {}).get("dataset"), "damage": r.damage,
+             "created": _when(r.created), "updated": _when(r.updated)}
             for r in runs]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -384,7 +390,28 @@ def _runs(args: argparse.Namespace) -> int:
             continue
         best = "-" if row["best_fitness"] is None else f"{row['best_fitness']:.4f}"
         print(f"{row['run_id']}  {row['algorithm']:<9} {row['dataset'] or '':<8} "
-              f"{row['status']:<11} evaluations {row['evaluations']:>4}  best {best}")
+              f"{row['status']:<11} evaluations {row['evaluations']:>4}  best {best}  "
+              f"created {row['created']}  updated {row['updated']}")
+    return 0
+
+
+def _when(stamp: float | None) -> str | None:
+    """A stored time as local ``YYYY-MM-DD HH:MM``."""
+    import datetime
+
+    if stamp is None:
+        return None
+    return datetime.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M")
+
+
+def _delete(store_file: str, run_id: str) -> int:
+    """``runs --delete RUN_ID``: under the run's lock, so a running run is never deleted."""
+    from harness.search.lock import run_lock
+    from harness.search.store import RunStore
+
+    with RunStore.open(store_file) as store, run_lock(store.path, run_id):
+        removed = store.delete_run(run_id)
+    print(f"deleted run {run_id} ({removed} candidates)")
     return 0
 
 

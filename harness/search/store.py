@@ -196,6 +196,16 @@ class RunStore:
         return [self.run(i) for i in ids]
 
     @_translated
+    def delete_run(self, run_id: str) -> int:
+        """Remove a run and everything stored for it; returns the candidates removed."""
+        self.run(run_id)  # a StoreError naming the store's runs when there is none
+        with self._transaction() as db:
+            removed = db.execute("DELETE FROM candidates WHERE run_id = ?", (run_id,)).rowcount
+            for table in ("generations", "finals", "runs"):
+                db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+        return removed
+
+    @_translated
     def set_status(self, run_id: str, status: str, report_dir: str | None = None) -> None:
         with self._transaction() as db:
             db.execute("UPDATE runs SET status = ?, updated = ?, report_dir = COALESCE(?, "
