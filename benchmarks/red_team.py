@@ -901,7 +901,9 @@ def _interrupted(ran: Ran, store: Path) -> None:
     lines = ran.err.strip().splitlines()
     expect(ran.code == 130, f"exit {ran.code}: {ran.last()}")
     expect(lines and lines[-1] == "symloss: interrupted", f"last line {ran.last()!r}")
-    expect(all(line.startswith("gen ") for line in lines[:-1]),
+    expect(len(lines) >= 2 and lines[-2].startswith("resume with: symloss search --resume "),
+           f"no resume command before the last line: {lines[-2:]!r}")
+    expect(all(line.startswith("gen ") for line in lines[:-2]),
            f"{len(lines)} lines on stderr: {(lines or [''])[0][:80]}")
     ((status,),) = read_store(store, "SELECT status FROM runs")
     expect(status == "interrupted", f"run status {status!r}")

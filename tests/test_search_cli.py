@@ -141,3 +141,23 @@ def test_a_running_run_is_not_deleted(store, capsys, tmp_path):
     assert code == EXIT_USAGE and "is running in another process" in err
     code, out, _ = _run(["runs", "--store", store, "--json"], capsys)
     assert [r["run_id"] for r in json.loads(out)] == [run_id]
+
+
+def test_resume_needs_only_the_run_id_and_keeps_the_runs_out(store, capsys, tmp_path):
+    out_dir = tmp_path / "my-report"
+    code, out, err = _run(["search", "taylorglo", *TINY, "--store", store, "--json",
+                           "--out", str(out_dir)], capsys)
+    assert code == 0, err
+    run_id = json.loads(out)["run_id"]
+    (out_dir / "report.md").unlink()
+    code, out, err = _run(["search", "--resume", run_id, "--store", store, "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["report"] == str(out_dir / "report.md")
+    assert (out_dir / "report.md").exists()
+    assert not (tmp_path / "runs").exists()  # not the default folder
+
+
+def test_search_without_an_algorithm_or_a_resume_is_one_line(store, capsys):
+    code, out, err = _run(["search", *TINY, "--store", store], capsys)
+    assert code == EXIT_USAGE and err.strip() == (
+        "symloss: error: search needs the algorithm: taylorglo or glo (or --resume RUN_ID)")

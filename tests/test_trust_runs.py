@@ -378,6 +378,12 @@ def _interrupt_once_training(argv: list[str], store: Path, signal_number: int, *
     return process.returncode, err
 
 
+def _run_id(store: Path) -> str:
+    with RunStore.open(store, readonly=True) as opened:
+        (run,) = opened.runs()
+        return run.run_id
+
+
 def _status(store: Path) -> str:
     with RunStore.open(store, readonly=True) as opened:
         (run,) = opened.runs()
@@ -390,7 +396,9 @@ def test_sigterm_ends_a_search_as_ctrl_c_does(tmp_path):
     code, err = _interrupt_once_training([*SEARCH, "--generations", "40", "--steps", "60"],
                                          store, signal.SIGTERM)
     assert code == 130, err
-    assert err.strip().splitlines()[-1] == "symloss: interrupted" and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert lines[-1] == "symloss: interrupted" and "Traceback" not in err
+    assert lines[-2] == f"resume with: symloss search --resume {_run_id(store)} --store {store}"
     assert _status(store) == "interrupted"  # not "running" forever: resumable
 
 
@@ -405,7 +413,8 @@ def test_ctrl_c_with_worker_processes_is_quiet(tmp_path):
     assert code == 130, err
     lines = err.strip().splitlines()
     assert lines[-1] == "symloss: interrupted" and "Traceback" not in err, err
-    assert all(line.startswith("gen ") for line in lines[:-1]), err
+    assert lines[-2].startswith("resume with: symloss search --resume "), err
+    assert all(line.startswith("gen ") for line in lines[:-2]), err
     assert _status(store) == "interrupted"
 
 

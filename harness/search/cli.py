@@ -40,7 +40,8 @@ def default_store() -> str:
 def register(commands: argparse._SubParsersAction) -> None:
     search = commands.add_parser(
         "search", help="TaylorGLO or GLO loss-function search with derived invariants")
-    search.add_argument("algorithm", choices=("taylorglo", "glo"))
+    search.add_argument("algorithm", nargs="?", choices=("taylorglo", "glo"),
+                        help="taylorglo or glo (with --resume: the run's)")
     search.add_argument("--dataset", help="mnist1d (default), digits, mnist, fashion_mnist, "
                         "cifar10")
     search.add_argument("--model", help="model name (default: the dataset's)")
@@ -191,18 +192,22 @@ def _search(args: argparse.Namespace) -> int:
             raise ValueError(f"{flag} must be finite and > 0, got {value!r}")
     if args.out is not None:
         check_output(Path(args.out))
+    if not args.resume and args.algorithm is None:
+        raise ValueError("search needs the algorithm: taylorglo or glo (or --resume RUN_ID)")
     if not args.resume:  # a bad config or dataset leaves no store and no run behind
         _check_dataset(_search_config(_config_from(args)))
     with RunStore.open(store_file) as store:
         base = _stored_config(store, args.resume) if args.resume else None
-        if args.resume and args.algorithm != base["algorithm"]:
+        if args.resume and args.algorithm not in (None, base["algorithm"]):
             raise ValueError(f"--resume {args.resume}: run is {base['algorithm']}, "
                              f"not {args.algorithm}")
         config = _search_config(_config_from(args, base))
         if args.resume:
             _check_dataset(config)
         run_id = args.resume or uuid.uuid4().hex[:12]
-        out = Path(args.out) if args.out else default_report_folder(store_file, run_id)
+        stored_out = store.run(run_id).report_dir if args.resume else None
+        out = (Path(args.out) if args.out else Path(stored_out) if stored_out
+               else default_report_folder(store_file, run_id))  # a resume keeps its --out
         check_output(out)
         resources = {"GPU": args.gpus_per_task} if args.gpus_per_task else None
         with run_lock(store.path, run_id), _terminate_as_interrupt():
@@ -214,9 +219,15 @@ def _search(args: argparse.Namespace) -> int:
             try:
                 search(config, store=store, executor=executor, run_id=run_id,
                        resume=bool(args.resume), on_result=reporter.result,
-                       on_generation=reporter.generation, batched=args.batched)
+                       on_generation=reporter.generation, batched=args.batched,
+                       report_dir=str(out))
             except SchedulerLost as error:
-                raise ValueError(f"{error}; resume with --resume once it is back") from None
+                raise ValueError(f"{error}; resume with: {_resume_command(run_id, store_file)}"
+                                 ) from None
+            except KeyboardInterrupt:
+                reporter.close()
+                print(f"resume with: {_resume_command(run_id, store_file)}", file=sys.stderr)
+                raise
             finally:
                 reporter.close()
                 executor.close()
@@ -251,9 +262,21 @@ def _search(args: argparse.Namespace) -> int:
             print(f"final test accuracy {f['test_accuracy']['mean']:.4f} ± "
                   f"{f['test_accuracy']['std']:.4f} vs cross-entropy "
                   f"{f['baseline_test_accuracy']['mean']:.4f} ± "
-                  f"{f['baseline_test_accuracy']['std']:.4f} (p = {f['p_value']})")
+                  f"{f['baseline_test_accuracy']['std']:.4f} (one-sided Welch p = "
+                  f"{_rounded(f['p_value'])})")
         print(f"report {report}")
     return 0
+
+
+def _resume_command(run_id: str, store_file: Path) -> str:
+    """The exact command that continues ``run_id`` (its config and --out come from the store)."""
+    import shlex
+
+    return f"symloss search --resume {run_id} --store {shlex.quote(str(store_file))}"
+
+
+def _rounded(p_value: float | None) -> str:
+    return "n/a" if p_value is None else f"{p_value:.2g}"
 
 
 def _search_config(record: dict[str, Any]):

@@ -239,11 +239,13 @@ def search(config: SearchConfig, *, store: RunStore, executor: Executor | None =
            run_id: str | None = None, resume: bool = False,
            on_result: Callable[[CandidateRecord], None] | None = None,
            on_generation: Callable[[GenerationSummary], None] | None = None,
-           stop_after: int | None = None, batched: bool = False) -> str:
+           stop_after: int | None = None, batched: bool = False,
+           report_dir: str | None = None) -> str:
     """Run (or resume) a search; returns its run id. ``stop_after`` ends after that many
     generations of this call (for tests that interrupt a run). ``batched`` trains each
     generation's candidates as populations (:func:`run_generation`); it is not part of the
-    config: a run may be resumed either way."""
+    config: a run may be resumed either way. ``report_dir``: where its report goes, stored
+    with the run from the start (a resume writes it there again)."""
     executor = executor or InlineExecutor()
     if resume:
         record = store.run(run_id)
@@ -256,6 +258,8 @@ def search(config: SearchConfig, *, store: RunStore, executor: Executor | None =
     else:  # the strategy first: a config it refuses leaves nothing in the store
         strategy, start = config.strategy(), 0
         run_id = store.create_run(config.algorithm, config.to_dict(), run_id)
+        if report_dir is not None:
+            store.set_status(run_id, "running", report_dir)
     done = 0
     try:
         for generation in range(start, config.total_generations):
