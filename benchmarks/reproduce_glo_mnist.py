@@ -306,9 +306,10 @@ def write_report(args, out: Path, runs: Runs, timings: dict[str, float]) -> None
         "`nn.CrossEntropyLoss` for cross-entropy). p: one-sided Welch test, H1: the loss's "
         "mean exceeds cross-entropy's (the paper's p are two-tailed).",
         "",
-        "Time, in process-minutes (parts may run in processes side by side, `--reverse`): "
-        + ", ".join(f"{part} {seconds / 60:.1f}" for part, seconds in timings.items())
-        + f"; total {sum(timings.values()) / 60:.1f}. Wall clock: {_wall_clock(runs)}.",
+        f"Time: {len(runs.records)} trainings, "
+        f"{sum(r['seconds'] for r in runs.records) / 60:.0f} process-minutes of training "
+        f"(each one thread; parts may run in processes side by side, `--reverse`); "
+        f"wall clock {_wall_clock(runs)}.",
         "",
         f"## §IV-B: validation accuracy at {steps:,} steps",
         "",
