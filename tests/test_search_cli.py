@@ -161,3 +161,27 @@ def test_search_without_an_algorithm_or_a_resume_is_one_line(store, capsys):
     code, out, err = _run(["search", *TINY, "--store", store], capsys)
     assert code == EXIT_USAGE and err.strip() == (
         "symloss: error: search needs the algorithm: taylorglo or glo (or --resume RUN_ID)")
+
+
+def test_final_evaluation_against_each_baseline(store, capsys, tmp_path):
+    code, out, err = _run(["search", "taylorglo", *TINY, "--store", store, "--json",
+                           "--final-seeds", "2", "--baselines", "cross_entropy,poly1,ls_ce",
+                           "--out", str(tmp_path / "report")], capsys)
+    assert code == 0, err
+    final = json.loads(out)["final"]
+    assert list(final["baselines"]) == ["cross_entropy", "poly1",
+                                        "label_smoothed_cross_entropy"]
+    for row in final["baselines"].values():
+        assert len(row["test_accuracy"]["per_seed"]) == 2
+        assert row["p_value"] is None or 0.0 <= row["p_value"] <= 1.0
+    assert final["baseline_test_accuracy"] == final["baselines"]["cross_entropy"]["test_accuracy"]
+    assert final["best_baseline"] in final["baselines"]
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "| poly1 |" in report and "one-sided Welch" in report
+
+
+def test_an_unknown_baseline_is_one_line(store, capsys):
+    code, out, err = _run(["search", "taylorglo", *TINY, "--store", store, "--baselines",
+                           "cross_entropy,hinge"], capsys)
+    assert code == EXIT_USAGE and err.strip().startswith(
+        "symloss: error: unknown baseline 'hinge'; choose from mse, cross_entropy")

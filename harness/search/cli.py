@@ -68,6 +68,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--smoothing", type=float, help="label smoothing for the analysis")
     search.add_argument("--final-seeds", type=int, help="retrain the best loss and "
                         "cross-entropy on this many seeds (default 0: skip)")
+    search.add_argument("--baselines", metavar="A,B,...",
+                        help="catalog losses the found one is compared with in the final "
+                             "evaluation (default: cross_entropy, label_smoothed_cross_entropy, "
+                             "poly1, focal)")
     search.add_argument("--final-steps", type=int, help="steps of the final trainings "
                         "(default: --steps, the length the search selected for)")
     search.add_argument("--seed", type=int, help="search seed (default 0)")
@@ -121,7 +125,8 @@ def _config_from(args: argparse.Namespace, base: dict[str, Any] | None = None) -
            "sigma0": args.sigma0, "cma_generations": args.cma_generations,
            "smoothing": args.smoothing, "seed": args.seed, "final_seeds": args.final_seeds,
            "final_steps": args.final_steps,
-           "min_target_probability": getattr(args, "min_target_probability", None)}
+           "min_target_probability": getattr(args, "min_target_probability", None),
+           "baselines": _baselines(getattr(args, "baselines", None))}
     budget = {"dataset": args.dataset, "model": args.model, "steps": args.steps, "lr": args.lr,
               "batch_size": args.batch_size, "objective": args.objective,
               "data_dir": args.data_dir, "seed": args.seed, "device": args.device}
@@ -249,7 +254,8 @@ def _search(args: argparse.Namespace) -> int:
                    "report": str(report), "store": str(store_file)}
         if final is not None:
             payload["final"] = {key: final[key] for key in
-                                ("test_accuracy", "baseline_test_accuracy", "p_value")}
+                                ("test_accuracy", "baseline_test_accuracy", "p_value",
+                                 "baselines", "best_baseline") if key in final}
     if args.json:
         print(json.dumps(payload, indent=2))
     else:
@@ -259,13 +265,24 @@ def _search(args: argparse.Namespace) -> int:
         print(f"best {best_text}")
         if final is not None:
             f = payload["final"]
+            rows = f.get("baselines") or {"cross_entropy": {
+                "test_accuracy": f["baseline_test_accuracy"], "p_value": f["p_value"]}}
             print(f"final test accuracy {f['test_accuracy']['mean']:.4f} ± "
-                  f"{f['test_accuracy']['std']:.4f} vs cross-entropy "
-                  f"{f['baseline_test_accuracy']['mean']:.4f} ± "
-                  f"{f['baseline_test_accuracy']['std']:.4f} (one-sided Welch p = "
-                  f"{_rounded(f['p_value'])})")
+                  f"{f['test_accuracy']['std']:.4f}; against (one-sided Welch p, H1: it beats "
+                  "the baseline):")
+            for name, row in rows.items():
+                print(f"  {name:<30} {row['test_accuracy']['mean']:.4f} ± "
+                      f"{row['test_accuracy']['std']:.4f}  p = {_rounded(row['p_value'])}")
         print(f"report {report}")
     return 0
+
+
+def _baselines(text: str | None) -> list[str] | None:
+    from harness.search.final import check_baselines
+
+    if text is None:
+        return None
+    return list(check_baselines([name for name in text.split(",") if name.strip()]))
 
 
 def _resume_command(run_id: str, store_file: Path) -> str:

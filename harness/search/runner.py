@@ -69,11 +69,17 @@ class SearchConfig:
     budget: Budget = field(default_factory=Budget)
     #: The ``stable`` filter's bound (None: its default); recorded only when set.
     min_target_probability: float | None = None
+    #: The final evaluation's baselines (None: :data:`harness.search.final.BASELINES`);
+    #: recorded only when set.
+    baselines: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         record = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "budget"}
-        if record["min_target_probability"] is None:
-            del record["min_target_probability"]  # runs stored before the stable filter
+        for optional in ("min_target_probability", "baselines"):
+            if record[optional] is None:
+                del record[optional]  # runs stored before the option existed
+        if record.get("baselines") is not None:
+            record["baselines"] = list(record["baselines"])
         record["budget"] = self.budget.to_dict()
         return record
 
@@ -86,6 +92,8 @@ class SearchConfig:
     def from_dict(cls, record: dict[str, Any]) -> SearchConfig:
         values = dict(record)
         values["budget"] = Budget(**values["budget"])
+        if values.get("baselines") is not None:
+            values["baselines"] = tuple(values["baselines"])
         return cls(**values)
 
     def strategy(self):
