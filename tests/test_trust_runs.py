@@ -267,7 +267,8 @@ def test_a_failing_report_loses_no_final_and_can_be_rebuilt(tmp_path, capsys, mo
                  str(tmp_path / "rebuilt")]) == 0
     assert capsys.readouterr().out.startswith("report ")
     report = (tmp_path / "rebuilt" / "report.md").read_text()
-    assert "Final evaluation" in report and str(final["test_accuracy"]["per_seed"]) in report
+    seeds = ", ".join(f"{v:.3f}" for v in final["test_accuracy"]["per_seed"])
+    assert "Final evaluation" in report and "| found | " in report and seeds in report
     code = main(["search", "taylorglo", "--resume", run.run_id, "--store", str(store),
                  "--json", "--no-progress", "--out", str(tmp_path / "b")])
     assert code == 0 and len(paid) == 1, "the finals were paid again"
