@@ -159,7 +159,7 @@ def test_resume_needs_only_the_run_id_and_keeps_the_runs_out(store, capsys, tmp_
 
 def test_search_without_an_algorithm_or_a_resume_is_one_line(store, capsys):
     code, out, err = _run(["search", *TINY, "--store", store], capsys)
-    assert code == EXIT_USAGE and err.strip() == (
+    assert code == EXIT_USAGE and out == "" and err.strip() == (
         "symloss: error: search needs the algorithm: taylorglo or glo (or --resume RUN_ID)")
 
 
@@ -183,5 +183,5 @@ def test_final_evaluation_against_each_baseline(store, capsys, tmp_path):
 def test_an_unknown_baseline_is_one_line(store, capsys):
     code, out, err = _run(["search", "taylorglo", *TINY, "--store", store, "--baselines",
                            "cross_entropy,hinge"], capsys)
-    assert code == EXIT_USAGE and err.strip().startswith(
+    assert code == EXIT_USAGE and out == "" and err.strip().startswith(
         "symloss: error: unknown baseline 'hinge'; choose from mse, cross_entropy")
