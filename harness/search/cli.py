@@ -239,8 +239,8 @@ def _search(args: argparse.Namespace) -> int:
             best = best_candidates(store, run_id, 1)
             final = store.final(run_id)  # paid once: a resumed run reuses it
             if config.final_seeds and best and final is None:
-                print(f"final evaluation: {config.final_seeds} seeds, best loss vs "
-                      "cross-entropy", file=sys.stderr)
+                print(f"final evaluation: {config.final_seeds} seeds, best loss vs the "
+                      "baselines", file=sys.stderr)
                 result = final_evaluation(rebuild_loss(best[0], config), config,
                                           config.final_seeds)
                 final = result.to_dict()
