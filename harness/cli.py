@@ -53,7 +53,9 @@ def register_train(subparsers) -> argparse.ArgumentParser:
                         help="log per-sample attraction each epoch (ICLR Fig. 1); with --out, "
                              "save CSV and scatter plot")
     parser.add_argument("--attraction-samples", type=int, default=500, metavar="N")
-    parser.add_argument("--label-smoothing", type=float, default=0.0, metavar="ALPHA")
+    parser.add_argument("--label-smoothing", "--smoothing", dest="label_smoothing", type=float,
+                        default=0.0, metavar="ALPHA",
+                        help="label smoothing α: y → y(1−α) + α/n (default 0)")
     parser.add_argument("--loss-scale", choices=("sum", "paper"), default="sum",
                         help="sum: Σ_k ℓ per sample, nn.CrossEntropyLoss for cross-entropy "
                              "(default, what the papers' experiments trained); paper: the "

@@ -38,17 +38,20 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_floats(text: str) -> list[float]:
-    """``"0,-1,2.5"`` → ``[0.0, -1.0, 2.5]``; a clear error for anything else.
+    """``"0,-1,2.5"`` (or ``["0", "-1", "2.5"]``) → ``[0.0, -1.0, 2.5]``; a clear error
+    for anything else.
 
-    >>> parse_floats("0, -1,2.5")
-    [0.0, -1.0, 2.5]
+    >>> parse_floats("0, -1,2.5"), parse_floats(["0", "-1,2.5"])
+    ([0.0, -1.0, 2.5], [0.0, -1.0, 2.5])
     >>> parse_floats("nan,1")
     Traceback (most recent call last):
     ...
     symloss.cli.UsageError: --params must be finite numbers, got 'nan'
     """
+    if not isinstance(text, str):  # several arguments: "1 2,3" as one list
+        text = ",".join(text)
     try:
-        values = [float(part) for part in text.split(",") if part.strip()]
+        values = [float(part) for part in text.replace(" ", ",").split(",") if part.strip()]
     except ValueError:
         raise UsageError(f"--params must be comma-separated numbers, got {text!r}") from None
     for part, value in zip((p for p in text.split(",") if p.strip()), values, strict=True):
@@ -90,8 +93,10 @@ def _load_loss(spec: str, order: int, params: str | None):
 
 def _add_loss_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--classes", type=int, default=10, help="number of classes n (default 10)")
-    parser.add_argument("--smoothing", type=float, default=0.0, help="label smoothing α in [0, 1)")
-    parser.add_argument("--params", help="comma-separated parameter values for a family")
+    parser.add_argument("--label-smoothing", "--smoothing", dest="smoothing", type=float,
+                        default=0.0, metavar="ALPHA", help="label smoothing α in [0, 1)")
+    parser.add_argument("--params", nargs="+", metavar="X",
+                        help="a family's parameter values (space- or comma-separated)")
     parser.add_argument("--order", type=int, default=3, help="TaylorGLO order (default 3)")
 
 

@@ -224,3 +224,16 @@ def test_a_command_whose_extra_is_missing_names_it_in_one_line(capsys, monkeypat
     assert code == EXIT_USAGE and out == ""
     assert err.strip() == ("symloss: error: analyze needs the 'harness' extra (module 'torch' is "
                            "not installed): pip install 'symloss[harness]'")
+
+
+def test_one_spelling_for_label_smoothing_and_params_either_way(capsys):
+    """--label-smoothing (alias --smoothing) and --params comma- or space-separated, as in
+    ``symloss train``."""
+    outputs = []
+    for argv in (["--params", "0,0,0,-1,0,2,0,0", "--smoothing", "0.1"],
+                 ["--params", "0", "0", "0", "-1", "0", "2", "0", "0", "--label-smoothing",
+                  "0.1"]):
+        code, out, err = _run(["analyze", "taylorglo", *argv, "--json"], capsys)
+        assert code == 0, err
+        outputs.append(json.loads(out))
+    assert outputs[0] == outputs[1] and outputs[0]["smoothing"] == 0.1

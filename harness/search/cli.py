@@ -65,7 +65,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--order", type=int, help="TaylorGLO order (default 3)")
     search.add_argument("--sigma0", type=float, help="CMA-ES initial step (default: TaylorGLO "
                         "1.2, GLO 1.5)")
-    search.add_argument("--smoothing", type=float, help="label smoothing for the analysis")
+    search.add_argument("--label-smoothing", "--smoothing", dest="smoothing", type=float,
+                        metavar="ALPHA", help="label smoothing for the analysis and filters")
     search.add_argument("--final-seeds", type=int, help="retrain the best loss and "
                         "cross-entropy on this many seeds (default 0: skip)")
     search.add_argument("--baselines", metavar="A,B,...",
