@@ -20,7 +20,7 @@ setup: $(STAMP)
 # and a short TaylorGLO search on MNIST-1D with its report (a few minutes on 2 cores).
 run: setup
 	$(BIN)/symloss analyze baikal
-	$(BIN)/symloss analyze taylorglo --smoothing 0.1
+	$(BIN)/symloss analyze taylorglo --label-smoothing 0.1
 	$(BIN)/symloss curve cross_entropy mse baikal --classes 10 --out out/attraction.png --csv out/attraction.csv
 	$(BIN)/symloss search taylorglo --dataset mnist1d --generations 4 --steps 300 --final-seeds 3 \
 		--store out/runs.sqlite --out out/search
