@@ -34,11 +34,13 @@ def register_train(subparsers) -> argparse.ArgumentParser:
         description="Train a model with any symloss loss over seeds; report test accuracy "
                     "(mean ± std), optionally against a second loss with a Welch t-test.")
     parser.add_argument("--loss", required=True,
-                        help="catalog name (baikal, cross_entropy, taylorglo, ...) or a formula "
-                             "in y and h")
+                        help="catalog name (baikal, cross_entropy, taylorglo, ...), a formula "
+                             "in y and h, or run:ID[:rank] (a stored search's candidate)")
     parser.add_argument("--params", nargs="+", metavar="X",
                         help="a family's parameter values (space- or comma-separated)")
     parser.add_argument("--order", type=int, default=3, help="TaylorGLO order (default 3)")
+    parser.add_argument("--store", help="run store for --loss run:ID[:rank] (default "
+                        "$SYMLOSS_STORE or ./symloss-runs.sqlite)")
     parser.add_argument("--dataset", default="mnist1d",
                         help="mnist1d (default), digits, mnist, fashion_mnist, cifar10")
     parser.add_argument("--model", help="model name (default: the dataset's paper model)")
@@ -91,10 +93,14 @@ def _floats(values: Sequence[str] | str | None, what: str) -> list[float] | None
         raise UsageError(f"{what} must be numbers, got {' '.join(parts)!r}") from None
 
 
-def _build_loss(spec: str, order: int, params: list[float] | None):
+def _build_loss(spec: str, order: int, params: list[float] | None, store: str | None = None):
     from symloss.catalog import loss
 
     try:
+        if spec.strip().startswith("run:"):  # a stored search candidate
+            from harness.search.cli import resolve_loss
+
+            return resolve_loss(spec, store)
         built = loss(spec, order=order, params=params)
     except ValueError as error:  # FormulaError is a ValueError
         raise UsageError(str(error)) from None
@@ -169,8 +175,8 @@ def run_train(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
-    loss = _build_loss(args.loss, args.order, _floats(args.params, "--params"))
-    other = _build_loss(args.compare, args.order, None) if args.compare else None
+    loss = _build_loss(args.loss, args.order, _floats(args.params, "--params"), args.store)
+    other = _build_loss(args.compare, args.order, None, args.store) if args.compare else None
     fgsm = _floats(args.fgsm, "--fgsm") or []
     if any(not math.isfinite(e) or e < 0 for e in fgsm):
         raise UsageError(f"--fgsm strengths must be finite and >= 0, got {args.fgsm!r}")

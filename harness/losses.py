@@ -108,8 +108,9 @@ class SymbolicLoss(nn.Module):
         self.label_smoothing = float(label_smoothing)
         self.scale = check_scale(scale)
         self.eps = eps
-        if weight is not None:
-            weight = torch.as_tensor(weight, dtype=torch.get_default_dtype())
+        if weight is not None:  # a tensor keeps its dtype (as nn.CrossEntropyLoss's does)
+            weight = (weight if isinstance(weight, torch.Tensor)
+                      else torch.as_tensor(weight, dtype=torch.get_default_dtype()))
             if weight.dim() != 1 or not bool(torch.isfinite(weight).all()):
                 raise ValueError(f"weight must be a 1-D tensor of finite class weights, "
                                  f"got shape {tuple(weight.shape)}")

@@ -64,6 +64,18 @@ def parse_floats(text: str) -> list[float]:
 _FORMULA_CHARACTERS = set("()*/+^ .,")
 
 
+def resolve_stored_loss(spec: str, store: str | None = None):
+    """A ``run:ID[:rank]`` loss through the ``symloss.loss_resolvers`` entry point (the
+    harness's run store), or a one-line error naming the extra that provides it."""
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group="symloss.loss_resolvers"):
+        if point.name == spec.strip().split(":", 1)[0]:
+            return point.load()(spec, store)
+    raise UsageError(f"{spec!r} names a stored search candidate; reading run stores needs "
+                     "the 'harness' extra: pip install 'symloss[harness]'")
+
+
 def formula_arguments(argv: Sequence[str]) -> list[str]:
     """``argv`` with formulas that start with ``-`` kept from looking like options.
 
@@ -84,9 +96,11 @@ def formula_arguments(argv: Sequence[str]) -> list[str]:
     return result
 
 
-def _load_loss(spec: str, order: int, params: str | None):
+def _load_loss(spec: str, order: int, params: str | None, store: str | None = None):
     from symloss.catalog import loss
 
+    if spec.strip().startswith("run:"):  # a stored search candidate: the harness reads it
+        return resolve_stored_loss(spec, store)
     values = parse_floats(params) if params is not None else None
     return loss(spec, order=order, params=values)
 
@@ -98,13 +112,15 @@ def _add_loss_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", nargs="+", metavar="X",
                         help="a family's parameter values (space- or comma-separated)")
     parser.add_argument("--order", type=int, default=3, help="TaylorGLO order (default 3)")
+    parser.add_argument("--store", help="run store for run:ID[:rank] losses (default "
+                        "$SYMLOSS_STORE or ./symloss-runs.sqlite)")
 
 
 def _command_analyze(args: argparse.Namespace) -> int:
     from symloss.analysis import analyze
     from symloss.report import format_report
 
-    loss = _load_loss(args.loss, args.order, args.params)
+    loss = _load_loss(args.loss, args.order, args.params, args.store)
     result = analyze(loss, classes=args.classes, smoothing=args.smoothing)
     if args.json:
         payload = result.to_dict()
@@ -123,7 +139,7 @@ def _command_analyze(args: argparse.Namespace) -> int:
 def _command_curve(args: argparse.Namespace) -> int:
     from symloss.curves import attraction_table, plot_attraction, write_csv
 
-    losses = [_load_loss(spec, args.order, args.params) for spec in args.losses]
+    losses = [_load_loss(spec, args.order, args.params, args.store) for spec in args.losses]
     for item in losses:
         if item.is_family:
             raise UsageError(f"{item.name} is a family: give --params to draw one member's curve")

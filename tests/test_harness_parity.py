@@ -130,3 +130,13 @@ def test_weight_and_target_errors_name_the_problem():
         torch_loss(loss("mse"))(torch.zeros(2, CLASSES, 3), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="loss scale must be one of"):
         torch_loss(loss("mse"), scale="mean")
+
+
+def test_a_float64_weight_keeps_its_precision():
+    """Weights not representable in float32 (0.1, 0.3, ...) are used as given."""
+    weight = torch.tensor([0.1, 0.3, 0.7, 1.1, 1.3], dtype=torch.float64)
+    logits = _inputs((7, CLASSES), torch.float64)
+    targets = _class_targets((7,), ignored=False)
+    ours = torch_loss(loss("cross_entropy"), weight=weight)(logits, targets)
+    reference = nn.CrossEntropyLoss(weight=weight)(logits, targets)
+    torch.testing.assert_close(ours, reference, rtol=1e-14, atol=1e-14)

@@ -111,6 +111,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     show.add_argument("--out", help="folder for --report (default: the run's report folder)")
     show.set_defaults(handler=_show)
 
+    export = commands.add_parser("export", help="write a found loss as a standalone PyTorch "
+                                 "module (imports only torch)")
+    export.add_argument("run_id", help="the run whose candidate to export")
+    export.add_argument("--rank", type=int, default=1, help="1: the best (default), 2: the "
+                        "second best distinct loss, ...")
+    export.add_argument("--store", default=None, help=f"SQLite run store (default "
+                        f"$SYMLOSS_STORE or ./{DEFAULT_STORE})")
+    export.add_argument("--out", required=True, help="the .py file to write")
+    export.add_argument("--class-name", default="FoundLoss", help="the module's class name "
+                        "(default FoundLoss)")
+    export.add_argument("--classes", type=int, default=10, help="n for the analysis in its "
+                        "docstring (default 10)")
+    export.set_defaults(handler=_export)
+
 
 def _config_from(args: argparse.Namespace, base: dict[str, Any] | None = None) -> dict[str, Any]:
     """The run config: ``base`` (a stored run's) overlaid with every flag given."""
@@ -276,6 +290,30 @@ def _search(args: argparse.Namespace) -> int:
                       f"{row['test_accuracy']['std']:.4f}  p = {_rounded(row['p_value'])}")
         print(f"report {report}")
     return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from harness.search.export import export_source, run_loss
+
+    out = Path(args.out)
+    if out.is_dir() or out.suffix != ".py":
+        raise ValueError(f"--out must name a .py file, got {args.out!r}")
+    store_file = args.store or default_store()
+    loss = run_loss(f"run:{args.run_id}:{args.rank}", store_file)
+    text = export_source(loss, class_name=args.class_name, classes=args.classes,
+                         origin=f"run {args.run_id}, rank {args.rank}, fitness "
+                                f"{dict(loss.meta)['fitness']:.4f}, store {store_file}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"wrote {out}: {args.class_name}, ℓ(y, h) = {loss.expression}")
+    return 0
+
+
+def resolve_loss(spec: str, store: str | None = None):
+    """The ``symloss.loss_resolvers`` entry point: ``run:ID[:rank]`` from ``store``."""
+    from harness.search.export import run_loss
+
+    return run_loss(spec, store or default_store())
 
 
 def _baselines(text: str | None) -> list[str] | None:
