@@ -220,6 +220,7 @@ def test_damaged_config_rows_are_reported_per_row(tmp_path, capsys):
     (["--smoothing", "nan"], "--smoothing must be"),
     (["--seed", "-1"], "--seed must be >= 0"),
     (["--workers", "0"], "--workers must be finite and > 0"),
+    (["--threads", "0"], "--threads must be >= 1"),
     (["--gpus-per-task", "nan"], "--gpus-per-task must be finite and > 0"),
     (["--resume", ""], "--resume needs the id of a stored run"),
     (["--resume", " "], "--resume needs the id of a stored run"),

@@ -85,6 +85,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--gpus-per-task", type=float, default=None,
                         help="Dask resource GPU per evaluation (workers declare GPU=N)")
     search.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when present)")
+    search.add_argument("--threads", type=int, help="CPU threads per training (default: 1 for "
+                        "a candidate alone, every core for a batched population)")
     search.add_argument("--batched", action=argparse.BooleanOptionalAction, default=True,
                         help="train each generation's candidates together, stacked weights "
                         "in one pass (default: on where the model supports it; "
@@ -144,7 +146,8 @@ def _config_from(args: argparse.Namespace, base: dict[str, Any] | None = None) -
            "baselines": _baselines(getattr(args, "baselines", None))}
     budget = {"dataset": args.dataset, "model": args.model, "steps": args.steps, "lr": args.lr,
               "batch_size": args.batch_size, "objective": args.objective,
-              "data_dir": args.data_dir, "seed": args.seed, "device": args.device}
+              "data_dir": args.data_dir, "seed": args.seed, "device": args.device,
+              "threads": getattr(args, "threads", None)}
     config.update({k: v for k, v in top.items() if v is not None})
     config["budget"].update({k: v for k, v in budget.items() if v is not None})
     validate_config(config)
@@ -157,7 +160,8 @@ _BOUNDS = (("generations", (), 1, True), ("population", (), 2, True), ("order", 
            ("final_seeds", (), 0, True), ("cma_generations", (), 0, True),
            ("final_steps", (), 1, True), ("sigma0", (), 0, False), ("seed", (), 0, True),
            ("steps", ("budget",), 1, True), ("batch_size", ("budget",), 1, True),
-           ("lr", ("budget",), 0, False), ("smoothing", (), 0, True))
+           ("lr", ("budget",), 0, False), ("smoothing", (), 0, True),
+           ("threads", ("budget",), 1, True))
 
 
 def validate_config(config: dict[str, Any]) -> None:
