@@ -335,12 +335,17 @@ def write_report(args, out: Path, runs: Runs, timings: dict[str, float]) -> None
               f"{COLLAPSED:.1f}, twice chance, with a finite loss): "
               + (", ".join(troubled) or "none") + "."]
     if troubled:
-        lines += ["", "Without them:", "", "| loss | validation | test | n |",
-                  "| --- | ---: | ---: | ---: |"]
+        lines += ["", "Without them:", "", "| loss | n | validation | test | p vs cross-entropy |",
+                  "| --- | ---: | ---: | ---: | ---: |"]
+        kept_baseline = _metric([r for r in main["cross_entropy"] if not _trouble(r)],
+                                "val_accuracy")
         for name in LOSSES:
             kept = [r for r in main[name] if not _trouble(r)]
-            lines.append(f"| {DISPLAY[name]} | {_mean_std(_metric(kept, 'val_accuracy'))} | "
-                         f"{_mean_std(_metric(kept, 'test_accuracy'))} | {len(kept)} |")
+            p = "—" if name == "cross_entropy" else _p(_metric(kept, "val_accuracy"),
+                                                       kept_baseline)
+            lines.append(f"| {DISPLAY[name]} | {len(kept)} | "
+                         f"{_mean_std(_metric(kept, 'val_accuracy'))} | "
+                         f"{_mean_std(_metric(kept, 'test_accuracy'))} | {p} |")
     healthy = {name: [r for r in main[name] if not _trouble(r)] for name in LOSSES}
     figures = _figures(args, out, runs, healthy)
     if "fig3" in figures:
@@ -377,7 +382,7 @@ def write_report(args, out: Path, runs: Runs, timings: dict[str, float]) -> None
                   "steps). Share of outputs above 0.95: " + ", ".join(
                       f"{DISPLAY[n]} {_share_above(healthy[n], 0.95):.3f}"
                       for n in ("cross_entropy", "baikal_cma")) + ".",
-                  "", "![Fig. 7](fig7_confidence.png)"]
+                  "", "![Fig. 7](fig7_confidence.png)", "", *_confidence_table(healthy)]
     scale = runs.select("scale paper", "cross_entropy", steps)
     scale_cma = runs.select("scale paper", "baikal_cma", steps)
     if scale or scale_cma:
@@ -420,6 +425,34 @@ def _wall_clock(runs: Runs) -> str:
         return "not recorded"
     first, last = min(s for s, _ in spans), max(e for _, e in spans)
     return f"{(last - first) / 60:.0f} min ({len(spans)} trainings)"
+
+
+def _confidence_table(healthy: dict) -> list[str]:
+    """Where each loss's largest softmax output concentrates, beside where the derived
+    one-step dynamics say training settles (:func:`symloss.stability`, n = 10)."""
+    import symloss
+
+    lines = ["Where the outputs concentrate, against the derived dynamics: the null epoch's "
+             "basin (`symloss analyze`, n = 10) is an equilibrium at target probability "
+             "1 − ε* for Baikal and BaikalCMA, zero training error for cross-entropy.", "",
+             "| loss | derived: training settles at | median largest softmax output | "
+             "its most common bin |", "| --- | ---: | ---: | ---: |"]
+    for name in LOSSES:
+        counts = np.sum([r["metrics"]["test_confidence"] for r in healthy[name]
+                         if r["metrics"].get("test_confidence")], axis=0)
+        if np.ndim(counts) == 0:
+            continue
+        edges = np.linspace(0, 1, len(counts) + 1)
+        cumulative = np.cumsum(counts) / counts.sum()
+        median = edges[1:][np.searchsorted(cumulative, 0.5)]
+        top = int(np.argmax(counts))
+        basin = symloss.stability(loss(name), classes=10).null_epoch_basin
+        settles = ("zero error (1.0)" if basin.kind == "zero_error" else
+                   f"{basin.target_probability:.3f}" if basin.target_probability is not None
+                   else basin.kind)
+        lines.append(f"| {DISPLAY[name]} | {settles} | ≤ {median:.2f} | "
+                     f"[{edges[top]:.2f}, {edges[top + 1]:.2f}) |")
+    return lines
 
 
 def _share_above(records: list[dict], threshold: float) -> float:
