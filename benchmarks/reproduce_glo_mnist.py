@@ -109,7 +109,8 @@ def main() -> None:
                        range(args.scale_seeds))
         elif part == "scale_cma":  # BaikalCMA on the papers' 1/n: seed by seed
             paper = dataclasses.replace(base, evaluations=1, loss_scale="paper")
-            for seed in range(args.seeds):
+            seeds = range(args.seeds)
+            for seed in reversed(seeds) if args.reverse else seeds:
                 runs.train(args, "scale paper", loss("baikal_cma"), data, paper, [seed])
         elif part == "search":
             best = run_search(args, out)
@@ -156,7 +157,8 @@ def _arguments() -> argparse.Namespace:
                         "model is compute-bound and one by one measured faster, "
                         "benchmarks/bench_glo_cnn.py)")
     parser.add_argument("--reverse", action="store_true",
-                        help="take the fractions' queue from its end (a second process)")
+                        help="take the fractions' (and scale_cma's) queue from its end (a "
+                        "second process)")
     parser.add_argument("--quick", action="store_true",
                         help="~10 minutes: 500 steps, 2 seeds, fractions 0.1 and 1.0, no search")
     args = parser.parse_args()
