@@ -315,7 +315,7 @@ def write_report(args, out: Path, runs: Runs, timings: dict[str, float]) -> None
         "",
         f"Time: {len(runs.records)} trainings, "
         f"{sum(r['seconds'] for r in runs.records) / 60:.0f} process-minutes of training "
-        f"(each one thread; parts may run in processes side by side, `--reverse`); "
+        f"(parts may run in processes side by side, `--reverse`); "
         f"wall clock {_wall_clock(runs)}.",
         "",
         f"## §IV-B: validation accuracy at {steps:,} steps",
@@ -568,7 +568,8 @@ def _search_section(args, out: Path, runs: Runs, main: dict) -> list[str]:
              f"`symloss search glo --dataset mnist --steps {args.search_steps} --population "
              f"{args.search_population} --generations {args.search_generations} "
              f"--cma-generations {args.search_cma_generations}` (the derived `exact` filter, "
-             "batched candidates); the search's own report is `search/report.md`. Its best "
+             f"candidates trained {'batched' if args.batched else 'one by one'}); the search's "
+             "own report is `search/report.md`. Its best "
              f"loss, trained like the runs above ({args.steps:,} steps, {len(records)} seeds):",
              "", f"- formula: `{best.get('loss', '?')}`",
              f"- search fitness (validation accuracy at {args.search_steps} steps): "
