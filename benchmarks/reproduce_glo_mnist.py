@@ -73,9 +73,6 @@ def main() -> None:
     # one file per invocation's parts: two processes may run different parts side by side
     tag = "-".join(args.parts)
     runs = Runs(out, f"runs-{tag}.jsonl")
-    timings_file = out / f"timings-{tag}.json"
-    timings: dict[str, float] = (json.loads(timings_file.read_text())
-                                 if timings_file.exists() else {})
     base = TrainConfig(model="glo_mnist_cnn", steps=args.steps, threads=args.threads,
                        device=args.device)
     for part in args.parts:
@@ -117,20 +114,10 @@ def main() -> None:
             if best is not None:
                 runs.train(args, "search best", best, data,
                            dataclasses.replace(base, evaluations=1), range(args.seeds))
-        timings[part] = timings.get(part, 0.0) + time.perf_counter() - started
-        timings_file.write_text(json.dumps(timings, indent=1))
-        write_report(args, out, Runs(out), _timings(out))
-    write_report(args, out, Runs(out), _timings(out))
+        print(f"{part}: {(time.perf_counter() - started) / 60:.1f} min", flush=True)
+        write_report(args, out, Runs(out))
+    write_report(args, out, Runs(out))
     print(f"report: {out / 'report.md'}")
-
-
-def _timings(out: Path) -> dict[str, float]:
-    """Wall time per part, over every invocation that wrote into ``out``."""
-    total: dict[str, float] = {}
-    for path in sorted(out.glob("timings*.json")):
-        for part, seconds in json.loads(path.read_text()).items():
-            total[part] = total.get(part, 0.0) + seconds
-    return total
 
 
 def _arguments() -> argparse.Namespace:
@@ -297,7 +284,7 @@ def _metric(records: list[dict], key: str) -> list[float]:
     return [r["metrics"][key] for r in records if r["metrics"].get(key) is not None]
 
 
-def write_report(args, out: Path, runs: Runs, timings: dict[str, float]) -> None:
+def write_report(args, out: Path, runs: Runs) -> None:
     steps = args.steps
     main = {name: runs.select("main", name, steps) for name in LOSSES}
     lines = [
