@@ -48,8 +48,31 @@ def _can_alarm() -> bool:
     return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
 
 
+@dataclass
+class _Level:
+    """One guarded call in progress: its deadline, and whether the alarm may still end it."""
+
+    deadline: float
+    binding: bool
+    armed: bool = True
+
+
+#: The guarded calls in progress in the main thread, innermost last.
+_levels: list[_Level] = []
+#: After a deadline the alarm repeats this often until the guard has ended the call: a
+#: timeout raised where Python cannot deliver it (a garbage-collector callback, a
+#: ``__del__``) or swallowed by a library's ``except Exception`` is raised again.
+_REPEAT = 0.05
+
+
 def _on_alarm(signum, frame):  # pragma: no cover - timing dependent
-    raise SymbolicTimeout
+    level = _levels[-1] if _levels else None
+    if level is not None and level.armed and time.monotonic() >= level.deadline:
+        raise SymbolicTimeout
+
+
+def _arm(deadline: float) -> None:
+    signal.setitimer(signal.ITIMER_REAL, max(deadline - time.monotonic(), 1e-4), _REPEAT)
 
 
 def _address_space() -> int | None:
@@ -141,15 +164,25 @@ def _why(error: BaseException) -> str:
 
 
 def _alarmed(call, seconds, undecided_on) -> Outcome:
-    outer_remaining, _ = signal.getitimer(signal.ITIMER_REAL)
-    outer_handler = signal.signal(signal.SIGALRM, _on_alarm)
-    inner_is_binding = outer_remaining == 0 or seconds < outer_remaining
-    started = time.monotonic()
-    signal.setitimer(signal.ITIMER_REAL, seconds if inner_is_binding else outer_remaining)
+    now = time.monotonic()
+    parent = _levels[-1] if _levels else None
+    foreign = None
+    if parent is None:  # the outermost guard: keep whatever SIGALRM use was there before
+        foreign = signal.signal(signal.SIGALRM, _on_alarm), signal.getitimer(signal.ITIMER_REAL)
+    own = now + seconds
+    level = _Level(deadline=own if parent is None else min(own, parent.deadline),
+                   binding=parent is None or own < parent.deadline)
+    _levels.append(level)
+    _arm(level.deadline)
     try:
-        return Outcome(call())
+        try:
+            return Outcome(call())
+        finally:
+            # From here on the alarm cannot end this level: a timeout can only arrive
+            # inside the try above, where the handler below catches it.
+            level.armed = False
     except SymbolicTimeout:
-        if not inner_is_binding:
+        if not level.binding:
             raise  # the outer guard's deadline came first: it decides
         return Outcome(None, f"took longer than {seconds:g} s")
     except undecided_on as error:
@@ -158,7 +191,12 @@ def _alarmed(call, seconds, undecided_on) -> Outcome:
         return Outcome(None, "nested too deeply for sympy (RecursionError)")
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, outer_handler)
-        if outer_remaining > 0:
-            left = outer_remaining - (time.monotonic() - started)
-            signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3))
+        _levels.pop()
+        if parent is not None:
+            _arm(parent.deadline)  # past it already: the alarm ends the outer call next
+        else:
+            handler, (remaining, interval) = foreign
+            signal.signal(signal.SIGALRM, handler)
+            if remaining > 0:
+                left = remaining - (time.monotonic() - now)
+                signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3), interval)

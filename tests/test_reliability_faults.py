@@ -22,7 +22,7 @@ from harness.search.runner import SearchConfig, search
 from harness.search.store import RunStore
 from symloss.catalog import loss as make_loss
 from symloss.dynamics import zero_error
-from symloss.guard import SymbolicTimeout, guarded
+from symloss.guard import SymbolicTimeout, bounded, guarded
 
 TINY = Budget(dataset="digits", steps=6, batch_size=64)
 
@@ -139,6 +139,42 @@ def test_nested_guards_keep_the_outer_deadline():
     with pytest.raises(ValueError, match="seconds must be positive"):
         guarded(lambda: 1, seconds=0)
     assert SymbolicTimeout.__mro__[1] is Exception
+
+
+def test_a_swallowed_timeout_is_raised_again():
+    """A library's ``except Exception`` (or a GC callback) eating the timeout cannot un-end it."""
+
+    swallowed = []
+
+    def swallows_once():
+        try:
+            time.sleep(30)
+        except Exception as error:  # what a library that catches everything does
+            swallowed.append(error)
+        time.sleep(30)
+
+    started = time.perf_counter()
+    assert bounded(swallows_once, seconds=0.2).reason == "took longer than 0.2 s"
+    assert len(swallowed) == 1 and isinstance(swallowed[0], SymbolicTimeout)
+    assert time.perf_counter() - started < 2
+
+
+def test_an_inner_guards_timeout_never_reaches_the_outer_guard():
+    """Found by CI: a step's 5 s alarm, re-armed 1 ms after an inner guard, ended the outer call.
+
+    The analysis below nests guards three deep (the outer one here, ``analyze``'s step, the
+    stability step's own); it used to come back "took longer than 60 s" after 5 s.
+    """
+    import symloss
+
+    text = ("(log((log(((2)-(2))/(sqrt((1-h)+1)+3)+2))/(((1-h))*((log((h+1)+2))/(y+3))+3)+2))"
+            "-(exp(exp(log(sqrt((1-h)+1)+2))))")
+    loss = symloss.loss(text)
+    started = time.perf_counter()
+    outcome = bounded(lambda: symloss.analyze(loss).to_dict(), seconds=60)
+    elapsed = time.perf_counter() - started
+    assert elapsed < 65
+    assert outcome.reason != "took longer than 60 s" or elapsed >= 60, outcome.reason
 
 
 def test_a_slow_limit_makes_zero_error_undecided(monkeypatch):
