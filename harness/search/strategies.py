@@ -16,25 +16,39 @@ population as prefix strings); resume compares the replayed state's snapshot
 with the saved one and refuses a mismatch. A snapshot is only ever parsed as
 JSON (:func:`read_snapshot`); a legacy pickled blob is never read at all.
 
+Both are configurable: pycma options pass through (:func:`check_cma_options`), and
+GLO's mate, mutate and select are a DEAP toolbox built from :class:`GPOperators`
+(GLO's own operators by default, or DEAP's stock ones).
+
 Nothing here imports torch: these are pure optimizers over candidates.
 """
 
 from __future__ import annotations
 
+import contextlib
+import difflib
+import functools
 import json
 import math
-from dataclasses import dataclass, field
-from typing import Any
+import random
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, NamedTuple
 
 import cma
 import numpy as np
+from deap import base, gp, tools
 
 from symloss.catalog import taylorglo
 from symloss.gp import (
+    MAX_INITIAL_DEPTH,
+    MUTATION_RATES,
+    PRIMITIVES,
     canonical_key,
     crossover,
     from_prefix,
     has_inputs,
+    is_real,
     mutate,
     null_epoch_gammas,
     parameterize,
@@ -147,11 +161,232 @@ class _Sampler:
         return self.rng.standard_normal(shape)
 
 
-def _cma(x0: np.ndarray, sigma0: float, popsize: int, rng: np.random.Generator):
+#: pycma options the search sets itself: the search's seed decides every draw.
+RESERVED_CMA_OPTIONS = ("seed", "randn")
+
+
+def _unknown(what: str, key: object, known: list[str]) -> ValueError:
+    """A one-line error for an unknown name, with the closest known one when there is one."""
+    close = difflib.get_close_matches(str(key), known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ValueError(f"unknown {what} {key!r}{hint}; choose from {', '.join(known)}")
+
+
+def _plain(value: object) -> bool:
+    """Whether ``value`` is a JSON number, boolean or null, or a (nested) list of them."""
+    if isinstance(value, (list, tuple)):
+        return all(_plain(item) for item in value)
+    return value is None or isinstance(value, (bool, int, float))
+
+
+def check_cma_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``options`` as a plain dict of pycma options, or a one-line ``ValueError``.
+
+    Any :class:`cma.CMAOptions` key passes through to pycma, over the search's own
+    settings (``popsize``, ``tolfun``, ...), except :data:`RESERVED_CMA_OPTIONS`. Values
+    must be numbers, booleans, ``None`` or lists of them: they are recorded in the run's
+    config (so ``--resume`` compares them), and pycma evaluates a string as Python code.
+    pycma's termination options do not end a search: it runs its generations.
+
+    >>> check_cma_options({"popsize": 12, "bounds": (-5, 5)})
+    {'popsize': 12, 'bounds': [-5, 5]}
+    >>> check_cma_options({"pop_size": 12})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown pycma option 'pop_size' (did you mean 'popsize'?); choose from ...
+    """
+    known = sorted(cma.CMAOptions(), key=str.lower)
+    checked: dict[str, Any] = {}
+    for key, value in (options or {}).items():
+        if key in RESERVED_CMA_OPTIONS:
+            raise ValueError(f"pycma option {key!r} is the search's own (its seed decides every "
+                             "draw); set the search's seed instead")
+        if key not in known:
+            raise _unknown("pycma option", key, [k for k in known
+                                                  if k not in RESERVED_CMA_OPTIONS])
+        if not _plain(value):
+            raise ValueError(f"pycma option {key!r} must be a number, boolean, None or a list "
+                             f"of them, got {value!r}")
+        checked[key] = json.loads(json.dumps(value))
+    return checked
+
+
+def _cma(x0: np.ndarray, sigma0: float, popsize: int, rng: np.random.Generator,
+         extra: Mapping[str, Any] | None = None):
+    """pycma's CMA-ES drawing from ``rng``, with ``extra`` options over the search's own."""
     options = {"popsize": popsize, "seed": np.nan, "randn": _Sampler(rng), "verbose": -9,
                "CMA_diagonal": False, "tolfun": 0, "tolx": 0, "tolfunhist": 0,
-               "tolstagnation": 10**9}
-    return cma.CMAEvolutionStrategy(list(map(float, x0)), sigma0, options)
+               "tolstagnation": 10**9, **check_cma_options(extra)}
+    try:
+        return cma.CMAEvolutionStrategy(list(map(float, x0)), sigma0, options)
+    except Exception as error:  # pycma's own messages span many lines
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ValueError(f"pycma refused the options {dict(extra or {})}: "
+                         f"{type(error).__name__}: {detail}") from None
+
+
+# GP operators -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _python_random_from(rng: np.random.Generator) -> Iterator[None]:
+    """Python's ``random`` (which DEAP's operators use) seeded from ``rng``, then restored.
+
+    Each use takes one draw from ``rng``: the search's seed still decides every tree.
+    """
+    saved = random.getstate()
+    random.seed(int(rng.integers(2**63)))
+    try:
+        yield
+    finally:
+        random.setstate(saved)
+
+
+def _seeded(operator: Callable, rng: np.random.Generator, *trees, **options) -> tuple:
+    """A DEAP operator on copies of ``trees`` (they change in place), seeded from ``rng``."""
+    with _python_random_from(rng):
+        return tuple(operator(*(gp.PrimitiveTree(t) for t in trees), **options))
+
+
+def _limited(max_depth: int) -> Callable[[Callable], Callable]:
+    """A toolbox decorator: a child deeper than ``max_depth``, or with a complex constant
+    (``log(-1)``), is replaced by its own parent — deterministically, unlike DEAP's
+    ``staticLimit`` (which draws a random parent)."""
+    def decorator(operator: Callable) -> Callable:
+        @functools.wraps(operator)
+        def wrapper(*parents):
+            children = operator(*parents)
+            return tuple(child if child.height <= max_depth and is_real(child)
+                         else gp.PrimitiveTree(parent)
+                         for child, parent in zip(children, parents, strict=True))
+        return wrapper
+    return decorator
+
+
+class _Scored(NamedTuple):
+    index: int
+    fitness: float
+
+
+def _tournament(fitnesses, count: int, rng: np.random.Generator, size: int) -> list[int]:
+    scored = [_Scored(i, f) for i, f in enumerate(np.nan_to_num(np.asarray(fitnesses, float)))]
+    with _python_random_from(rng):
+        return [s.index for s in tools.selTournament(scored, count, size)]
+
+
+#: GP operator choices: GLO's own (GLO §III-A; symloss.gp) or DEAP's stock operators.
+MATES = ("glo", "one_point", "one_point_leaf_biased")
+MUTATIONS = ("glo", "uniform", "node_replacement", "insert", "shrink")
+SELECTIONS = ("roulette", "tournament")
+
+
+@dataclass(frozen=True)
+class GPOperators:
+    """GLO's variation and selection, built as a DEAP toolbox (:meth:`toolbox`).
+
+    The defaults are GLO §III-A's own operators (:mod:`symloss.gp`): ``mate="glo"``
+    (subtree swap), ``mutate="glo"`` (the four bottom-up mutations, at
+    ``mutation_rates``, default :data:`symloss.gp.MUTATION_RATES`), ``select="roulette"``.
+    The others are DEAP's: mate ``one_point`` (``gp.cxOnePoint``) or
+    ``one_point_leaf_biased`` (``gp.cxOnePointLeafBiased`` with ``leaf_probability``);
+    mutate ``uniform`` (``gp.mutUniform``: a random subtree regrown like an initial
+    tree), ``node_replacement``, ``insert`` or ``shrink``; select ``tournament``
+    (``tools.selTournament`` of ``tournament_size``). DEAP's draw from Python's
+    ``random``, seeded from the search's Generator at each call: a seed still decides
+    every generation, so ``--resume`` replays it.
+
+    Depth limits: the first generation's trees are at most ``initial_depth`` deep
+    (GLO: 2); a child deeper than ``max_depth`` is replaced by its parent (GLO's own
+    operators also stop at :data:`symloss.gp.MAX_DEPTH`, 8).
+
+    >>> GPOperators.create({"mutate": "uniform", "select": "tournament"}).select
+    'tournament'
+    >>> GPOperators.create({"selection": "tournament"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown GP operator setting 'selection' (did you mean 'select'?); choose from ...
+    """
+
+    mate: str = "glo"
+    mutate: str = "glo"
+    select: str = "roulette"
+    tournament_size: int = 3
+    leaf_probability: float = 0.1
+    mutation_rates: dict[str, float] | None = None
+    initial_depth: int = MAX_INITIAL_DEPTH
+    max_depth: int = 8
+
+    @classmethod
+    def create(cls, values: Mapping[str, Any] | None = None) -> GPOperators:
+        """Checked operators from a config's ``gp_operators`` (one-line ``ValueError``)."""
+        names = [f.name for f in fields(cls)]
+        for key in values or {}:
+            if key not in names:
+                raise _unknown("GP operator setting", key, names)
+        operators = cls(**(values or {}))
+        for name, choices in (("mate", MATES), ("mutate", MUTATIONS), ("select", SELECTIONS)):
+            if getattr(operators, name) not in choices:
+                raise _unknown(f"{name} operator", getattr(operators, name), list(choices))
+        for name in ("tournament_size", "initial_depth", "max_depth"):
+            value = getattr(operators, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"gp_operators {name} must be an integer >= 1, got {value!r}")
+        if operators.max_depth < operators.initial_depth:
+            raise ValueError(f"gp_operators max_depth ({operators.max_depth}) must be at least "
+                             f"initial_depth ({operators.initial_depth})")
+        if not (isinstance(operators.leaf_probability, (int, float))
+                and 0 <= operators.leaf_probability <= 1):
+            raise ValueError("gp_operators leaf_probability must be in [0, 1], got "
+                             f"{operators.leaf_probability!r}")
+        rates = operators.mutation_rates
+        if rates is not None:
+            if operators.mutate != "glo":
+                raise ValueError("gp_operators mutation_rates apply to mutate='glo' only")
+            for key, rate in rates.items():
+                if key not in MUTATION_RATES:
+                    raise _unknown("GLO mutation", key, list(MUTATION_RATES))
+                if isinstance(rate, bool) or not isinstance(rate, (int, float)) or \
+                        not 0 <= rate <= 1:
+                    raise ValueError(f"mutation rate {key!r} must be in [0, 1], got {rate!r}")
+        return operators
+
+    def toolbox(self, rng: np.random.Generator) -> base.Toolbox:
+        """``mate(a, b)``, ``mutate(tree)`` (each a tuple of new trees; parents untouched)
+        and ``select(fitnesses, k)`` (indices), all drawing from ``rng``."""
+        box = base.Toolbox()
+        # Closures, not partials: Toolbox.decorate would hand a partial's arguments to
+        # the decorator's wrapper, which takes trees only.
+        if self.mate == "glo":
+            box.register("mate", lambda a, b: crossover(a, b, rng))
+        else:
+            mate = {"one_point": gp.cxOnePoint,
+                    "one_point_leaf_biased": functools.partial(
+                        gp.cxOnePointLeafBiased, termpb=self.leaf_probability)}[self.mate]
+            box.register("mate", lambda a, b: _seeded(mate, rng, a, b))
+        if self.mutate == "glo":
+            rates = {**MUTATION_RATES, **(self.mutation_rates or {})}
+            box.register("mutate", lambda tree: (mutate(tree, rng, rates),))
+        else:
+            options = {"uniform": {"expr": self._regrow(rng), "pset": PRIMITIVES},
+                       "node_replacement": {"pset": PRIMITIVES}, "insert": {"pset": PRIMITIVES},
+                       "shrink": {}}[self.mutate]
+            stock = getattr(gp, {"uniform": "mutUniform", "node_replacement":
+                                 "mutNodeReplacement", "insert": "mutInsert",
+                                 "shrink": "mutShrink"}[self.mutate])
+            box.register("mutate", lambda tree: _seeded(stock, rng, tree, **options))
+        for name in ("mate", "mutate"):
+            box.decorate(name, _limited(self.max_depth))
+        if self.select == "roulette":
+            box.register("select", roulette, rng=rng)
+        else:
+            box.register("select", _tournament, rng=rng, size=self.tournament_size)
+        return box
+
+    def _regrow(self, rng: np.random.Generator) -> Callable:
+        """``gp.mutUniform``'s ``expr``: a subtree grown as GLO grows its initial trees."""
+        def expr(pset=None, type_=None):
+            return random_tree(rng, self.initial_depth)
+        return expr
 
 
 # TaylorGLO ----------------------------------------------------------------------------------
@@ -166,6 +401,8 @@ class TaylorGLOSettings:
     classes: int = 10
     smoothing: float = 0.0
     min_target_probability: float = DEFAULT_MIN_TARGET_PROBABILITY
+    #: pycma options over the search's own (:func:`check_cma_options`).
+    cma_options: dict[str, Any] = field(default_factory=dict)
 
 
 def _rule(name: str) -> str:
@@ -212,7 +449,8 @@ class TaylorGLOStrategy(_Snapshots):
     def create(cls, settings: TaylorGLOSettings, seed: int) -> TaylorGLOStrategy:
         rng = np.random.default_rng(seed)
         dimension = len(taylorglo(settings.order).parameters)
-        es = _cma(np.zeros(dimension), settings.sigma0, settings.population, rng)
+        es = _cma(np.zeros(dimension), settings.sigma0, settings.population, rng,
+                  settings.cma_options)
         return cls(settings, TaylorGLOState(es, rng))
 
     def _propose(self) -> np.ndarray:
@@ -269,6 +507,10 @@ class GLOSettings:
     #: GLO's paper keeps them; at depth ≤ 2 about 98% lack y or h, or are untrainable, so a
     #: population of 80 would start with one or two live trees.
     initial_redraws: int = 200
+    #: pycma options for the CMA-ES phase (:func:`check_cma_options`).
+    cma_options: dict[str, Any] = field(default_factory=dict)
+    #: mate, mutate and select, and the depth limits (GLO's own by default).
+    operators: GPOperators = field(default_factory=GPOperators)
 
 
 @dataclass
@@ -292,12 +534,16 @@ class GLOStrategy(_Snapshots):
     def __init__(self, settings: GLOSettings, state: GLOState):
         self.settings = settings
         self.state = state
+        self.toolbox = settings.operators.toolbox(state.rng)
 
     @classmethod
     def create(cls, settings: GLOSettings, seed: int) -> GLOStrategy:
         if settings.elites >= settings.population:
             raise ValueError(f"elites ({settings.elites}) must be fewer than the population "
                              f"({settings.population})")
+        if settings.cma_options:  # refused now, not after the GP generations were paid for
+            _cma(np.zeros(2), settings.sigma0, 4, np.random.default_rng(0),
+                 settings.cma_options)
         return cls(settings, GLOState(np.random.default_rng(seed)))
 
     @property
@@ -342,20 +588,22 @@ class GLOStrategy(_Snapshots):
         parents = [from_prefix(p) for p in self.state.population]
         order = np.argsort(-np.asarray(self.state.fitnesses), kind="stable")
         children = [parents[i] for i in order[: self.settings.elites]]
+        box = self.toolbox
         while len(children) < size:
-            first, second = roulette(self.state.fitnesses, 2, rng)
+            first, second = box.select(self.state.fitnesses, 2)
             a, b = parents[first], parents[second]
             if rng.random() < self.settings.crossover:
-                a, b = crossover(a, b, rng)
-            children += [mutate(a, rng), mutate(b, rng)]
+                a, b = box.mate(a, b)
+            children += [*box.mutate(a), *box.mutate(b)]
         return children[:size]
 
     def _viable_tree(self, rng: np.random.Generator):
-        tree = random_tree(rng)
+        depth = self.settings.operators.initial_depth
+        tree = random_tree(rng, depth)
         for _ in range(self.settings.initial_redraws):
             if self._tree_candidate(0, tree).skip is None:
                 break
-            tree = random_tree(rng)
+            tree = random_tree(rng, depth)
         return tree
 
     def _tree_candidate(self, idx: int, tree) -> Candidate:
@@ -419,7 +667,8 @@ class GLOStrategy(_Snapshots):
                 state.es = "none"
             else:
                 popsize = self.settings.cma_population or (4 + int(3 * np.log(len(start))))
-                state.es = _cma(np.asarray(start), self.settings.sigma0, popsize, state.rng)
+                state.es = _cma(np.asarray(start), self.settings.sigma0, popsize, state.rng,
+                                self.settings.cma_options)
         if state.family is None:
             return []
         if state.es == "none":
@@ -443,14 +692,17 @@ class GLOStrategy(_Snapshots):
 
 
 __all__ = [
+    "RESERVED_CMA_OPTIONS",
     "SNAPSHOT_FORMAT",
     "Candidate",
     "GLOSettings",
     "GLOState",
     "GLOStrategy",
+    "GPOperators",
     "ReplayMismatch",
     "TaylorGLOSettings",
     "TaylorGLOState",
     "TaylorGLOStrategy",
+    "check_cma_options",
     "read_snapshot",
 ]
