@@ -11,6 +11,7 @@ the store is taken from there: no paid evaluation is lost or run twice.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from harness.search.strategies import (
     Candidate,
     GLOSettings,
     GLOStrategy,
+    GPOperators,
     ReplayMismatch,
     TaylorGLOSettings,
     TaylorGLOStrategy,
@@ -72,14 +74,21 @@ class SearchConfig:
     #: The final evaluation's baselines (None: :data:`harness.search.final.BASELINES`);
     #: recorded only when set.
     baselines: tuple[str, ...] | None = None
+    #: pycma options over the strategy's own (:func:`harness.search.strategies.check_cma_options`),
+    #: GLO's GP operators (:class:`harness.search.strategies.GPOperators`'s fields) and the
+    #: name of the user's fitness function (:mod:`harness.search.api`); each recorded only when set.
+    cma_options: dict[str, Any] | None = None
+    gp_operators: dict[str, Any] | None = None
+    fitness: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         record = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "budget"}
-        for optional in ("min_target_probability", "baselines"):
+        for optional in ("min_target_probability", "baselines", "cma_options", "gp_operators",
+                         "fitness"):
             if record[optional] is None:
                 del record[optional]  # runs stored before the option existed
-        if record.get("baselines") is not None:
-            record["baselines"] = list(record["baselines"])
+            elif optional in ("baselines", "cma_options", "gp_operators"):
+                record[optional] = json.loads(json.dumps(record[optional]))  # as stored
         record["budget"] = self.budget.to_dict()
         return record
 
@@ -100,9 +109,11 @@ class SearchConfig:
         """A fresh strategy for this config (deterministic in ``seed``)."""
         if self.algorithm == "taylorglo":
             population = self.population or (20 if self.filter == "none" else 40)
+            if self.gp_operators:
+                raise ValueError("gp_operators apply to GLO only, not TaylorGLO")
             settings = TaylorGLOSettings(self.order, population, self.sigma0 or 1.2,
                                          self.filter, self.classes, self.smoothing,
-                                         **self._bound)
+                                         **self._bound, cma_options=self.cma_options or {})
             return TaylorGLOStrategy.create(settings, self.seed)
         if self.algorithm == "glo":
             settings = GLOSettings(population=self.population or 80,
@@ -110,7 +121,8 @@ class SearchConfig:
                                    cma_generations=self.cma_generations,
                                    sigma0=self.sigma0 or 1.5, filter=self.filter,
                                    classes=self.classes, smoothing=self.smoothing,
-                                   **self._bound)
+                                   **self._bound, cma_options=self.cma_options or {},
+                                   operators=GPOperators.create(self.gp_operators or {}))
             return GLOStrategy.create(settings, self.seed)
         raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got "
                          f"{self.algorithm!r}")
@@ -155,11 +167,14 @@ def _record(candidate: Candidate, generation: int, outcome: Outcome,
 def run_generation(strategy, candidates: list[Candidate], generation: int, *, store: RunStore,
                    run_id: str, budget: Budget, executor: Executor,
                    on_result: Callable[[CandidateRecord], None] | None = None,
-                   batched: bool = False) -> list[CandidateRecord]:
+                   batched: bool = False,
+                   evaluate: Callable[[Any, Budget], Outcome] | None = None
+                   ) -> list[CandidateRecord]:
     """Evaluate one generation (reusing stored results) and return its records in order.
 
     ``batched``: train the candidates together (:mod:`harness.batched`) where the
-    budget's model supports it, else one by one.
+    budget's model supports it, else one by one. ``evaluate(loss, budget)``: scores one
+    candidate instead of the built-in training (:mod:`harness.search.api`; one by one).
     """
     stored = {r.idx: r for r in store.candidates(run_id, generation)}
     records: dict[int, CandidateRecord] = {}
@@ -229,7 +244,7 @@ def run_generation(strategy, candidates: list[Candidate], generation: int, *, st
         return [records[c.idx] for c in candidates]
     jobs = [(c.loss, budget) for c in to_train]
     by_loss = {id(job[0]): c for job, c in zip(jobs, to_train, strict=True)}
-    for (loss, _), outcome in executor.map_unordered(_evaluate, jobs):
+    for (loss, _), outcome in executor.map_unordered(evaluate or _evaluate, jobs):
         candidate = by_loss[id(loss)] if id(loss) in by_loss else _match(to_train, loss)
         finish(candidate, outcome)
     return [records[c.idx] for c in candidates]
@@ -248,12 +263,17 @@ def search(config: SearchConfig, *, store: RunStore, executor: Executor | None =
            on_result: Callable[[CandidateRecord], None] | None = None,
            on_generation: Callable[[GenerationSummary], None] | None = None,
            stop_after: int | None = None, batched: bool = False,
-           report_dir: str | None = None) -> str:
+           report_dir: str | None = None,
+           evaluate: Callable[[Any, Budget], Outcome] | None = None) -> str:
     """Run (or resume) a search; returns its run id. ``stop_after`` ends after that many
     generations of this call (for tests that interrupt a run). ``batched`` trains each
     generation's candidates as populations (:func:`run_generation`); it is not part of the
     config: a run may be resumed either way. ``report_dir``: where its report goes, stored
-    with the run from the start (a resume writes it there again)."""
+    with the run from the start (a resume writes it there again). ``evaluate``: see
+    :func:`run_generation`; a run whose config names a user ``fitness`` needs it."""
+    if config.fitness is not None and evaluate is None:
+        raise ValueError(f"this run scores candidates with the Python function {config.fitness}"
+                         "; continue it from Python (harness.search.api) with that function")
     executor = executor or InlineExecutor()
     if resume:
         record = store.run(run_id)
@@ -278,7 +298,8 @@ def search(config: SearchConfig, *, store: RunStore, executor: Executor | None =
             candidates = strategy.ask()
             records = run_generation(strategy, candidates, generation, store=store,
                                      run_id=run_id, budget=config.budget, executor=executor,
-                                     on_result=on_result, batched=batched)
+                                     on_result=on_result, batched=batched and evaluate is None,
+                                     evaluate=evaluate)
             fitnesses = [r.fitness for r in records]
             strategy.tell(fitnesses)
             trained = [r.fitness for r in records if r.status != "filtered"]
