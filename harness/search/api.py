@@ -1,0 +1,342 @@
+"""Search losses from Python: your model, data and objective — or the built-in ones.
+
+Bring a function that scores a loss (a :class:`symloss.loss.Loss`; turn it into a
+torch loss with :func:`harness.losses.torch_loss`, train *your* model with it and
+return, say, validation accuracy), and :func:`search_losses` runs a TaylorGLO or
+GLO search over it the way ``symloss search`` runs one over the built-in trainer:
+the same strategies and derived filters (a filtered candidate costs nothing: your
+function never sees it), the same SQLite run store (every score is written the
+moment it returns; the config is recorded), the same resume (call again with the
+same ``run_id``: nothing already paid is scored again), executors, progress lines
+and report::
+
+    from harness import torch_loss
+    from harness.search import search_losses
+
+    def fitness(loss):                        # higher is better
+        criterion = torch_loss(loss)          # nn.CrossEntropyLoss's API
+        ...                                   # train your model with it
+        return validation_accuracy
+
+    result = search_losses(fitness, "taylorglo", generations=4, population=16,
+                           store="runs.sqlite", run_id="my-model")
+    result.best.fitness, result.best.loss.expression, result.report
+
+Without a function it trains the built-in models (``dataset``, ``model``,
+``steps``, ... as ``symloss search``'s flags): ``search_losses(dataset="digits",
+steps=200)``. Settings are :class:`~harness.search.runner.SearchConfig`'s and
+:class:`~harness.search.evaluate.Budget`'s fields by name, with
+``cma_options`` (any pycma option, :func:`~harness.search.strategies.check_cma_options`)
+and ``gp_operators`` (GLO's DEAP operators, :class:`~harness.search.strategies.GPOperators`).
+
+What your function returns is the fitness: a finite number, stored as ``ok``; NaN
+or infinity is stored as ``diverged`` with fitness 0. An exception stops the search
+(the run is marked interrupted; calling again resumes it) unless its type is in
+``catch`` (Optuna's convention): then the candidate is stored ``failed``, fitness 0.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from harness.search.evaluate import Budget, Outcome, _worker_name
+from harness.search.runner import SearchConfig, best_candidates, search
+from harness.search.store import RunStore, store_path
+from harness.search.strategies import GPOperators, _unknown, check_cma_options
+from symloss.loss import Loss
+
+DEFAULT_STORE = "symloss-runs.sqlite"
+Fitness = Callable[[Loss], float]
+#: ``final(loss, seed) -> score``: your held-out (test) score of a loss trained on ``seed``.
+FinalScore = Callable[[Loss, int], float]
+
+_CONFIG_FIELDS = tuple(f.name for f in fields(SearchConfig) if f.name not in ("budget",
+                                                                              "fitness"))
+_BUDGET_FIELDS = tuple(f.name for f in fields(Budget))
+
+
+class UserFitness:
+    """Your ``fitness(loss)`` as the search's evaluator: ``(loss, budget) -> Outcome``.
+
+    Picklable whenever ``fitness`` is (a module-level function), so it can run in
+    worker processes or on a Dask cluster.
+    """
+
+    def __init__(self, fitness: Fitness, catch: tuple[type[BaseException], ...] = ()):
+        self.fitness = fitness
+        self.catch = tuple(catch)
+
+    def __call__(self, loss: Loss, budget: Budget) -> Outcome:
+        started = time.perf_counter()
+        try:
+            value = self.fitness(loss)
+        except self.catch as error:
+            detail = traceback.format_exception_only(type(error), error)[-1].strip()
+            return Outcome("failed", 0.0, {"error": detail}, time.perf_counter() - started,
+                           _worker_name())
+        seconds = time.perf_counter() - started
+        try:
+            value = float(value)  # a Python, numpy or one-element torch number
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"the fitness function {fitness_name(self.fitness)} returned "
+                            f"{value!r}; it must return a number (higher is better)") from None
+        if not math.isfinite(value):
+            return Outcome("diverged", 0.0, {"fitness": repr(value)}, seconds, _worker_name())
+        return Outcome("ok", value, {}, seconds, _worker_name())
+
+
+def fitness_name(fitness: Callable) -> str:
+    """``module:qualname`` of a function (recorded in the run's config).
+
+    >>> fitness_name(fitness_name)
+    'harness.search.api:fitness_name'
+    """
+    target = getattr(fitness, "func", fitness)  # a functools.partial names its function
+    if not hasattr(target, "__qualname__"):
+        target = type(target)
+    return f"{getattr(target, '__module__', '?')}:{target.__qualname__}"
+
+
+@dataclass(frozen=True)
+class FoundLoss:
+    """One of a run's best distinct losses: the loss (parameters bound) and its fitness."""
+
+    loss: Loss
+    fitness: float
+    params: list[float] | None
+    generation: int
+    idx: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"loss": str(self.loss.expression), "fitness": self.fitness,
+                "params": self.params, "generation": self.generation, "idx": self.idx}
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What a search left in its store: ``top`` (best first), counts, report, final test."""
+
+    run_id: str
+    store: Path
+    top: list[FoundLoss]
+    counts: dict[str, int]
+    evaluations: int
+    report: Path | None
+    final: dict[str, Any] | None = None
+
+    @property
+    def best(self) -> FoundLoss | None:
+        return self.top[0] if self.top else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``symloss search --json`` shape (``best``: formula, parameters, fitness)."""
+        return {"run_id": self.run_id, "best": self.best.to_dict() if self.best else None,
+                "counts": self.counts, "evaluations": self.evaluations,
+                "report": None if self.report is None else str(self.report),
+                "store": str(self.store), "final": self.final}
+
+
+def make_config(algorithm: str = "taylorglo", fitness: Fitness | None = None, *,
+                name: str | None = None, **settings: Any) -> SearchConfig:
+    """A checked :class:`SearchConfig` from settings named as its and :class:`Budget`'s fields.
+
+    With a ``fitness`` function the budget's training settings do not apply (your
+    function trains); ``dataset`` is then only a label for the run (default ``"custom"``)
+    and ``name`` the function's recorded name (default :func:`fitness_name`).
+
+    >>> make_config("glo", generations=2, gp_operators={"select": "tournament"}).gp_operators
+    {'select': 'tournament'}
+    >>> make_config(generation=2)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown search setting 'generation' (did you mean 'generations'?); choose from ...
+    """
+    from harness.search.cli import validate_config
+    from harness.search.evaluate import parse_objective
+    from harness.search.final import check_baselines
+
+    top: dict[str, Any] = {"algorithm": algorithm}
+    budget: dict[str, Any] = {}
+    for key, value in settings.items():
+        if key in _CONFIG_FIELDS:
+            top[key] = value
+        elif key in _BUDGET_FIELDS:
+            budget[key] = value
+        else:
+            raise _unknown("search setting", key, [*_CONFIG_FIELDS, *_BUDGET_FIELDS])
+    if fitness is not None:
+        trained = sorted(set(budget) - {"dataset"})
+        if trained:
+            raise ValueError(f"{', '.join(trained)} set the built-in training; your fitness "
+                             "function trains (pass dataset= only, as the run's label)")
+        budget.setdefault("dataset", "custom")
+        top["fitness"] = name or fitness_name(fitness)
+    budget.setdefault("seed", top.get("seed", 0))
+    if top.get("cma_options") is not None:
+        top["cma_options"] = check_cma_options(top["cma_options"])
+    if top.get("gp_operators") is not None:
+        GPOperators.create(top["gp_operators"])
+        top["gp_operators"] = dict(top["gp_operators"])
+    if top.get("baselines") is not None:
+        top["baselines"] = check_baselines(list(top["baselines"]))
+    config = SearchConfig(**top, budget=Budget(**budget))
+    validate_config(config.to_dict())
+    parse_objective(config.budget.objective)
+    return config
+
+
+def search_losses(fitness: Fitness | None = None, algorithm: str = "taylorglo", *,
+                  store: str | Path = DEFAULT_STORE, run_id: str | None = None,
+                  config: SearchConfig | None = None, name: str | None = None,
+                  final_score: FinalScore | None = None,
+                  catch: tuple[type[BaseException], ...] = (), workers: int | None = None,
+                  scheduler: str | None = None, executor=None, progress: bool = True,
+                  report_dir: str | Path | None = None, batched: bool = True,
+                  **settings: Any) -> SearchResult:
+    """Run a loss search (or resume it), write its report, and return what it found.
+
+    ``fitness(loss) -> float`` scores a candidate (higher is better); without it the
+    built-in trainer does (``dataset``, ``model``, ``steps``, ... in ``settings``).
+    ``settings``: :func:`make_config`'s (``generations``, ``population``, ``filter``,
+    ``seed``, ``cma_options``, ``gp_operators``, ...), or a whole ``config``.
+
+    ``run_id`` names the run; if the store holds it, the search resumes it (its
+    config must be the same): candidates already scored are taken from the store,
+    never scored again. ``workers`` (local processes) or ``scheduler`` (a Dask
+    address) spread candidates out; your function must then be picklable (defined at
+    a module's top level). ``final_seeds`` (a setting) with ``final_score(loss, seed)
+    -> score`` (your test score; the built-in trainer has its own) retrains the best
+    loss and the baselines (``baselines``, default
+    :data:`harness.search.final.BASELINES`) on those seeds for the report, once per run.
+    The report goes to ``report_dir`` (default ``runs/RUN_ID`` beside the store).
+    """
+    if config is None:
+        config = make_config(algorithm, fitness, name=name, **settings)
+    elif settings:
+        raise ValueError(f"pass either config or settings, not both (got {sorted(settings)})")
+    elif fitness is not None and config.fitness is None:
+        config = replace(config, fitness=name or fitness_name(fitness))
+    return _run(config, fitness, store=store, run_id=run_id, resume=None,
+                final_score=final_score, catch=catch, workers=workers, scheduler=scheduler,
+                executor=executor, progress=progress, report_dir=report_dir, batched=batched)
+
+
+def resume_search(run_id: str, fitness: Fitness | None = None, *,
+                  store: str | Path = DEFAULT_STORE, **options: Any) -> SearchResult:
+    """Continue a stored run with its stored config (``symloss search --resume``'s twin).
+
+    A run searched with a fitness function needs that function again; ``options``
+    are :func:`search_losses`'s that are not settings (``final_score``, ``workers``, ...).
+    """
+    with RunStore.open(store_path(store), create=False) as opened:
+        record = opened.run(run_id)
+        if record.damage:
+            raise ValueError(f"run {run_id} in {opened.path} is damaged: {record.damage}")
+        config = SearchConfig.from_dict(record.config)
+    return _run(config, fitness, store=store, run_id=run_id, resume=True, **options)
+
+
+def _run(config: SearchConfig, fitness: Fitness | None, *, store: str | Path,
+         run_id: str | None, resume: bool | None, final_score: FinalScore | None = None,
+         catch: tuple[type[BaseException], ...] = (), workers: int | None = None,
+         scheduler: str | None = None, executor=None, progress: bool = True,
+         report_dir: str | Path | None = None, batched: bool = True) -> SearchResult:
+    """The search, its final evaluation and report, under the run's lock (as the CLI)."""
+    import sys
+
+    from harness.search.cli import _Reporter, check_output, default_report_folder
+    from harness.search.executors import make_executor
+    from harness.search.final import write_report
+    from harness.search.lock import run_lock
+
+    evaluate = None if fitness is None else UserFitness(fitness, catch)
+    if config.final_seeds and fitness is not None and final_score is None:
+        raise ValueError("final_seeds with a fitness function needs final_score(loss, seed) "
+                         "-> your test score")
+    if evaluate is not None and ((workers or 0) > 1 or scheduler):
+        try:
+            pickle.dumps(evaluate)
+        except Exception as error:
+            raise ValueError(f"workers and scheduler send the fitness function to other "
+                             f"processes, so it must be picklable (a module-level function): "
+                             f"{type(error).__name__}: {error}") from None
+    store_file = store_path(store)
+    with RunStore.open(store_file) as opened:
+        stored = {r.run_id for r in opened.runs()}
+        if resume is None:
+            resume = run_id in stored
+        run_id = run_id or uuid.uuid4().hex[:12]
+        previous = opened.run(run_id).report_dir if resume else None
+        out = Path(report_dir or previous or default_report_folder(store_file, run_id))
+        check_output(out)
+        with run_lock(opened.path, run_id):
+            runner = executor or make_executor(workers, scheduler)
+            reporter = _Reporter(config, quiet=not progress, stream=sys.stderr)
+            try:
+                search(config, store=opened, executor=runner, run_id=run_id, resume=resume,
+                       on_result=reporter.result, on_generation=reporter.generation,
+                       batched=batched, report_dir=str(out), evaluate=evaluate)
+            except KeyboardInterrupt:
+                reporter.close()
+                print(f"interrupted: run {run_id} resumes with the same call and "
+                      f"run_id={run_id!r}, store={str(store_file)!r}", file=sys.stderr)
+                raise
+            finally:
+                reporter.close()
+                if executor is None:
+                    runner.close()
+            result = _final(opened, run_id, config, final_score)
+            opened.set_status(run_id, "finished")
+            report = write_report(opened, run_id, out, result)
+        return _result(opened, run_id, config, report, result)
+
+
+def _final(store: RunStore, run_id: str, config: SearchConfig,
+           final_score: FinalScore | None) -> dict[str, Any] | None:
+    """The stored final evaluation, or a new one (paid once per run, stored at once)."""
+    from harness.search.final import (
+        BASELINES,
+        FinalResult,
+        baseline_loss,
+        final_evaluation,
+        rebuild_loss,
+    )
+    from harness.stats import welch_p_value
+
+    best = best_candidates(store, run_id, 1)
+    stored = store.final(run_id)
+    if stored is not None or not config.final_seeds or not best:
+        return stored
+    loss = rebuild_loss(best[0], config)
+    seeds = range(config.final_seeds)
+    if final_score is None:  # the built-in trainer
+        result = final_evaluation(loss, config, config.final_seeds)
+    else:
+        ours = [float(final_score(loss, seed)) for seed in seeds]
+        baselines = {name: [float(final_score(baseline_loss(name, config.classes), seed))
+                            for seed in seeds] for name in config.baselines or BASELINES}
+        first = next(iter(baselines.values()))
+        result = FinalResult(str(loss.expression), ours, first, welch_p_value(ours, first),
+                             ["ok"] * len(ours), baselines)
+    record = result.to_dict()
+    store.save_final(run_id, record)  # stored before any report is written
+    return record
+
+
+def _result(store: RunStore, run_id: str, config: SearchConfig, report: Path | None,
+            final: dict[str, Any] | None) -> SearchResult:
+    from harness.search.final import rebuild_loss
+
+    top = [FoundLoss(rebuild_loss(r, config), r.fitness, r.params, r.generation, r.idx)
+           for r in best_candidates(store, run_id, 5)]
+    record = store.run(run_id)
+    return SearchResult(run_id, store.path, top, store.counts(run_id), record.evaluations,
+                        report, final)
