@@ -49,24 +49,19 @@ class AttractionLog:
         return path
 
     def plot(self, path: str | Path, *, title: str = "") -> Path:
-        """Scatter of attraction against epoch (ICLR Fig. 1), saved with the Agg backend."""
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        """Scatter of attraction against epoch (ICLR Fig. 1); PNG, PDF or SVG by extension."""
+        from symloss.figures import figure_format, new_figure, save_figure
 
-        figure = Figure(figsize=(6, 4))
-        FigureCanvasAgg(figure)
-        axes = figure.add_subplot()
+        figure_format(path)
+        figure, (axes,) = new_figure(width=6, height=4)
         rng = np.random.default_rng(0)
         jitter = rng.uniform(-0.3, 0.3, size=self.epoch.shape)
         axes.scatter(self.epoch + jitter, self.attraction, s=4, alpha=0.3, linewidths=0)
         axes.axhline(0.0, color="black", linewidth=0.8)
         axes.set_xlabel("epoch")
-        axes.set_ylabel("attraction toward zero training error")
+        axes.set_ylabel(r"attraction toward zero training error $A(\varepsilon)$")
         axes.set_title(title)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, dpi=120, bbox_inches="tight")
-        return path
+        return save_figure(figure, path)
 
 
 class AttractionRecorder:

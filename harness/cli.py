@@ -16,6 +16,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from symloss.figures import display_name
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -158,7 +160,8 @@ def _train_seeds(loss, data, config, seeds: int, args, out: Path | None) -> dict
             if result.attraction is not None:
                 result.attraction.save(out / f"attraction-{stem}-seed{result.seed}.csv")
                 result.attraction.plot(out / f"attraction-{stem}-seed{result.seed}.png",
-                                       title=f"{loss.name} on {data.name}, seed {result.seed}")
+                                       title=f"{display_name(loss.name)} on {data.name}, "
+                                             f"seed {result.seed}")
         record["runs"] = [r.to_dict() for r in results]
     return record
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from symloss.catalog import family, loss, taylorglo
+from symloss.figures import display_name
 from symloss.loss import Loss
 
 #: ICLR eq. 28: the AllCNN-C TaylorGLO loss's γ at non-target / target labels.
@@ -151,7 +152,8 @@ def write_paper_report(out: Path, *, per_group: int = 16, steps: int = 500,
         result = train(item, data, TrainConfig(epochs=scatter_epochs, attraction_samples=200,
                                                evaluations=2), seed=seed)
         path = out / f"iclr_fig1_{item.name}.png"
-        result.attraction.plot(path, title=f"{item.name} on MNIST-1D (ICLR Fig. 1 style)")
+        result.attraction.plot(
+            path, title=f"{display_name(item.name)} on MNIST-1D (ICLR Fig. 1 style)")
         values = result.attraction.attraction
         last = result.attraction.epoch == result.attraction.epoch.max()
         scatter[item.name] = {"test_accuracy": result.metrics.get("test_accuracy"),

@@ -138,6 +138,7 @@ def _command_analyze(args: argparse.Namespace) -> int:
 
 def _command_curve(args: argparse.Namespace) -> int:
     from symloss.curves import attraction_table, plot_attraction, write_csv
+    from symloss.figures import figure_format
 
     losses = [_load_loss(spec, args.order, args.params, args.store) for spec in args.losses]
     for item in losses:
@@ -150,9 +151,13 @@ def _command_curve(args: argparse.Namespace) -> int:
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise UsageError(f"--lr must be a finite number > 0, got {args.lr!r}")
     targets = [("--out", Path(args.out))] + ([("--csv", Path(args.csv))] if args.csv else [])
+    try:
+        kind = figure_format(args.out)
+    except ValueError as error:
+        raise UsageError(f"--out: {error}") from None
     _check_outputs(targets)
     with tempfile.TemporaryDirectory(prefix="symloss-curve-") as scratch:
-        made = [plot_attraction(losses, args.classes, Path(scratch) / "curve.png", lr=args.lr,
+        made = [plot_attraction(losses, args.classes, Path(scratch) / f"curve.{kind}", lr=args.lr,
                                 smoothing=args.smoothing, scale=args.loss_scale)]
         if args.csv:
             made.append(Path(scratch) / "curve.csv")
@@ -237,7 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     curve.add_argument("--loss-scale", choices=("sum", "paper"), default="sum",
                        help="the loss --lr trains: sum (Σ_k ℓ, the trainer's default) or paper "
                             "(the papers' (1/n) Σ_k ℓ); sum at η is the papers' n·η")
-    curve.add_argument("--out", required=True, help="PNG file to write")
+    curve.add_argument("--out", required=True,
+                       help="figure file to write: .png, .pdf or .svg (the format follows it)")
     curve.add_argument("--csv", help="also write loss,epsilon,delta,attraction rows here")
     curve.set_defaults(handler=_command_curve)
 

@@ -19,10 +19,13 @@ import numpy as np
 
 from symloss.binary import binary_view
 from symloss.dynamics import _classes, attraction_function, delta_function
+from symloss.figures import display_name, figure_format, new_figure, save_figure, wide_range_scale
 from symloss.loss import Loss
 from symloss.scale import paper_learning_rate
 from symloss.stability import stability
 
+#: The binary plot's top is the steepest loss's value at this p.
+BINARY_TOP_AT = 0.15
 #: Smallest ε on a curve (ε = 0 is memorization itself, where A vanishes).
 EPSILON_MIN = 1e-3
 
@@ -65,52 +68,50 @@ def write_csv(rows: list[dict[str, float | str]], path: str | Path) -> None:
         writer.writerows(rows)
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(plt, figure, path: str | Path) -> Path:
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
-
-
 def plot_attraction(
     losses: Sequence[Loss], classes: int, path: str | Path, lr: float = 0.1,
     smoothing: float = 0.0, points: int = 400, scale: str = "paper",
 ) -> Path:
-    """Plot ``Δ(ε)`` (symlog) and ``A(ε)`` for each loss; save to ``path``. ``lr`` on
-    ``scale`` as in :func:`attraction_table`. Equilibria (zeros of Δ,
-    :func:`symloss.stability.stability`) are marked on both panels: filled when they
-    attract, hollow when they repel."""
-    plt = _pyplot()
+    """Draw :func:`attraction_figure` to ``path`` (PNG, PDF or SVG by its extension)."""
+    figure_format(path)  # a wrong extension is refused before anything is computed
+    return save_figure(attraction_figure(losses, classes, lr, smoothing, points, scale), path)
+
+
+def attraction_figure(
+    losses: Sequence[Loss], classes: int, lr: float = 0.1, smoothing: float = 0.0,
+    points: int = 400, scale: str = "paper",
+):
+    """``Δ(ε)`` and ``A(ε)`` for each loss, side by side (a matplotlib ``Figure``).
+
+    ``lr`` on ``scale`` as in :func:`attraction_table`. Δ spans orders of magnitude
+    near ε → 0, so its axis is ``asinh`` (:mod:`symloss.figures`). Equilibria
+    (zeros of Δ, :func:`symloss.stability.stability`) are marked on both panels:
+    filled when they attract, hollow when they repel.
+    """
     rows = attraction_table(losses, classes, lr, smoothing, points, scale)
     eta = paper_learning_rate(lr, int(_classes(classes)), scale)
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    figure, (left, right) = new_figure(columns=2, width=11, height=4.2)
     for item in losses:
         mine = [r for r in rows if r["loss"] == item.name]
         eps = [r["epsilon"] for r in mine]
-        line = left.plot(eps, [r["delta"] for r in mine], label=item.name)[0]
-        right.plot(eps, [r["attraction"] for r in mine], label=item.name)
+        name = display_name(item.name)
+        line = left.plot(eps, [r["delta"] for r in mine], label=name)[0]
+        right.plot(eps, [r["attraction"] for r in mine], label=name)
         _mark_equilibria((left, right), item, classes, smoothing, line.get_color())
-    left.set_yscale("symlog", linthresh=1.0)
-    left.set_title(f"Δ(ε) = γ_T(1−ε) − γ_N(ε/(n−1)),  n = {classes}")
-    right.set_title(f"Attraction A(ε) after one step, η = {lr:g}" + (
-        "" if scale == "paper" else f" on the {scale} scale (papers' η = {eta:g})"))
+    wide_range_scale(left)
+    left.set_title(r"$\Delta(\varepsilon) = \gamma_T\,(1-\varepsilon) - "
+                   r"\gamma_N\,\varepsilon/(n-1)$" + f",  $n$ = {classes}")
+    left.set_ylabel(r"$\Delta(\varepsilon)$ (asinh scale)")
+    right.set_title(r"attraction after one step, $\eta$ = " + f"{lr:g}" + (
+        "" if scale == "paper" else f" on the {scale} scale (papers' " + r"$\eta$" +
+        f" = {eta:g})"))
+    right.set_ylabel(r"$A(\varepsilon)$")
     for axis in (left, right):
         axis.axhline(0, color="black", linewidth=0.7)
-        axis.set_xlabel("deviation from memorization ε")
+        axis.set_xlabel(r"deviation from memorization $\varepsilon$")
         axis.grid(alpha=0.3)
     left.legend()
-    return _save(plt, figure, path)
+    return figure
 
 
 def _mark_equilibria(axes, item: Loss, classes: int, smoothing: float, color: str) -> None:
@@ -120,30 +121,45 @@ def _mark_equilibria(axes, item: Loss, classes: int, smoothing: float, color: st
         for axis in axes:
             axis.plot([equilibrium.epsilon], [0.0], marker="o", markersize=7, color=color,
                       markerfacecolor=face, linestyle="none", zorder=5)
-        axes[1].annotate(f"ε*={equilibrium.epsilon:.3f}", (equilibrium.epsilon, 0.0),
-                         textcoords="offset points", xytext=(4, 6), fontsize=8, color=color)
+        axes[1].annotate(r"$\varepsilon^*$" + f" = {equilibrium.epsilon:.3f}",
+                         (equilibrium.epsilon, 0.0), textcoords="offset points",
+                         xytext=(4, 6), fontsize=8, color=color)
 
 
 def plot_binary(losses: Sequence[Loss], path: str | Path, points: int = 400) -> Path:
-    """GLO Fig. 6: the binary loss ``L(p)`` of each loss, its minimum marked."""
+    """Draw :func:`binary_figure` to ``path`` (PNG, PDF or SVG by its extension)."""
+    figure_format(path)
+    return save_figure(binary_figure(losses, points), path)
+
+
+def binary_figure(losses: Sequence[Loss], points: int = 400):
+    """GLO Fig. 6: the binary loss ``L(p)`` of each loss, its minimum marked (a ``Figure``).
+
+    Linear axes, as the paper draws it; the top is set where the steepest loss is
+    at ``p`` = :data:`BINARY_TOP_AT`, so the minima stay visible while ``L → ∞`` at
+    ``p → 0`` leaves the frame.
+    """
     import sympy as sp
 
     from symloss.binary import p as probability
 
-    plt = _pyplot()
     grid = np.linspace(0.02, 0.999, points)
-    figure, axis = plt.subplots(figsize=(6, 4.2))
+    figure, (axis,) = new_figure(width=6, height=4.2)
+    top = 0.0
     for item in losses:
         view = binary_view(item)
         values = sp.lambdify(probability, view.expression, modules="numpy")(grid)
         values = np.broadcast_to(np.asarray(values, dtype=float), grid.shape)
-        line = axis.plot(grid, values - np.nanmin(values), label=item.name)[0]
+        shifted = values - np.nanmin(values)
+        line = axis.plot(grid, shifted, label=display_name(item.name))[0]
+        top = max(top, float(np.interp(BINARY_TOP_AT, grid, shifted)))
         if view.interior:
             axis.axvline(view.minimum_at, color=line.get_color(), linestyle=":",
-                         label=f"min at {view.minimum_at:.3f}")
-    axis.set_xlabel("predicted probability of the true class")
-    axis.set_ylabel("loss (shifted to min 0)")
-    axis.set_yscale("symlog", linthresh=1.0)
+                         label=f"minimum at p = {view.minimum_at:.3f}")
+    axis.set_xlabel(r"predicted probability of the true class $p$")
+    axis.set_ylabel(r"$L(p) - \min_p L$")
+    if np.isfinite(top) and top > 0:
+        axis.set_ylim(0, 1.05 * top)
     axis.legend()
     axis.grid(alpha=0.3)
-    return _save(plt, figure, path)
+    return figure

@@ -155,30 +155,66 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None or value != value else f"{value:.4f}"
 
 
-def plot_fitness(summary: list[dict[str, Any]], path: Path) -> Path:
-    import matplotlib
+#: Candidate outcomes in the search-progress figure, in stacking order, with their colours.
+OUTCOME_COLOURS = {"ok": "tab:green", "filtered": "tab:gray", "diverged": "tab:orange",
+                   "failed": "tab:red"}
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(6, 4))
+def generation_counts(store: RunStore, run_id: str) -> dict[int, dict[str, int]]:
+    """Per generation, how many candidates ended in each status (``ok``, ``filtered``, …)."""
+    counts: dict[int, dict[str, int]] = {}
+    for record in store.candidates(run_id):
+        mine = counts.setdefault(record.generation, {})
+        mine[record.status] = mine.get(record.status, 0) + 1
+    return counts
+
+
+def plot_progress(summary: list[dict[str, Any]], counts: dict[int, dict[str, int]],
+                  path: str | Path) -> Path:
+    """Draw :func:`progress_figure` to ``path`` (PNG, PDF or SVG by its extension)."""
+    from symloss.figures import figure_format, save_figure
+
+    figure_format(path)
+    return save_figure(progress_figure(summary, counts), path)
+
+
+def progress_figure(summary: list[dict[str, Any]], counts: dict[int, dict[str, int]]):
+    """The search-progress figure: fitness per generation (best, median, best so far)
+    beside each generation's candidates by outcome (trained, filtered, diverged, failed)."""
+    from symloss.figures import new_figure
+
+    figure, (left, right) = new_figure(columns=2, width=11, height=4.0)
     generations = [row["generation"] for row in summary]
-    axis.plot(generations, [row["best_fitness"] for row in summary], "o-", label="best")
-    axis.plot(generations, [row["median_fitness"] for row in summary], "s--", label="median")
-    axis.set_xlabel("generation")
-    axis.set_ylabel("fitness")
-    axis.grid(alpha=0.3)
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    best = np.array([np.nan if row["best_fitness"] is None else row["best_fitness"]
+                     for row in summary], dtype=float)
+    left.plot(generations, best, "o-", label="best of the generation")
+    left.plot(generations, [row["median_fitness"] for row in summary], "s--",
+              label="median of those trained")
+    left.plot(generations, np.fmax.accumulate(best), ":", color="black", label="best so far")
+    left.set_xlabel("generation")
+    left.set_ylabel("fitness (validation accuracy)")
+    left.grid(alpha=0.3)
+    left.legend()
+    bottom = np.zeros(len(generations))
+    statuses = list(OUTCOME_COLOURS) + sorted(
+        {s for row in counts.values() for s in row} - set(OUTCOME_COLOURS))
+    for status in statuses:
+        heights = np.array([counts.get(g, {}).get(status, 0) for g in generations], float)
+        if heights.any():
+            right.bar(generations, heights, bottom=bottom, label=status,
+                      color=OUTCOME_COLOURS.get(status))
+            bottom += heights
+    right.set_xlabel("generation")
+    right.set_ylabel("candidates")
+    right.legend()
+    right.grid(alpha=0.3, axis="y")
+    return figure
 
 
 def write_report(store: RunStore, run_id: str, out_dir: str | Path,
                  final: FinalResult | dict[str, Any] | None = None, *,
                  update_store: bool = True) -> Path:
-    """Write ``report.md``, ``fitness.png``, ``attraction.png`` and ``summary.json``.
+    """Write ``report.md``, ``progress.png``, ``attraction.png`` and ``summary.json``.
 
     Everything comes from the store and ``final`` (a stored final evaluation's dict),
     so a report can be rebuilt at any time (``symloss show RUN_ID --report``, with
@@ -200,8 +236,8 @@ def write_report(store: RunStore, run_id: str, out_dir: str | Path,
              f"counts: {json.dumps(counts)}",
              f"- config: `{json.dumps(run.config, sort_keys=True)}`", ""]
     if summary:
-        plot_fitness(summary, out / "fitness.png")
-        lines += ["## Fitness per generation", "", "![fitness](fitness.png)", "",
+        plot_progress(summary, generation_counts(store, run_id), out / "progress.png")
+        lines += ["## Fitness per generation", "", "![search progress](progress.png)", "",
                   "| generation | best | median |", "| --- | --- | --- |"]
         lines += [f"| {r['generation']} | {_fmt(r['best_fitness'])} | "
                   f"{_fmt(r['median_fitness'])} |" for r in summary]
