@@ -156,6 +156,7 @@ def test_cma_options_reach_pycma(tmp_path):
 @pytest.mark.parametrize("options, message", [
     ({"pop_size": 8}, r"^unknown pycma option 'pop_size' \(did you mean 'popsize'\?\)"),
     ({"seed": 3}, r"^pycma option 'seed' is the search's own"),
+    ({"sigma0": 2.0}, r"^sigma0 is not a pycma option .* pass sigma0="),
     ({"popsize": "4 + 3 * N"}, r"^pycma option 'popsize' must be a number"),
     ({"popsize": -3}, r"^pycma refused the options"),
 ])

@@ -53,7 +53,6 @@ from harness.search.store import RunStore, store_path
 from harness.search.strategies import GPOperators, _unknown, check_cma_options
 from symloss.loss import Loss
 
-DEFAULT_STORE = "symloss-runs.sqlite"
 Fitness = Callable[[Loss], float]
 #: ``final(loss, seed) -> score``: your held-out (test) score of a loss trained on ``seed``.
 FinalScore = Callable[[Loss, int], float]
@@ -194,7 +193,7 @@ def make_config(algorithm: str = "taylorglo", fitness: Fitness | None = None, *,
 
 
 def search_losses(fitness: Fitness | None = None, algorithm: str = "taylorglo", *,
-                  store: str | Path = DEFAULT_STORE, run_id: str | None = None,
+                  store: str | Path | None = None, run_id: str | None = None,
                   config: SearchConfig | None = None, name: str | None = None,
                   final_score: FinalScore | None = None,
                   catch: tuple[type[BaseException], ...] = (), workers: int | None = None,
@@ -208,6 +207,7 @@ def search_losses(fitness: Fitness | None = None, algorithm: str = "taylorglo", 
     ``settings``: :func:`make_config`'s (``generations``, ``population``, ``filter``,
     ``seed``, ``cma_options``, ``gp_operators``, ...), or a whole ``config``.
 
+    ``store``: the run store (default ``$SYMLOSS_STORE`` or ``./symloss-runs.sqlite``).
     ``run_id`` names the run; if the store holds it, the search resumes it (its
     config must be the same): candidates already scored are taken from the store,
     never scored again. ``workers`` (local processes) or ``scheduler`` (a Dask
@@ -230,13 +230,13 @@ def search_losses(fitness: Fitness | None = None, algorithm: str = "taylorglo", 
 
 
 def resume_search(run_id: str, fitness: Fitness | None = None, *,
-                  store: str | Path = DEFAULT_STORE, **options: Any) -> SearchResult:
+                  store: str | Path | None = None, **options: Any) -> SearchResult:
     """Continue a stored run with its stored config (``symloss search --resume``'s twin).
 
     A run searched with a fitness function needs that function again; ``options``
     are :func:`search_losses`'s that are not settings (``final_score``, ``workers``, ...).
     """
-    with RunStore.open(store_path(store), create=False) as opened:
+    with RunStore.open(_store_file(store), create=False) as opened:
         record = opened.run(run_id)
         if record.damage:
             raise ValueError(f"run {run_id} in {opened.path} is damaged: {record.damage}")
@@ -244,7 +244,14 @@ def resume_search(run_id: str, fitness: Fitness | None = None, *,
     return _run(config, fitness, store=store, run_id=run_id, resume=True, **options)
 
 
-def _run(config: SearchConfig, fitness: Fitness | None, *, store: str | Path,
+def _store_file(store: str | Path | None) -> Path:
+    """``store``, or ``symloss search``'s default: ``$SYMLOSS_STORE`` or ./symloss-runs.sqlite."""
+    from harness.search.cli import default_store
+
+    return store_path(store or default_store())
+
+
+def _run(config: SearchConfig, fitness: Fitness | None, *, store: str | Path | None,
          run_id: str | None, resume: bool | None, final_score: FinalScore | None = None,
          catch: tuple[type[BaseException], ...] = (), workers: int | None = None,
          scheduler: str | None = None, executor=None, progress: bool = True,
@@ -262,13 +269,17 @@ def _run(config: SearchConfig, fitness: Fitness | None, *, store: str | Path,
         raise ValueError("final_seeds with a fitness function needs final_score(loss, seed) "
                          "-> your test score")
     if evaluate is not None and ((workers or 0) > 1 or scheduler):
+        if scheduler:  # Dask ships functions with cloudpickle (by value from __main__)
+            import cloudpickle as pickler
+        else:
+            pickler = pickle
         try:
-            pickle.dumps(evaluate)
+            pickler.dumps(evaluate)
         except Exception as error:
             raise ValueError(f"workers and scheduler send the fitness function to other "
                              f"processes, so it must be picklable (a module-level function): "
                              f"{type(error).__name__}: {error}") from None
-    store_file = store_path(store)
+    store_file = _store_file(store)
     with RunStore.open(store_file) as opened:
         stored = {r.run_id for r in opened.runs()}
         if resume is None:

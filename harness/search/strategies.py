@@ -186,7 +186,9 @@ def check_cma_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
     settings (``popsize``, ``tolfun``, ...), except :data:`RESERVED_CMA_OPTIONS`. Values
     must be numbers, booleans, ``None`` or lists of them: they are recorded in the run's
     config (so ``--resume`` compares them), and pycma evaluates a string as Python code.
-    pycma's termination options do not end a search: it runs its generations.
+    pycma's termination options do not end a search: it runs its generations. GLO's
+    coefficient count is known only after its GP phase, so its options are tried on two
+    coordinates up front (per-coordinate lists do not fit it).
 
     >>> check_cma_options({"popsize": 12, "bounds": (-5, 5)})
     {'popsize': 12, 'bounds': [-5, 5]}
@@ -201,6 +203,9 @@ def check_cma_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
         if key in RESERVED_CMA_OPTIONS:
             raise ValueError(f"pycma option {key!r} is the search's own (its seed decides every "
                              "draw); set the search's seed instead")
+        if key == "sigma0":  # pycma's constructor argument, not an option
+            raise ValueError("sigma0 is not a pycma option but the search's own setting: "
+                             "pass sigma0= (symloss search --sigma0)")
         if key not in known:
             raise _unknown("pycma option", key, [k for k in known
                                                   if k not in RESERVED_CMA_OPTIONS])
