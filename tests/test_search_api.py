@@ -298,6 +298,17 @@ def test_workers_run_a_picklable_fitness(tmp_path):
                                             for r in records]
 
 
+def test_a_whole_config_and_a_recorded_name(tmp_path):
+    config = SearchConfig("taylorglo", generations=1, population=4, filter="none")
+    result = search_losses(closeness, config=config, name="closeness-v1",
+                           store=tmp_path / "r.sqlite", run_id="c", **QUIET)
+    run, records = stored(tmp_path / "r.sqlite", "c")
+    assert run.config == {**config.to_dict(), "fitness": "closeness-v1"}
+    assert result.evaluations == len(records) == 4
+    with pytest.raises(ValueError, match="either config or settings"):
+        search_losses(closeness, config=config, generations=2, store=tmp_path / "r.sqlite")
+
+
 def test_builtin_training_from_python(tmp_path):
     result = search_losses(dataset="digits", steps=4, batch_size=64, generations=1,
                            population=4, filter="none", store=tmp_path / "r.sqlite", **QUIET)

@@ -54,7 +54,7 @@ from harness.search.strategies import GPOperators, _unknown, check_cma_options
 from symloss.loss import Loss
 
 Fitness = Callable[[Loss], float]
-#: ``final(loss, seed) -> score``: your held-out (test) score of a loss trained on ``seed``.
+#: ``final_score(loss, seed) -> score``: your held-out (test) score of a loss trained on ``seed``.
 FinalScore = Callable[[Loss, int], float]
 
 _CONFIG_FIELDS = tuple(f.name for f in fields(SearchConfig) if f.name not in ("budget",
