@@ -29,7 +29,8 @@ def test_search_json_runs_and_show(store, tmp_path, capsys):
     assert code == 0, err
     payload = json.loads(out)
     assert set(payload) >= {"run_id", "best", "counts", "evaluations"}
-    assert set(payload["best"]) == {"loss", "fitness"}
+    assert set(payload["best"]) == {"loss", "fitness", "params", "generation", "idx"}
+    assert len(payload["best"]["params"]) == 8  # TaylorGLO order 3's λ
     assert sum(payload["counts"].values()) == 12  # 2 generations × 6 candidates
     assert payload["evaluations"] == 12 - payload["counts"].get("filtered", 0)
     assert (tmp_path / "report" / "report.md").exists()
@@ -44,7 +45,12 @@ def test_search_json_runs_and_show(store, tmp_path, capsys):
     code, out, _ = _run(["show", payload["run_id"], "--store", store, "--json"], capsys)
     shown = json.loads(out)
     assert code == 0 and len(shown["generations"]) == 2
-    assert shown["best"][0]["fitness"] == payload["best"]["fitness"]
+    assert shown["best"][0] == payload["best"]  # one shape for a run's best everywhere
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert {k: v for k, v in summary["best"].items() if k != "analysis"} == payload["best"]
+    assert summary["best"]["analysis"]["trainable"] in (True, False, None)
+    assert shown["report_dir"] == payload["report_dir"] == str(tmp_path / "report")
+    assert shown["report"] == payload["report"]
     assert shown["counts"] == payload["counts"]
 
 

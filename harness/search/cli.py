@@ -203,7 +203,7 @@ def validate_config(config: dict[str, Any]) -> None:
 
 def _search(args: argparse.Namespace) -> int:
     from harness.search.executors import SchedulerLost, make_executor
-    from harness.search.final import final_evaluation, rebuild_loss
+    from harness.search.final import best_entry, final_evaluation, rebuild_loss
     from harness.search.lock import run_lock
     from harness.search.runner import best_candidates, search
     from harness.search.store import RunStore, store_path
@@ -267,10 +267,10 @@ def _search(args: argparse.Namespace) -> int:
             store.set_status(run_id, "finished")
             report = _report(store, run_id, out, final)
         record = store.run(run_id)
-        payload = {"run_id": run_id, "best": ({"loss": best[0].expression,
-                                               "fitness": best[0].fitness} if best else None),
+        payload = {"run_id": run_id, "best": best_entry(best[0]) if best else None,
                    "counts": store.counts(run_id), "evaluations": record.evaluations,
-                   "report": str(report), "store": str(store_file)}
+                   "report": str(report), "report_dir": str(Path(report).parent),
+                   "store": str(store_file)}
         if final is not None:
             payload["final"] = {key: final[key] for key in
                                 ("test_accuracy", "baseline_test_accuracy", "p_value",
@@ -509,6 +509,7 @@ def _status(run, store_file: Path) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from harness.search.final import best_entry
     from harness.search.runner import best_candidates
     from harness.search.store import RunStore
 
@@ -530,10 +531,10 @@ def _show(args: argparse.Namespace) -> int:
                    "config": run.config, "evaluations": run.evaluations,
                    "best_fitness": run.best_fitness, "counts": store.counts(run.run_id),
                    "generations": store.generation_summary(run.run_id),
-                   "best": [{"fitness": r.fitness, "loss": r.expression, "params": r.params,
-                             "generation": r.generation, "idx": r.idx}
-                            for r in best_candidates(store, run.run_id, 5)],
-                   "final": store.final(run.run_id), "report_dir": run.report_dir}
+                   "best": [best_entry(r) for r in best_candidates(store, run.run_id, 5)],
+                   "final": store.final(run.run_id), "report_dir": run.report_dir,
+                   "report": (str(Path(run.report_dir) / "report.md") if run.report_dir
+                              else None)}
     if args.json:
         print(json.dumps(payload, indent=2))
         return 0

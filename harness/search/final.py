@@ -25,6 +25,23 @@ from symloss.catalog import taylorglo
 from symloss.loss import Loss
 
 
+def best_entry(record: CandidateRecord, loss: str | None = None,
+               analysis: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A run's best (or k-th best) loss in the one JSON shape every output uses:
+    ``loss`` (the formula, parameters bound), ``fitness``, ``params`` (a family's λ, else
+    ``None``), ``generation``, ``idx``, and ``analysis`` where it was derived.
+
+    >>> from harness.search.store import CandidateRecord
+    >>> best_entry(CandidateRecord(3, 7, "ok", 0.91, [1.0, 2.0], "-y*log(h)"))
+    {'loss': '-y*log(h)', 'fitness': 0.91, 'params': [1.0, 2.0], 'generation': 3, 'idx': 7}
+    """
+    entry = {"loss": loss or record.expression, "fitness": record.fitness,
+             "params": record.params, "generation": record.generation, "idx": record.idx}
+    if analysis is not None:
+        entry["analysis"] = analysis
+    return entry
+
+
 def rebuild_loss(record: CandidateRecord, config: SearchConfig) -> Loss:
     """The stored candidate's loss: a TaylorGLO member by its λ, else its formula re-parsed."""
     if config.algorithm == "taylorglo" and record.params is not None:
@@ -246,7 +263,7 @@ def write_report(store: RunStore, run_id: str, out_dir: str | Path,
     if best:
         lines += ["## Best losses", "", "| fitness | ℓ(y, h) |", "| --- | --- |"]
         lines += [f"| {r.fitness:.4f} | `{r.expression}` |" for r in best]
-        record["best"] = {"loss": best[0].expression, "fitness": best[0].fitness}
+        record["best"] = best_entry(best[0])
         try:
             top = rebuild_loss(best[0], config)
             verdicts = analyze(top, classes=config.classes,
@@ -267,7 +284,7 @@ def write_report(store: RunStore, run_id: str, out_dir: str | Path,
                       f"attractor: {verdicts['zero_error']['attractor']}",
                       f"- binary minimum at p = {verdicts['binary_minimum']}", "",
                       "![attraction](attraction.png)", ""]
-            record["best"].update(loss=str(top.expression), analysis=verdicts)
+            record["best"] = best_entry(best[0], str(top.expression), verdicts)
     if final is not None:
         data = final if isinstance(final, dict) else final.to_dict()
         baselines = data.get("baselines") or {"cross_entropy": {
