@@ -56,7 +56,8 @@ def register_train(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--attraction-log", action="store_true",
                         help="log per-sample attraction each epoch (ICLR Fig. 1); with --out, "
                              "save CSV and scatter plot")
-    parser.add_argument("--attraction-samples", type=int, default=500, metavar="N")
+    parser.add_argument("--attraction-samples", type=int, default=500, metavar="N",
+                        help="training samples followed by --attraction-log (default 500)")
     parser.add_argument("--label-smoothing", "--smoothing", dest="label_smoothing", type=float,
                         default=0.0, metavar="ALPHA",
                         help="label smoothing α: y → y(1−α) + α/n (default 0)")
@@ -68,7 +69,8 @@ def register_train(subparsers) -> argparse.ArgumentParser:
                         help="train the seeds together, stacked (default: where it measured "
                              "faster: the small models, and any batchable model on a GPU)")
     parser.add_argument("--lr", type=float, help="learning rate (default: the model's)")
-    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--batch-size", type=int,
+                        help="minibatch size (default: the model's, e.g. 100 for GLO's CNN)")
     parser.add_argument("--threads", type=int, help="CPU threads (default 1)")
     parser.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when present)")
     parser.add_argument("--data-dir", help="folder with MNIST/Fashion-MNIST IDX files or "

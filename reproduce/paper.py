@@ -215,7 +215,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     paper.add_argument("--out", required=True, help="report folder")
     paper.add_argument("--per-group", type=int, default=16, help="λ per (exact, paper) cell")
     paper.add_argument("--steps", type=int, default=500, help="training steps per λ")
-    paper.add_argument("--seed", type=int, default=0)
+    paper.add_argument("--seed", type=int, default=0, help="seed of the λ draw and the "
+                       "trainings (default 0)")
     paper.set_defaults(handler=_paper)
 
 

@@ -235,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.set_defaults(handler=_command_analyze)
 
     curve = commands.add_parser("curve", help="attraction curves A(ε) and Δ(ε) (ICLR Fig. 3)")
-    curve.add_argument("losses", nargs="+", metavar="LOSS")
+    curve.add_argument("losses", nargs="+", metavar="LOSS",
+                       help="one or more catalog names or formulas in y and h (as analyze)")
     _add_loss_options(curve)
     curve.add_argument("--lr", type=float, default=0.01,
                        help="learning rate of the one step (default 0.01, on --loss-scale)")

@@ -237,3 +237,27 @@ def test_one_spelling_for_label_smoothing_and_params_either_way(capsys):
         assert code == 0, err
         outputs.append(json.loads(out))
     assert outputs[0] == outputs[1] and outputs[0]["smoothing"] == 0.1
+
+
+def test_every_option_of_every_command_has_help():
+    """``--help`` explains each flag and positional of every subcommand (issue 13)."""
+    import argparse
+
+    from symloss.cli import build_parser
+
+    missing, seen = [], 0
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        nonlocal seen
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, f"{path} {name}")
+            elif not isinstance(action, argparse._HelpAction):
+                seen += 1
+                if not action.help or action.help == argparse.SUPPRESS:
+                    missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(build_parser(), "symloss")
+    assert seen > 80  # every command's parser was reached (the harness's ones too)
+    assert missing == []

@@ -53,7 +53,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                         "40 with a filter; GLO 80)")
     search.add_argument("--steps", type=int, help="training steps per candidate (default 300)")
     search.add_argument("--lr", type=float, help="learning rate (default: the model's)")
-    search.add_argument("--batch-size", type=int)
+    search.add_argument("--batch-size", type=int,
+                        help="minibatch size of each training (default: the model's)")
     search.add_argument("--filter", choices=FILTERS, help="candidate filter: exact "
                         "(first principles, default), paper (ICLR Theorem 3), stable (exact, "
                         "and the null epoch's basin is zero error or an equilibrium with "
@@ -105,9 +106,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     runs.set_defaults(handler=_runs)
 
     show = commands.add_parser("show", help="show one run")
-    show.add_argument("run_id")
-    show.add_argument("--store", default=None)
-    show.add_argument("--json", action="store_true")
+    show.add_argument("run_id", help="the run to show (see `symloss runs`)")
+    show.add_argument("--store", default=None, help="SQLite run store (default $SYMLOSS_STORE "
+                      f"or ./{DEFAULT_STORE})")
+    show.add_argument("--json", action="store_true", help="print one JSON object")
     show.add_argument("--report", action="store_true", help="rebuild the run's report from "
                       "the store (no training)")
     show.add_argument("--out", help="folder for --report (default: the run's report folder)")
