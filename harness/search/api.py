@@ -50,7 +50,7 @@ from typing import Any
 from harness.search.evaluate import Budget, Outcome, _worker_name
 from harness.search.runner import SearchConfig, best_candidates, search
 from harness.search.store import RunStore, store_path
-from harness.search.strategies import GPOperators, _unknown, check_cma_options
+from harness.search.strategies import GPOperators, check_cma_options, unknown_name
 from symloss.loss import Loss
 
 Fitness = Callable[[Loss], float]
@@ -170,7 +170,7 @@ def make_config(algorithm: str = "taylorglo", fitness: Fitness | None = None, *,
         elif key in _BUDGET_FIELDS:
             budget[key] = value
         else:
-            raise _unknown("search setting", key, [*_CONFIG_FIELDS, *_BUDGET_FIELDS])
+            raise unknown_name("search setting", key, [*_CONFIG_FIELDS, *_BUDGET_FIELDS])
     if fitness is not None:
         trained = sorted(set(budget) - {"dataset"})
         if trained:

@@ -16,7 +16,7 @@ population as prefix strings); resume compares the replayed state's snapshot
 with the saved one and refuses a mismatch. A snapshot is only ever parsed as
 JSON (:func:`read_snapshot`); a legacy pickled blob is never read at all.
 
-Both are configurable: pycma options pass through (:func:`check_cma_options`), and
+Both strategies are configurable: pycma options pass through (:func:`check_cma_options`), and
 GLO's mate, mutate and select are a DEAP toolbox built from :class:`GPOperators`
 (GLO's own operators by default, or DEAP's stock ones).
 
@@ -165,7 +165,7 @@ class _Sampler:
 RESERVED_CMA_OPTIONS = ("seed", "randn")
 
 
-def _unknown(what: str, key: object, known: list[str]) -> ValueError:
+def unknown_name(what: str, key: object, known: list[str]) -> ValueError:
     """A one-line error for an unknown name, with the closest known one when there is one."""
     close = difflib.get_close_matches(str(key), known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -207,7 +207,7 @@ def check_cma_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
             raise ValueError("sigma0 is not a pycma option but the search's own setting: "
                              "pass sigma0= (symloss search --sigma0)")
         if key not in known:
-            raise _unknown("pycma option", key, [k for k in known
+            raise unknown_name("pycma option", key, [k for k in known
                                                   if k not in RESERVED_CMA_OPTIONS])
         if not _plain(value):
             raise ValueError(f"pycma option {key!r} must be a number, boolean, None or a list "
@@ -327,11 +327,11 @@ class GPOperators:
         names = [f.name for f in fields(cls)]
         for key in values or {}:
             if key not in names:
-                raise _unknown("GP operator setting", key, names)
+                raise unknown_name("GP operator setting", key, names)
         operators = cls(**(values or {}))
         for name, choices in (("mate", MATES), ("mutate", MUTATIONS), ("select", SELECTIONS)):
             if getattr(operators, name) not in choices:
-                raise _unknown(f"{name} operator", getattr(operators, name), list(choices))
+                raise unknown_name(f"{name} operator", getattr(operators, name), list(choices))
         for name in ("tournament_size", "initial_depth", "max_depth"):
             value = getattr(operators, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -349,7 +349,7 @@ class GPOperators:
                 raise ValueError("gp_operators mutation_rates apply to mutate='glo' only")
             for key, rate in rates.items():
                 if key not in MUTATION_RATES:
-                    raise _unknown("GLO mutation", key, list(MUTATION_RATES))
+                    raise unknown_name("GLO mutation", key, list(MUTATION_RATES))
                 if isinstance(rate, bool) or not isinstance(rate, (int, float)) or \
                         not 0 <= rate <= 1:
                     raise ValueError(f"mutation rate {key!r} must be in [0, 1], got {rate!r}")
