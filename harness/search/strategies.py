@@ -710,4 +710,5 @@ __all__ = [
     "TaylorGLOStrategy",
     "check_cma_options",
     "read_snapshot",
+    "unknown_name",
 ]
