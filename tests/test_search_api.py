@@ -80,6 +80,9 @@ def test_fitness_sees_losses_and_its_values_are_stored(tmp_path):
     assert result.best.loss.expression == taylorglo(3).bind(result.best.params).expression
     assert run.config["fitness"].endswith(":Recorder")
     assert result.report.is_file() and "Best losses" in result.report.read_text()
+    summary = json.loads((result.report.parent / "summary.json").read_text())["best"]
+    summary.pop("analysis", None)
+    assert result.to_dict()["best"] == summary  # one JSON shape for a run's best
 
 
 def test_filtered_candidates_never_reach_the_fitness(tmp_path):

@@ -49,7 +49,7 @@ from typing import Any
 
 from harness.search.evaluate import Budget, Outcome, _worker_name
 from harness.search.runner import SearchConfig, best_candidates, search
-from harness.search.store import RunStore, store_path
+from harness.search.store import CandidateRecord, RunStore, store_path
 from harness.search.strategies import GPOperators, check_cma_options, unknown_name
 from symloss.loss import Loss
 
@@ -106,17 +106,24 @@ def fitness_name(fitness: Callable) -> str:
 
 @dataclass(frozen=True)
 class FoundLoss:
-    """One of a run's best distinct losses: the loss (parameters bound) and its fitness."""
+    """One of a run's best distinct losses: the loss (parameters bound) and its stored row."""
 
     loss: Loss
-    fitness: float
-    params: list[float] | None
-    generation: int
-    idx: int
+    record: CandidateRecord
+
+    @property
+    def fitness(self) -> float:
+        return self.record.fitness
+
+    @property
+    def params(self) -> list[float] | None:
+        return self.record.params
 
     def to_dict(self) -> dict[str, Any]:
-        return {"loss": str(self.loss.expression), "fitness": self.fitness,
-                "params": self.params, "generation": self.generation, "idx": self.idx}
+        """The one JSON shape of a run's best (:func:`harness.search.final.best_entry`)."""
+        from harness.search.final import best_entry
+
+        return best_entry(self.record)
 
 
 @dataclass(frozen=True)
@@ -136,10 +143,11 @@ class SearchResult:
         return self.top[0] if self.top else None
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``symloss search --json`` shape (``best``: formula, parameters, fitness)."""
+        """``symloss search --json``'s shape (``best``: formula, parameters, fitness, ...)."""
+        report = None if self.report is None else str(self.report)
         return {"run_id": self.run_id, "best": self.best.to_dict() if self.best else None,
-                "counts": self.counts, "evaluations": self.evaluations,
-                "report": None if self.report is None else str(self.report),
+                "counts": self.counts, "evaluations": self.evaluations, "report": report,
+                "report_dir": None if report is None else str(Path(report).parent),
                 "store": str(self.store), "final": self.final}
 
 
@@ -346,8 +354,7 @@ def _result(store: RunStore, run_id: str, config: SearchConfig, report: Path | N
             final: dict[str, Any] | None) -> SearchResult:
     from harness.search.final import rebuild_loss
 
-    top = [FoundLoss(rebuild_loss(r, config), r.fitness, r.params, r.generation, r.idx)
-           for r in best_candidates(store, run_id, 5)]
+    top = [FoundLoss(rebuild_loss(r, config), r) for r in best_candidates(store, run_id, 5)]
     record = store.run(run_id)
     return SearchResult(run_id, store.path, top, store.counts(run_id), record.evaluations,
                         report, final)
