@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test lint readme clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check .
+
+# Rewrite the README's generated blocks (analysis output, tables of the committed
+# reports); `make test` fails while one is stale.
+readme: setup
+	$(BIN)/python benchmarks/readme.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis

@@ -90,3 +90,32 @@ def test_each_make_target_exists():
     targets = set(re.findall(r"^([A-Za-z][\w-]*):", makefile, flags=re.MULTILINE))
     used = {line.split()[1] for line in _code_lines() if re.match(r"make \w", line)}
     assert used and used <= targets, used - targets
+
+
+def _generator():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_generator",
+                                                  ROOT / "benchmarks" / "readme.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_generated_blocks_are_current(capsys):
+    """Every README block generated from a command or a committed report is up to date."""
+    assert _generator().main(["--check"]) == 0, capsys.readouterr().err
+    assert int(capsys.readouterr().out.split()[0]) >= 8
+
+
+def test_a_stale_block_is_caught_and_rewritten(tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    original = (ROOT / "README.md").read_text()
+    readme.write_text(original.replace("γ_T(1/n) = 110", "γ_T(1/n) = 111", 1))
+    generator = _generator()
+    assert generator.main(["--check", "--readme", str(readme)]) == 1
+    assert "stale: command symloss analyze baikal" in capsys.readouterr().err
+    assert generator.main(["--readme", str(readme)]) == 0
+    assert readme.read_text() == original
+    with pytest.raises(ValueError, match="unknown generated source 'plot'"):
+        generator.render("plot fig.png")
