@@ -29,6 +29,45 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _runnable_tasks() -> int | None:
+    """Threads runnable on the whole machine right now (``/proc/loadavg``), this one included."""
+    try:
+        with open("/proc/loadavg") as loadavg:
+            return int(loadavg.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def free_cores(samples: int = 5, interval: float = 0.01, *, runnable=_runnable_tasks) -> int:
+    """The cores this process can use without competing: its cores less other runnable work.
+
+    Reads how many threads are runnable right now (the median of ``samples``
+    readings, ``interval`` seconds apart), takes away this one, and gives what is
+    left of this process's cores — at least 1. Where the OS does not say (no
+    ``/proc``), every core. A batched population picks its threads with it: on a
+    loaded machine, torch threads that wait for a busy core make each step several
+    times slower than one thread would (``benchmarks/bench_contention.py``).
+
+    >>> free_cores(runnable=lambda: 1) == available_cores()  # only this thread runs
+    True
+    >>> free_cores(runnable=lambda: 64)  # a machine busy with other work
+    1
+    """
+    import time
+
+    readings = []
+    for k in range(samples):
+        value = runnable()
+        if value is None:
+            return available_cores()
+        readings.append(value)
+        if k + 1 < samples:
+            time.sleep(interval)
+    others = max(sorted(readings)[len(readings) // 2] - 1, 0)
+    idle = (os.cpu_count() or available_cores()) - others
+    return max(1, min(available_cores(), idle))
+
+
 def default_device() -> torch.device:
     """``cuda`` when a GPU is visible, else ``cpu``."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")

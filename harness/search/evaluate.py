@@ -26,9 +26,10 @@ class Budget:
     """How a candidate is trained and scored (part of the run's recorded config).
 
     ``threads``: CPU threads per training; ``None`` picks 1 for a candidate trained
-    alone (measured faster for these small models) and every core this process may
-    use for a population trained batched in the search's own process (measured
-    1.4–2× over 1 thread, ``harness.search.runner``).
+    alone (measured faster for these small models) and, for a population trained
+    batched in the search's own process, the cores free when it starts
+    (:func:`harness.device.free_cores`: every core on a quiet machine, measured
+    1.4–2× over 1 thread; fewer when other work holds them).
     """
 
     dataset: str = "mnist1d"

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.device import available_cores
+from harness.device import free_cores
 from harness.search.evaluate import (
     Budget,
     Outcome,
@@ -232,9 +232,11 @@ def run_generation(strategy, candidates: list[Candidate], generation: int, *, st
         inline = isinstance(executor, InlineExecutor)
         size = len(to_train) if inline else DISTRIBUTED_CHUNK
         chunks = [to_train[start:start + size] for start in range(0, len(to_train), size)]
-        # in this process the batched matmuls use every core well (2 threads measured
-        # 1.4-2x over 1 on 2 cores); worker processes keep one thread each
-        threads = (available_cores() if budget.threads is None and inline
+        # in this process the batched matmuls use the cores well (2 threads measured
+        # 1.4-2x over 1 on 2 cores) — the cores free right now: threads that wait for a
+        # core another process holds make each step several times slower
+        # (benchmarks/bench_contention.py); worker processes keep one thread each
+        threads = (free_cores() if budget.threads is None and inline
                    else budget.threads)
         jobs = [(number, tuple(c.loss for c in chunk), budget, threads)
                 for number, chunk in enumerate(chunks)]
