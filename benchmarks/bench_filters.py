@@ -342,13 +342,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--filters", default=",".join(FILTERS),
                         help=f"comma-separated, from {', '.join(FILTERS)} (default: all)")
-    parser.add_argument("--search-seeds", type=int, default=8, help="searches per filter")
-    parser.add_argument("--budget", type=int, default=240, help="paid trainings per search")
+    parser.add_argument("--search-seeds", type=int, default=5, help="searches per filter")
+    parser.add_argument("--budget", type=int, default=120, help="paid trainings per search")
     parser.add_argument("--steps", type=int, default=300, help="steps per candidate training")
     parser.add_argument("--final-factor", type=int, default=5,
                         help="final trainings are this many times the search's steps")
-    parser.add_argument("--final-seeds", type=int, default=10)
-    parser.add_argument("--sample", type=int, default=10,
+    parser.add_argument("--final-seeds", type=int, default=8)
+    parser.add_argument("--sample", type=int, default=6,
                         help="candidates drawn from each unfiltered search for the prediction "
                              "table")
     parser.add_argument("--seed", type=int, default=0, help="seed of that draw")
