@@ -85,6 +85,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--scheduler", help="Dask scheduler address tcp://HOST:PORT")
     search.add_argument("--gpus-per-task", type=float, default=None,
                         help="Dask resource GPU per evaluation (workers declare GPU=N)")
+    search.add_argument("--chunk", type=int, metavar="K", help="candidates trained together "
+                        "per task (default: with --workers/--scheduler, a generation spread "
+                        "evenly over the workers' threads, at most 32 and what a worker's "
+                        "memory fits; in-process, the whole generation)")
     search.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when present)")
     search.add_argument("--threads", type=int, help="CPU threads per training (default: 1 for "
                         "a candidate alone, every core for a batched population)")
@@ -213,7 +217,8 @@ def _search(args: argparse.Namespace) -> int:
     store_file = store_path(args.store or default_store())
     if args.resume is not None and not re.fullmatch(r"\S{1,200}", args.resume):
         raise ValueError(f"--resume needs the id of a stored run, got {args.resume!r}")
-    for flag, value in (("--workers", args.workers), ("--gpus-per-task", args.gpus_per_task)):
+    for flag, value in (("--workers", args.workers), ("--gpus-per-task", args.gpus_per_task),
+                        ("--chunk", args.chunk)):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise ValueError(f"{flag} must be finite and > 0, got {value!r}")
     if args.out is not None:
@@ -238,7 +243,8 @@ def _search(args: argparse.Namespace) -> int:
         resources = {"GPU": args.gpus_per_task} if args.gpus_per_task else None
         with run_lock(store.path, run_id), _terminate_as_interrupt():
             try:
-                executor = make_executor(args.workers, args.scheduler, resources)
+                executor = make_executor(args.workers, args.scheduler, resources,
+                                         chunk=args.chunk, budget=config.budget)
             except SchedulerLost as error:
                 raise ValueError(str(error)) from None
             reporter = _Reporter(config, quiet=args.no_progress, stream=sys.stderr)

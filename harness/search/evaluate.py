@@ -1,15 +1,24 @@
 """One candidate's evaluation: a partial training, its fitness, and nothing lost on failure.
 
-:func:`evaluate_candidate` runs wherever the executor sends it (this process, a
-local worker process, a Dask worker). It never raises for a candidate's own
-fault: NaN/inf losses come back ``diverged``, exceptions (out-of-memory
-included) ``failed``, both with fitness 0, so the search goes on.
+:func:`evaluate_candidate` (one loss) and :func:`evaluate_population` (a chunk
+of losses trained together) run wherever the executor sends them (this
+process, a local worker process, a Dask worker). They never raise for a
+candidate's own fault: NaN/inf losses come back ``diverged``, exceptions
+(out-of-memory included) ``failed``, both with fitness 0, so the search goes on.
+
+A worker process keeps warm state between tasks, keyed by the budget: the
+dataset (:func:`_dataset`), the generated torch code (``harness.codegen``'s
+cache, per expression structure) and a model template (:func:`_template`, which
+sizes chunks for this worker's memory). :func:`warm_up` builds it before the
+first task; inside a Dask task, torch's threads come from the worker's own
+``nthreads`` (:func:`task_threads`).
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 import traceback
 from dataclasses import asdict, dataclass
@@ -80,6 +89,72 @@ def _dataset(name: str, data_dir: str | None):
     from harness.data import load_dataset
 
     return load_dataset(name, data_dir=data_dir)
+
+
+@lru_cache(maxsize=4)
+def _template(budget: Budget):
+    """The budget's model, built once per process: what :func:`warm_up` sizes chunks with."""
+    from harness.device import resolve_device
+    from harness.models import Normalized, build_model
+
+    data = _dataset(budget.dataset, budget.data_dir)
+    config = _config(budget)[0].resolved(data.name)
+    model = build_model(config.model, input_shape=data.input_shape, classes=data.classes,
+                        **config.model_options)
+    return Normalized(model, data.mean, data.std).to(resolve_device(config.device)), config
+
+
+def warm_up(budget: Budget) -> dict[str, Any]:
+    """Build this process's warm state for ``budget``; say how large a chunk it takes.
+
+    Imports torch and the trainer, loads the dataset and builds the model template
+    (each once per process, cached by the budget), so a worker's first chunk pays
+    training only. Returns ``{"worker", "chunk_cap", "seconds"}``: ``chunk_cap`` is
+    how many candidates fit one population in this machine's free memory
+    (:func:`harness.batched.population_chunk`; ``None`` where the model is trained one
+    by one), ``seconds`` what warming took (about 0 when already warm). A missing
+    dataset raises :class:`harness.data.DataError`, as a task would.
+    """
+    started = time.perf_counter()
+    data = _dataset(budget.dataset, budget.data_dir)
+    cap = None
+    if batching_supported(budget):
+        from harness.batched import population_chunk
+
+        template, config = _template(budget)
+        cap = population_chunk(template, data.input_shape, config.batch_size,
+                               config.eval_batch_size, next(template.parameters()).device)
+    return {"worker": _worker_name(), "chunk_cap": cap,
+            "seconds": time.perf_counter() - started}
+
+
+def task_threads() -> int | None:
+    """Torch threads for a task running on a Dask worker; ``None`` anywhere else.
+
+    A worker runs ``nthreads`` tasks at once, one per thread, so each task trains on
+    one core; where the task holds a resource the worker has less of (``GPU=1`` on a
+    worker started with ``--resources GPU=1``: one chunk at a time), the worker's
+    ``nthreads`` are shared by fewer tasks and each gets ``nthreads // at_once``.
+
+    >>> task_threads() is None   # not inside a Dask task
+    True
+    """
+    if "distributed" not in sys.modules:  # a Dask worker has imported it long before
+        return None
+    from distributed import get_worker
+    from distributed.worker import thread_state
+
+    try:
+        worker = get_worker()
+    except ValueError:
+        return None
+    nthreads = max(1, int(worker.state.nthreads))
+    task = worker.state.tasks.get(getattr(thread_state, "key", None))
+    at_once = nthreads
+    for name, need in ((task.resource_restrictions or {}) if task is not None else {}).items():
+        if need > 0:
+            at_once = min(at_once, int(worker.state.total_resources.get(name, 0) // need))
+    return max(1, nthreads // max(1, at_once))
 
 
 def _worker_name() -> str:
@@ -165,11 +240,15 @@ def evaluate_population(losses: list[Loss] | tuple[Loss, ...], budget: Budget, *
     One :class:`Outcome` per loss, in order, each what :func:`evaluate_candidate`
     would return within training noise; ``seconds`` is the chunk's time shared
     out. ``threads`` overrides ``budget.threads`` (the batched matmuls use more
-    cores well). Never raises: a chunk that fails falls back to one by one, and
-    each candidate that then fails comes back ``failed``.
+    cores well); with neither, a Dask task takes its share of the worker's
+    ``nthreads`` (:func:`task_threads`) and anything else one thread. Never raises:
+    a chunk that fails falls back to one by one, and each candidate that then fails
+    comes back ``failed``.
     """
     started = time.perf_counter()
     losses = list(losses)
+    if threads is None and budget.threads is None:
+        threads = task_threads()
     try:
         from harness.batched import train_population
 
@@ -180,6 +259,16 @@ def evaluate_population(losses: list[Loss] | tuple[Loss, ...], budget: Budget, *
     except Exception:  # the whole chunk failed: isolate the culprit one by one
         share = (time.perf_counter() - started) / max(len(losses), 1)
         return [_with_extra_seconds(evaluate_candidate(loss, budget), share) for loss in losses]
+
+
+def evaluate_chunk(chunk: int, losses: tuple[Loss, ...], budget: Budget,
+                   threads: int | None = None) -> tuple[int, list[Outcome], float]:
+    """One batched task: ``(chunk, outcomes, seconds)``, so results map back to their chunk
+    whatever the transport; ``seconds``, the task's time on its worker, tells a task's
+    overhead apart (``benchmarks/bench_cluster.py``)."""
+    started = time.perf_counter()
+    outcomes = evaluate_population(losses, budget, threads=threads)
+    return chunk, outcomes, time.perf_counter() - started
 
 
 def _with_extra_seconds(outcome: Outcome, seconds: float) -> Outcome:

@@ -6,6 +6,18 @@ it arrives. Local workers use ``concurrent.futures.ProcessPoolExecutor``
 (spawned, one torch thread each); a cluster uses ``dask.distributed`` with
 its own retries: a task whose worker dies is run again elsewhere.
 
+A batched search sends *chunks*: each task trains several candidates as one
+population (:func:`harness.search.evaluate.evaluate_population`), because one
+candidate's training is too short to pay a task's round trip.
+:meth:`chunk_size` says how many: ``chunk`` when given (``symloss search
+--chunk``); in this process all of a generation's candidates (the trainer splits
+them by memory); on workers, the candidates spread evenly over the tasks that
+can run at once (:meth:`slots`: the workers' threads, or fewer where each task
+holds a resource such as a GPU), at most what a worker's memory fits and
+:data:`MAX_TASK_CHUNK`. Before the first chunk, :meth:`prepare` warms every
+worker (torch imported, dataset loaded, model template built:
+:func:`harness.search.evaluate.warm_up`) and learns its memory's cap.
+
 A dying worker never ends a search. A candidate whose evaluation kills its
 worker every time it runs (``MAX_ATTEMPTS`` times: a segfault, the kernel's
 out-of-memory killer) comes back as a ``failed`` :class:`Outcome` with fitness
@@ -18,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -26,6 +39,12 @@ from typing import Any, Protocol
 #: Times a candidate may take its worker down before it is recorded ``failed``
 #: (Dask's ``distributed.scheduler.allowed-failures`` is 3 by default: 4 runs).
 MAX_ATTEMPTS = 3
+
+#: The most candidates one task trains when they are spread over workers: batched
+#: training gains nothing past about 20 stacked models here (K = 20 and K = 80 read
+#: 5,367 and 4,913 model-steps/s on one thread, benchmarks/RESULTS.md), and a smaller
+#: chunk loses less when its worker dies and reaches the store sooner.
+MAX_TASK_CHUNK = 32
 
 
 class SchedulerLost(RuntimeError):
@@ -39,8 +58,40 @@ def _worker_died(item: tuple, detail: str):
     return Outcome("failed", 0.0, {"error": f"worker died running it: {detail}"}, 0.0, "")
 
 
+def check_chunk(chunk: int | None) -> int | None:
+    """``--chunk``: ``None`` (chosen per generation) or a whole number >= 1.
+
+    >>> check_chunk(None), check_chunk(4)
+    (None, 4)
+    >>> check_chunk(0)
+    Traceback (most recent call last):
+    ...
+    ValueError: --chunk must be a whole number >= 1, got 0
+    """
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int)
+                              or chunk < 1):
+        raise ValueError(f"--chunk must be a whole number >= 1, got {chunk!r}")
+    return chunk
+
+
+def spread(count: int, slots: int, cap: int | None = None) -> int:
+    """Candidates per task so that ``count`` fill ``slots`` tasks running at once, in as
+    few rounds as chunks of at most ``cap`` allow, the rounds as even as they can be.
+
+    >>> spread(6, 2), spread(3, 2), spread(5, 8), spread(100, 2, cap=32), spread(64, 2, cap=32)
+    (3, 2, 1, 25, 32)
+    """
+    slots = max(1, slots)
+    cap = max(1, cap if cap is not None else count)
+    rounds = math.ceil(count / (slots * cap))
+    return max(1, math.ceil(count / (slots * rounds))) if count else 1
+
+
 class Executor(Protocol):
     def map_unordered(self, fn: Callable, items: Iterable[tuple]) -> Iterator[tuple[tuple, Any]]:
+        ...
+
+    def chunk_size(self, count: int, budget) -> int:
         ...
 
     def close(self) -> None:
@@ -48,9 +99,25 @@ class Executor(Protocol):
 
 
 class InlineExecutor:
-    """Evaluate one after another in this process (the default)."""
+    """Evaluate one after another in this process (the default).
+
+    A generation's candidates train as one population (``chunk`` caps it), which
+    :func:`harness.batched.train_population` splits by this machine's memory.
+    """
 
     name = "inline"
+
+    def __init__(self, chunk: int | None = None):
+        self.chunk = check_chunk(chunk)
+
+    def slots(self) -> int:
+        return 1
+
+    def prepare(self, budget) -> None:
+        """Nothing to warm: this process builds its state on the first chunk."""
+
+    def chunk_size(self, count: int, budget) -> int:
+        return self.chunk or max(count, 1)
 
     def map_unordered(self, fn: Callable, items: Iterable[tuple]) -> Iterator[tuple[tuple, Any]]:
         for item in items:
@@ -58,6 +125,31 @@ class InlineExecutor:
 
     def close(self) -> None:
         pass
+
+
+class _Workers:
+    """What local workers and a cluster share: chunks spread over the workers' slots."""
+
+    chunk: int | None = None
+
+    def __init__(self) -> None:
+        self.caps: dict[Any, int | None] = {}  # budget -> the smallest worker's memory cap
+
+    def slots(self) -> int:
+        raise NotImplementedError
+
+    def prepare(self, budget) -> None:
+        raise NotImplementedError
+
+    def chunk_size(self, count: int, budget) -> int:
+        """``--chunk``, else ``count`` spread over :meth:`slots` (re-read each generation, so
+        workers that joined or left count), at most the memory cap and :data:`MAX_TASK_CHUNK`."""
+        if self.chunk:
+            return self.chunk
+        if budget not in self.caps:
+            self.prepare(budget)
+        cap = self.caps.get(budget)
+        return spread(count, self.slots(), min(MAX_TASK_CHUNK, cap or MAX_TASK_CHUNK))
 
 
 def _one_thread() -> None:
@@ -75,22 +167,55 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-class LocalExecutor:
-    """``workers`` local processes (spawned, so no forked torch state), one thread each."""
+def _start_local_worker(budget=None) -> None:
+    """:func:`_one_thread`, then the budget's warm state built
+    (:func:`harness.search.evaluate.warm_up`)."""
+    _one_thread()
+    if budget is not None:
+        from harness.search.evaluate import warm_up
+
+        with contextlib.suppress(Exception):  # a broken dataset is reported by the task
+            warm_up(budget)
+
+
+class LocalExecutor(_Workers):
+    """``workers`` local processes (spawned, so no forked torch state), one thread each.
+
+    With ``budget``, every process is started and warmed for it now rather than on
+    its first task (``symloss search`` does this before the first generation).
+    """
 
     name = "local"
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, chunk: int | None = None, budget=None):
+        super().__init__()
         if workers < 1:
             raise ValueError(f"--workers must be >= 1, got {workers}")
         self.workers = workers
+        self.chunk = check_chunk(chunk)
+        self.budget = budget
         self.pool = self._new_pool()
+        if budget is not None:
+            self.prepare(budget)
 
     def _new_pool(self) -> ProcessPoolExecutor:
         import multiprocessing
 
-        return ProcessPoolExecutor(max_workers=self.workers, initializer=_one_thread,
+        return ProcessPoolExecutor(max_workers=self.workers, initializer=_start_local_worker,
+                                   initargs=(self.budget,),
                                    mp_context=multiprocessing.get_context("spawn"))
+
+    def slots(self) -> int:
+        return self.workers
+
+    def prepare(self, budget) -> None:
+        """Start every process (one submit each: a spawning pool adds a process per submit
+        while none is idle) and learn the memory cap, the same for all on one machine."""
+        from harness.search.evaluate import warm_up
+
+        futures = [self.pool.submit(warm_up, budget) for _ in range(self.workers)]
+        self.caps[budget] = min((f.result()["chunk_cap"] or MAX_TASK_CHUNK)
+                                for f in futures)
 
     def map_unordered(self, fn: Callable, items: Iterable[tuple]) -> Iterator[tuple[tuple, Any]]:
         """As finished; a dead worker process breaks the pool, and a new pool re-runs the rest.
@@ -147,44 +272,110 @@ class LocalExecutor:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-class DaskExecutor:
+class DaskExecutor(_Workers):
     """A Dask ``distributed`` cluster at ``address`` (``tcp://HOST:PORT``).
 
     ``resources`` (e.g. ``{"GPU": 1}``) is passed to every task, so GPU workers
-    declared with ``--resources GPU=1`` take them one at a time.
+    declared with ``--resources GPU=1`` take them one at a time: one chunk per GPU.
+    With ``budget``, the workers connected now are warmed for it at once; a worker
+    that joins later warms on its first chunk (a few seconds, once per process).
     """
 
     name = "dask"
 
+    #: Seconds to wait for the workers' warm-up before chunks are sized without it.
+    WARM_UP_TIMEOUT = 300.0
+
     def __init__(self, address: str, resources: dict[str, float] | None = None,
-                 timeout: float = 10.0):
+                 timeout: float = 10.0, chunk: int | None = None, budget=None):
         from distributed import Client
 
+        super().__init__()
         self.address = address
         self.resources = resources
+        self.chunk = check_chunk(chunk)
         self.lost = False
         try:
             self.client = Client(address, timeout=timeout, set_as_default=False)
         except (OSError, TimeoutError) as error:
             raise SchedulerLost(f"cannot reach the Dask scheduler at {address}: {error}") from None
+        if budget is not None:
+            self.prepare(budget)
+
+    def _workers(self) -> dict[str, dict[str, Any]]:
+        try:
+            return dict(self.client.scheduler_info(n_workers=-1).get("workers", {}))
+        except (OSError, TimeoutError) as error:
+            self.lost = True
+            raise SchedulerLost(f"lost the Dask scheduler at {self.address}: {error}") from None
+
+    def slots(self) -> int:
+        """Chunks the cluster runs at once: per worker its threads, or fewer where each
+        task holds a resource (``GPU``) the worker has less of; at least 1 (with no
+        worker yet, tasks wait for one)."""
+        total = 0
+        for info in self._workers().values():
+            at_once = int(info.get("nthreads") or 1)
+            for name, need in (self.resources or {}).items():
+                if need > 0:
+                    at_once = min(at_once, int((info.get("resources") or {}).get(name, 0)
+                                               // need))
+            total += max(0, at_once)
+        return max(1, total)
+
+    def prepare(self, budget) -> None:
+        """Warm every connected worker for ``budget`` (one pinned task each, in its own
+        thread pool) and keep the smallest memory cap among them."""
+        from distributed import wait
+
+        from harness.search.evaluate import warm_up
+
+        # the scheduler unpickles each task, importing its function's module: once, here
+        self.client.run_on_scheduler(_import_tasks)
+        futures = [self.client.submit(warm_up, budget, workers=[address], pure=False,
+                                      allow_other_workers=False)
+                   for address in self._workers()]
+        with self.client.as_current():
+            done, not_done = (wait(futures, timeout=self.WARM_UP_TIMEOUT) if futures
+                              else ([], []))
+        caps = []
+        for future in done:
+            if future.status == "error":
+                error = future.exception()
+                if isinstance(error, ValueError):  # a missing dataset: no worker can train
+                    raise error
+                continue
+            caps.append(future.result()["chunk_cap"] or MAX_TASK_CHUNK)
+        for future in not_done:  # a worker that left before warming
+            future.cancel()
+        self.caps[budget] = min(caps) if caps else None
 
     def map_unordered(self, fn: Callable, items: Iterable[tuple]) -> Iterator[tuple[tuple, Any]]:
         from distributed import KilledWorker
         from distributed import as_completed as dask_completed
 
-        items = list(items)
+        pending: dict[str, tuple[Any, tuple]] = {}
         try:
-            futures = [self.client.submit(fn, *item, pure=False, resources=self.resources)
-                       for item in items]
-            lookup = {future.key: item for future, item in zip(futures, items, strict=True)}
+            for item in items:
+                future = self.client.submit(fn, *item, pure=False, resources=self.resources)
+                pending[future.key] = future, item
+            # Each result is fetched the moment its task finishes, not when the search gets
+            # to it, and its future released at once: the scheduler recomputes a lost result
+            # that a client still holds, so a worker that dies later would otherwise cost
+            # every finished chunk it kept, not only the one it was training.
             with self.client.as_current():
-                completed = dask_completed(futures)
-            for future in completed:
-                try:
-                    result = future.result()
-                except KilledWorker as error:  # the candidate took down every worker it met
-                    result = _worker_died(lookup[future.key], f"KilledWorker: {error}")
-                yield lookup[future.key], result
+                completed = dask_completed([future for future, _ in pending.values()],
+                                           with_results=True, raise_errors=False)
+            future = None
+            for future, result in completed:
+                _, item = pending.pop(future.key)
+                if future.status != "finished":
+                    try:
+                        future.result()  # raises what the task raised, or CancelledError
+                    except KilledWorker as error:  # the task took down every worker it met
+                        result = _worker_died(item, f"KilledWorker: {error}")
+                del future
+                yield item, result
         except (OSError, TimeoutError) as error:
             self.lost = True
             raise SchedulerLost(f"lost the Dask scheduler at {self.address}: {error}") from None
@@ -212,13 +403,21 @@ class DaskExecutor:
                 logger.setLevel(level)
 
 
+def _import_tasks() -> None:
+    """Import the module of the search's task functions (run on a Dask scheduler)."""
+    import harness.search.evaluate  # noqa: F401
+
+
 def make_executor(workers: int | None = None, scheduler: str | None = None,
-                  resources: dict[str, float] | None = None) -> Executor:
-    """The executor for ``--workers N`` / ``--scheduler ADDR`` (in-process when neither)."""
+                  resources: dict[str, float] | None = None, *, chunk: int | None = None,
+                  budget=None) -> Executor:
+    """The executor for ``--workers N`` / ``--scheduler ADDR`` (in-process when neither),
+    ``--chunk K`` candidates per task; with ``budget`` its workers are warmed for it now."""
     if workers and scheduler:
         raise ValueError("--workers and --scheduler are exclusive: choose one")
+    check_chunk(chunk)
     if scheduler:
-        return DaskExecutor(scheduler, resources)
+        return DaskExecutor(scheduler, resources, chunk=chunk, budget=budget)
     if workers and workers > 1:
-        return LocalExecutor(workers)
-    return InlineExecutor()
+        return LocalExecutor(workers, chunk=chunk, budget=budget)
+    return InlineExecutor(chunk=chunk)

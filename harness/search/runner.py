@@ -3,10 +3,14 @@
 Every candidate's row is written the moment its result arrives; the strategy's
 state after each generation is saved. With ``batched=True`` a generation's
 candidates to train go out in chunks, each trained as one population
-(:func:`harness.search.evaluate.evaluate_population`); rows are written as each
-chunk returns. On resume the next generation is asked
-again from the saved state — the same candidates — and each one already in
-the store is taken from there: no paid evaluation is lost or run twice.
+(:func:`harness.search.evaluate.evaluate_population`), as many per chunk as the
+executor says (:meth:`~harness.search.executors.InlineExecutor.chunk_size`: all of
+them in this process, spread over the workers elsewhere); rows are written as each
+chunk returns, and a chunk whose worker died is run again by the executor (Dask's
+retries) or, if it takes every worker down, split into single candidates. On resume
+the next generation is asked again from the saved state — the same candidates —
+and each one already in the store is taken from there (only the others go out,
+in new chunks): no paid evaluation is lost or run twice.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from harness.search.evaluate import (
     Outcome,
     batching_supported,
     evaluate_candidate,
-    evaluate_population,
+    evaluate_chunk,
 )
 from harness.search.executors import Executor, InlineExecutor
 from harness.search.store import CandidateRecord, RunStore
@@ -142,18 +146,12 @@ class GenerationSummary:
     seconds: float
 
 
-#: Candidates per batched job when an executor spreads jobs over workers (processes, Dask).
-DISTRIBUTED_CHUNK = 10
-
-
-def _evaluate(loss, budget: Budget) -> Outcome:  # top-level: picklable for worker processes
-    return evaluate_candidate(loss, budget)
-
-
-def _evaluate_chunk(chunk: int, losses: tuple, budget: Budget,
-                    threads: int | None = None) -> tuple[int, list[Outcome]]:
-    """One batched job: ``(chunk, outcomes)``, so results map back whatever the transport."""
-    return chunk, evaluate_population(losses, budget, threads=threads)
+# The tasks' functions, named here so that tests can replace them. They live in
+# harness.search.evaluate, which imports no torch at module level: a Dask scheduler unpickles
+# every task, so it imports the module of the task's function (this module's imports held a
+# scheduler 2.3 s on its first task).
+_evaluate = evaluate_candidate
+_evaluate_chunk = evaluate_chunk
 
 
 def _record(candidate: Candidate, generation: int, outcome: Outcome,
@@ -230,19 +228,32 @@ def run_generation(strategy, candidates: list[Candidate], generation: int, *, st
 
     if batched and to_train and batching_supported(budget):
         inline = isinstance(executor, InlineExecutor)
-        size = len(to_train) if inline else DISTRIBUTED_CHUNK
+        # --chunk, or spread over the workers (an executor without chunk_size: one chunk)
+        chunk_size = getattr(executor, "chunk_size", None)
+        size = chunk_size(len(to_train), budget) if chunk_size else len(to_train)
         chunks = [to_train[start:start + size] for start in range(0, len(to_train), size)]
         # in this process the batched matmuls use the cores well (2 threads measured
         # 1.4-2x over 1 on 2 cores) — the cores free right now: threads that wait for a
         # core another process holds make each step several times slower
-        # (benchmarks/bench_contention.py); worker processes keep one thread each
+        # (benchmarks/bench_contention.py); a worker takes its share of its own cores
         threads = (free_cores() if budget.threads is None and inline
                    else budget.threads)
-        jobs = [(number, tuple(c.loss for c in chunk), budget, threads)
-                for number, chunk in enumerate(chunks)]
-        for _, (number, outcomes) in executor.map_unordered(_evaluate_chunk, jobs):
-            for candidate, outcome in zip(chunks[number], outcomes, strict=True):
-                finish(candidate, outcome)
+        numbers = range(len(chunks))
+        while numbers:
+            jobs = [(number, tuple(c.loss for c in chunks[number]), budget, threads)
+                    for number in numbers]
+            numbers = []
+            for job, result in executor.map_unordered(_evaluate_chunk, jobs):
+                chunk = chunks[job[0]]
+                if isinstance(result, Outcome) and len(chunk) > 1:
+                    # the chunk took its worker down every time it ran: its candidates
+                    # run alone, so only the one at fault is failed
+                    numbers += range(len(chunks), len(chunks) + len(chunk))
+                    chunks += [[candidate] for candidate in chunk]
+                    continue
+                outcomes = [result] if isinstance(result, Outcome) else result[1]
+                for candidate, outcome in zip(chunk, outcomes, strict=True):
+                    finish(candidate, outcome)
         return [records[c.idx] for c in candidates]
     jobs = [(c.loss, budget) for c in to_train]
     by_loss = {id(job[0]): c for job, c in zip(jobs, to_train, strict=True)}

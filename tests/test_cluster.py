@@ -1,0 +1,236 @@
+"""Batched chunks on a real Dask LocalCluster (issue 15): same fitness as in-process and
+``--workers``, a dying worker costs only the chunk it was training, resume pays nothing twice.
+
+Each chunk a worker trains is logged by :func:`_logged_chunk` (start and end, one line
+each, to a file per process), so the tests count what the workers really ran.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from harness.search import runner  # noqa: E402
+from harness.search.evaluate import Budget, task_threads  # noqa: E402
+from harness.search.executors import (  # noqa: E402
+    DaskExecutor,
+    InlineExecutor,
+    LocalExecutor,
+    spread,
+)
+from harness.search.runner import SearchConfig, search  # noqa: E402
+from harness.search.store import RunStore  # noqa: E402
+from symloss.cli import main  # noqa: E402
+from tests import test_search_dask  # noqa: E402
+
+BUDGET = Budget(dataset="digits", steps=60, batch_size=64)
+CONFIG = SearchConfig("taylorglo", generations=2, population=8, filter="none", budget=BUDGET,
+                      seed=3)
+EVALUATE_CHUNK = runner._evaluate_chunk
+cluster = test_search_dask.cluster  # a LocalCluster of two single-thread worker processes
+
+
+def _logged_chunk(folder: str, chunk: int, losses: tuple, budget: Budget,
+                  threads: int | None = None):
+    """``runner._evaluate_chunk``, with a line before and after in this process's log."""
+    log = Path(folder) / f"{os.getpid()}.log"
+    with log.open("a") as file:
+        file.write(f"start {chunk} {len(losses)}\n")
+    result = EVALUATE_CHUNK(chunk, losses, budget, threads)
+    with log.open("a") as file:
+        file.write(f"end {chunk} {len(losses)}\n")
+    return result
+
+
+def _log(folder: Path) -> list[tuple[int, str, int]]:
+    """Every logged line as ``(pid, event, chunk size)``."""
+    lines = []
+    for path in folder.glob("*.log"):
+        for line in path.read_text().splitlines():
+            event, _, size = line.split()
+            lines.append((int(path.stem), event, int(size)))
+    return lines
+
+
+@pytest.fixture
+def logged(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "chunks"
+    folder.mkdir()
+    monkeypatch.setattr(runner, "_evaluate_chunk", functools.partial(_logged_chunk,
+                                                                     str(folder)))
+    return folder
+
+
+def _table(store: RunStore, run_id: str) -> list[tuple]:
+    return [(r.generation, r.idx, r.status, r.params, r.fitness)
+            for r in store.candidates(run_id)]
+
+
+def _searched(path: Path, executor, **options) -> list[tuple]:
+    try:
+        with RunStore.open(path) as store:
+            return _table(store, search(CONFIG, store=store, executor=executor, batched=True,
+                                        **options))
+    finally:
+        executor.close()
+
+
+def test_fitness_is_identical_in_process_with_workers_and_on_a_cluster(cluster, tmp_path,
+                                                                       logged):
+    inline = _searched(tmp_path / "inline.sqlite", InlineExecutor())
+    inline_chunks = _log(logged)
+    for path in logged.glob("*.log"):
+        path.unlink()
+    workers = _searched(tmp_path / "workers.sqlite", LocalExecutor(2, budget=BUDGET))
+    on_cluster = _searched(tmp_path / "cluster.sqlite",
+                           DaskExecutor(cluster.scheduler_address, budget=BUDGET))
+    assert len(inline) == 16 and all(row[2] == "ok" for row in inline)
+    assert workers == inline
+    assert on_cluster == inline
+    # in this process a generation is one population; elsewhere it is spread over the
+    # two workers: chunks of 4, trained by both of the cluster's processes
+    assert sorted(size for _, event, size in inline_chunks if event == "end") == [8, 8]
+    ends = [(pid, size) for pid, event, size in _log(logged) if event == "end"]
+    assert sorted(size for _, size in ends) == [4] * 8
+    assert len({pid for pid, _ in ends}) >= 3, "chunks trained by both kinds of workers"
+
+
+def test_chunk_overrides_the_spread_and_threads_follow_the_worker(cluster, tmp_path, logged):
+    executor = DaskExecutor(cluster.scheduler_address, chunk=3)
+    assert executor.slots() == 2
+    assert executor.chunk_size(8, BUDGET) == 3
+    _searched(tmp_path / "runs.sqlite", executor)
+    assert sorted(size for _, event, size in _log(logged) if event == "end") == [2, 2, 3, 3, 3, 3]
+    # one thread per task on a worker that runs one task per thread
+    client = distributed.Client(cluster.scheduler_address, set_as_default=False)
+    try:
+        assert client.submit(task_threads, pure=False).result() == 1
+    finally:
+        client.close()
+
+
+def test_a_gpu_resource_gives_one_chunk_per_gpu_with_the_workers_threads():
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  resources={"GPU": 1}, dashboard_address=":0",
+                                  silence_logs=50) as local:
+        gpu = DaskExecutor(local.scheduler_address, resources={"GPU": 1})
+        cpu = DaskExecutor(local.scheduler_address)
+        try:
+            assert (gpu.slots(), cpu.slots()) == (1, 2)
+            assert gpu.client.submit(task_threads, pure=False,
+                                     resources={"GPU": 1}).result() == 2
+            assert cpu.client.submit(task_threads, pure=False).result() == 1
+        finally:
+            gpu.close()
+            cpu.close()
+    assert task_threads() is None
+
+
+def _training_now(folder: Path) -> list[int]:
+    """The processes whose last logged line is the start of a chunk."""
+    busy = []
+    for path in folder.glob("*.log"):
+        lines = path.read_text().splitlines()
+        if lines and lines[-1].startswith("start"):
+            busy.append(int(path.stem))
+    return busy
+
+
+def _settled(client, folder: Path) -> None:
+    """Wait until no chunk is running (one left over from an interrupted search)."""
+    import time
+
+    deadline = time.monotonic() + 60
+    while (any(client.processing().values()) or _training_now(folder)) \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def test_a_killed_worker_costs_only_the_chunk_it_was_training(cluster, tmp_path, logged):
+    executor = DaskExecutor(cluster.scheduler_address, chunk=2, budget=Budget(
+        dataset="digits", steps=300, batch_size=64))
+    killed: list[int] = []
+
+    def kill_a_training_worker(record) -> None:
+        if not killed and (busy := _training_now(logged)):
+            os.kill(busy[0], signal.SIGKILL)
+            killed.append(busy[0])
+
+    config = SearchConfig("taylorglo", generations=1, population=8, filter="none",
+                          budget=Budget(dataset="digits", steps=300, batch_size=64), seed=3)
+    try:
+        with RunStore.open(tmp_path / "runs.sqlite") as store:
+            table = _table(store, search(config, store=store, executor=executor, batched=True,
+                                         on_result=kill_a_training_worker))
+    finally:
+        executor.close()
+    assert killed, "a worker was killed while it trained a chunk"
+    assert [i for _, i, *_ in table] == list(range(8))
+    assert all(row[2] == "ok" for row in table), "the killed chunk ran again elsewhere"
+    log = _log(logged)
+    ends = [size for _, event, size in log if event == "end"]
+    assert sum(ends) == 8 and len(ends) == 4, "each chunk trained to the end once"
+    unfinished = {pid: sum(+1 if event == "start" else -1 for p, event, _ in log if p == pid)
+                  for pid, _, _ in log}
+    assert {pid: n for pid, n in unfinished.items() if n} == {killed[0]: 1}, \
+        "only the chunk the killed worker held ran twice"
+
+
+def test_resume_on_a_cluster_pays_nothing_twice(cluster, tmp_path, logged):
+    path = tmp_path / "runs.sqlite"
+    arrived: list[int] = []
+
+    def stop_after_a_chunk(record) -> None:  # Ctrl-C once generation 1's first chunk is in
+        if record.generation == 1:
+            arrived.append(record.idx)
+            if len(arrived) == 2:
+                raise KeyboardInterrupt
+
+    executor = DaskExecutor(cluster.scheduler_address, chunk=2, budget=BUDGET)
+    with pytest.raises(KeyboardInterrupt):
+        _searched(path, executor, on_result=stop_after_a_chunk)
+    client = distributed.Client(cluster.scheduler_address, set_as_default=False)
+    try:
+        _settled(client, logged)
+    finally:
+        client.close()
+    for log in logged.glob("*.log"):
+        log.unlink()
+    with RunStore.open(path) as store:
+        run_id = store.runs()[0].run_id
+        before = _table(store, run_id)
+        assert len(before) == 10
+        executor = DaskExecutor(cluster.scheduler_address, chunk=2, budget=BUDGET)
+        try:
+            search(CONFIG, store=store, executor=executor, run_id=run_id, resume=True,
+                   batched=True)
+        finally:
+            executor.close()
+        after = _table(store, run_id)
+    trained = [size for _, event, size in _log(logged) if event == "end"]
+    assert sorted(trained) == [2, 2, 2], "the resume trained the 6 candidates not stored"
+    assert all(row in after for row in before) and len(after) == 16, "stored rows kept"
+    with RunStore.open(tmp_path / "whole.sqlite") as whole:
+        assert after == _table(whole, search(CONFIG, store=whole, batched=True))
+
+
+def test_chunks_spread_over_slots():
+    assert [spread(n, 2) for n in (1, 2, 3, 6, 7)] == [1, 1, 2, 3, 4]
+    assert spread(100, 4, cap=32) == 25 and spread(200, 4, cap=32) == 25
+    assert InlineExecutor().chunk_size(40, BUDGET) == 40
+    assert InlineExecutor(chunk=7).chunk_size(40, BUDGET) == 7
+
+
+def test_a_bad_chunk_is_one_line_before_anything_is_paid(tmp_path, capsys):
+    code = main(["search", "taylorglo", "--dataset", "digits", "--store",
+                 str(tmp_path / "runs.sqlite"), "--chunk", "0"])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == ("symloss: error: --chunk must be finite and > 0, "
+                                               "got 0")
+    assert list(tmp_path.iterdir()) == []
