@@ -72,10 +72,10 @@ def _table(store: RunStore, run_id: str) -> list[tuple]:
             for r in store.candidates(run_id)]
 
 
-def _searched(path: Path, executor, **options) -> list[tuple]:
+def _searched(path: Path, executor, config: SearchConfig = CONFIG, **options) -> list[tuple]:
     try:
         with RunStore.open(path) as store:
-            return _table(store, search(CONFIG, store=store, executor=executor, batched=True,
+            return _table(store, search(config, store=store, executor=executor, batched=True,
                                         **options))
     finally:
         executor.close()
@@ -164,12 +164,8 @@ def test_a_killed_worker_costs_only_the_chunk_it_was_training(cluster, tmp_path,
 
     config = SearchConfig("taylorglo", generations=1, population=8, filter="none",
                           budget=Budget(dataset="digits", steps=300, batch_size=64), seed=3)
-    try:
-        with RunStore.open(tmp_path / "runs.sqlite") as store:
-            table = _table(store, search(config, store=store, executor=executor, batched=True,
-                                         on_result=kill_a_training_worker))
-    finally:
-        executor.close()
+    table = _searched(tmp_path / "runs.sqlite", executor, config,
+                      on_result=kill_a_training_worker)
     assert killed, "a worker was killed while it trained a chunk"
     assert [i for _, i, *_ in table] == list(range(8))
     assert all(row[2] == "ok" for row in table), "the killed chunk ran again elsewhere"
@@ -218,6 +214,33 @@ def test_resume_on_a_cluster_pays_nothing_twice(cluster, tmp_path, logged):
     assert all(row in after for row in before) and len(after) == 16, "stored rows kept"
     with RunStore.open(tmp_path / "whole.sqlite") as whole:
         assert after == _table(whole, search(CONFIG, store=whole, batched=True))
+
+
+def _dies_with(culprit: float, chunk: int, losses: tuple, budget: Budget,
+               threads: int | None = None):
+    """``runner._evaluate_chunk``, except that a chunk holding the culprit kills its process
+    (what a segfault or the kernel's out-of-memory killer does)."""
+    if any(float(item.values[0]) == culprit for item in losses):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return EVALUATE_CHUNK(chunk, losses, budget, threads)
+
+
+@pytest.mark.slow
+def test_a_chunk_that_kills_every_worker_is_split_and_only_its_culprit_failed(tmp_path,
+                                                                            monkeypatch):
+    import harness.search.executors as executors
+
+    config = SearchConfig("taylorglo", generations=1, population=4, filter="none",
+                          budget=Budget(dataset="digits", steps=20, batch_size=64), seed=0)
+    culprit = float(config.strategy().ask()[1].params[0])
+    monkeypatch.setattr(runner, "_evaluate_chunk", functools.partial(_dies_with, culprit))
+    monkeypatch.setattr(executors, "MAX_ATTEMPTS", 2)
+    table = _searched(tmp_path / "runs.sqlite", LocalExecutor(2, chunk=2), config)
+    assert [(i, status) for _, i, status, *_ in table] == [
+        (0, "ok"), (1, "failed"), (2, "ok"), (3, "ok")], "its chunk-mate trained alone"
+    with RunStore.open(tmp_path / "runs.sqlite") as store:
+        failed = store.candidates(store.runs()[0].run_id)[1]
+    assert "worker process died 2 times" in failed.metrics["error"]
 
 
 def test_chunks_spread_over_slots():
