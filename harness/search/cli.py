@@ -87,8 +87,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="Dask resource GPU per evaluation (workers declare GPU=N)")
     search.add_argument("--chunk", type=int, metavar="K", help="candidates trained together "
                         "per task (default: with --workers/--scheduler, a generation spread "
-                        "evenly over the workers' threads, at most 32 and what a worker's "
-                        "memory fits; in-process, the whole generation)")
+                        "evenly over the workers' threads (GPUs with --gpus-per-task), at "
+                        "most what a worker's memory fits and, on a CPU, 32; in-process, the "
+                        "whole generation)")
     search.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when present)")
     search.add_argument("--threads", type=int, help="CPU threads per training (default: 1 for "
                         "a candidate alone, every core for a batched population)")

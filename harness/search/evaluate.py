@@ -109,22 +109,25 @@ def warm_up(budget: Budget) -> dict[str, Any]:
 
     Imports torch and the trainer, loads the dataset and builds the model template
     (each once per process, cached by the budget), so a worker's first chunk pays
-    training only. Returns ``{"worker", "chunk_cap", "seconds"}``: ``chunk_cap`` is
-    how many candidates fit one population in this machine's free memory
-    (:func:`harness.batched.population_chunk`; ``None`` where the model is trained one
-    by one), ``seconds`` what warming took (about 0 when already warm). A missing
+    training only. Returns ``{"worker", "chunk_cap", "device", "seconds"}``:
+    ``chunk_cap`` is how many candidates fit one population in the free memory of the
+    device it trains on (:func:`harness.batched.population_chunk`; ``None`` where the
+    model is trained one by one), ``device`` that device's type (``"cpu"``, ``"cuda"``),
+    ``seconds`` what warming took (about 0 when already warm). A missing
     dataset raises :class:`harness.data.DataError`, as a task would.
     """
     started = time.perf_counter()
     data = _dataset(budget.dataset, budget.data_dir)
-    cap = None
+    cap, device = None, None
     if batching_supported(budget):
         from harness.batched import population_chunk
 
         template, config = _template(budget)
+        device = next(template.parameters()).device
         cap = population_chunk(template, data.input_shape, config.batch_size,
-                               config.eval_batch_size, next(template.parameters()).device)
+                               config.eval_batch_size, device)
     return {"worker": _worker_name(), "chunk_cap": cap,
+            "device": None if device is None else device.type,
             "seconds": time.perf_counter() - started}
 
 

@@ -13,8 +13,8 @@ candidate's training is too short to pay a task's round trip.
 --chunk``); in this process all of a generation's candidates (the trainer splits
 them by memory); on workers, the candidates spread evenly over the tasks that
 can run at once (:meth:`slots`: the workers' threads, or fewer where each task
-holds a resource such as a GPU), at most what a worker's memory fits and
-:data:`MAX_TASK_CHUNK`. Before the first chunk, :meth:`prepare` warms every
+holds a resource such as a GPU), at most what a worker's memory fits and, on a
+CPU, :data:`MAX_TASK_CHUNK`. Before the first chunk, :meth:`prepare` warms every
 worker (torch imported, dataset loaded, model template built:
 :func:`harness.search.evaluate.warm_up`) and learns its memory's cap.
 
@@ -40,11 +40,24 @@ from typing import Any, Protocol
 #: (Dask's ``distributed.scheduler.allowed-failures`` is 3 by default: 4 runs).
 MAX_ATTEMPTS = 3
 
-#: The most candidates one task trains when they are spread over workers: batched
-#: training gains nothing past about 20 stacked models here (K = 20 and K = 80 read
-#: 5,367 and 4,913 model-steps/s on one thread, benchmarks/RESULTS.md), and a smaller
-#: chunk loses less when its worker dies and reaches the store sooner.
+#: The most candidates one task trains on a CPU worker when they are spread over workers:
+#: batched training gains nothing past about 20 stacked models on a CPU (K = 20 and K = 80
+#: read 5,367 and 4,913 model-steps/s on one thread, benchmarks/RESULTS.md), and a smaller
+#: chunk loses less when its worker dies and reaches the store sooner. A GPU worker takes
+#: what its memory fits (one small model leaves a GPU idle).
 MAX_TASK_CHUNK = 32
+
+
+def task_cap(warm: dict[str, Any]) -> int:
+    """The most candidates per task for a worker, from its :func:`~harness.search.evaluate.
+    warm_up` report: its memory's cap, and at most :data:`MAX_TASK_CHUNK` off a GPU.
+
+    >>> task_cap({"chunk_cap": 256, "device": "cpu"}), task_cap({"chunk_cap": 256,
+    ...     "device": "cuda"}), task_cap({"chunk_cap": None, "device": None})
+    (32, 256, 32)
+    """
+    cap = warm.get("chunk_cap") or MAX_TASK_CHUNK
+    return cap if warm.get("device") == "cuda" else min(cap, MAX_TASK_CHUNK)
 
 
 class SchedulerLost(RuntimeError):
@@ -143,13 +156,12 @@ class _Workers:
 
     def chunk_size(self, count: int, budget) -> int:
         """``--chunk``, else ``count`` spread over :meth:`slots` (re-read each generation, so
-        workers that joined or left count), at most the memory cap and :data:`MAX_TASK_CHUNK`."""
+        workers that joined or left count), at most the smallest worker's :func:`task_cap`."""
         if self.chunk:
             return self.chunk
         if budget not in self.caps:
             self.prepare(budget)
-        cap = self.caps.get(budget)
-        return spread(count, self.slots(), min(MAX_TASK_CHUNK, cap or MAX_TASK_CHUNK))
+        return spread(count, self.slots(), self.caps.get(budget) or MAX_TASK_CHUNK)
 
 
 def _one_thread() -> None:
@@ -214,8 +226,7 @@ class LocalExecutor(_Workers):
         from harness.search.evaluate import warm_up
 
         futures = [self.pool.submit(warm_up, budget) for _ in range(self.workers)]
-        self.caps[budget] = min((f.result()["chunk_cap"] or MAX_TASK_CHUNK)
-                                for f in futures)
+        self.caps[budget] = min(task_cap(future.result()) for future in futures)
 
     def map_unordered(self, fn: Callable, items: Iterable[tuple]) -> Iterator[tuple[tuple, Any]]:
         """As finished; a dead worker process breaks the pool, and a new pool re-runs the rest.
@@ -345,7 +356,7 @@ class DaskExecutor(_Workers):
                 if isinstance(error, ValueError):  # a missing dataset: no worker can train
                     raise error
                 continue
-            caps.append(future.result()["chunk_cap"] or MAX_TASK_CHUNK)
+            caps.append(task_cap(future.result()))
         for future in not_done:  # a worker that left before warming
             future.cancel()
         self.caps[budget] = min(caps) if caps else None
