@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import mannwhitneyu
+from scipy.stats import fisher_exact, mannwhitneyu
 from tqdm import tqdm
 
 from harness.batched import train_population
@@ -274,6 +274,39 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
+def _answer(summary: dict) -> list[str]:
+    """The question answered from the table: does a filter beat no filter, across seeds?"""
+    rows = summary["filters"]
+    if "none" not in rows or len(rows) < 2:
+        return []
+    base = rows["none"]
+    lines = ["**The answer.** Per filter against `none`: the one-sided Mann–Whitney p of the "
+             "searches' final accuracies, and one-sided Fisher exact p of how many searches "
+             "found a loss beating cross-entropy / the best baseline:", ""]
+    significant = []
+    for rule, row in rows.items():
+        if rule == "none":
+            continue
+        fisher = [fisher_exact([[row[k], row["searches"] - row[k]],
+                                [base[k], base["searches"] - base[k]]],
+                               alternative="greater").pvalue
+                  for k in ("beats_cross_entropy", "beats_best_baseline")]
+        mw = row.get("mann_whitney_p_vs_none")
+        lines.append(f"- `{rule}`: Mann–Whitney p = {mw:.3g}; {row['beats_cross_entropy']} of "
+                     f"{row['searches']} beat cross-entropy (none: "
+                     f"{base['beats_cross_entropy']}; Fisher p = {fisher[0]:.3g}), "
+                     f"{row['beats_best_baseline']} beat {summary['best_baseline']} (none: "
+                     f"{base['beats_best_baseline']}; Fisher p = {fisher[1]:.3g})")
+        if min(mw, *fisher) < 0.05:
+            significant.append(rule)
+    verdict = (f"At p < 0.05, {', '.join(significant)} made searches find lasting losses "
+               "more often than no filter." if significant else
+               "At p < 0.05 no filter made searches find losses that beat cross-entropy or the "
+               "best baseline at the final length more often than no filter did; with "
+               f"{base['searches']} searches per filter, only a large effect could show.")
+    return [*lines, "", verdict]
+
+
 def report(summary: dict) -> str:
     """The markdown report (``RESULTS-filters.md``) from ``summary.json``'s contents."""
     settings, seconds = summary["settings"], summary["seconds"]
@@ -310,7 +343,7 @@ def report(summary: dict) -> str:
                      f"{row['beats_best_baseline']} | {row['final_mean']:.4f} ± "
                      f"{row['final_std']:.4f} | {'—' if mw is None else f'{mw:.3g}'} | "
                      f"{row['trainings']} | {row['filtered']} |")
-    lines += ["", "Every search:", "",
+    lines += ["", *_answer(summary), "", "Every search:", "",
               "| filter | seed | best validation (search) | best loss | final test accuracy | "
               "p vs CE | p vs best baseline |", "| --- | ---: | ---: | --- | ---: | ---: | ---: |"]
     for rule, rows in summary["searches"].items():
@@ -326,8 +359,10 @@ def report(summary: dict) -> str:
               "drawn at random from each unfiltered search (one seed each). Collapsed: "
               "diverged, or test accuracy below "
               f"{settings['collapse_threshold']:.3f} (half of cross-entropy's mean).", "",
-              "| derived basin of the null epoch | learned | collapsed |", "| --- | ---: | ---: |",
-              *[f"| {label} | {cell['learned']} | {cell['collapsed']} |"
+              "| derived basin of the null epoch | learned | collapsed | collapsed, share |",
+              "| --- | ---: | ---: | ---: |",
+              *[f"| {label} | {cell['learned']} | {cell['collapsed']} | "
+                f"{cell['collapsed'] / max(cell['learned'] + cell['collapsed'], 1):.0%} |"
                 for label, cell in sorted(summary["confusion"].items(), key=_basin_order)],
               "",
               f"Passing the stable rule (zero error, or an equilibrium at target probability ≥ "
@@ -357,7 +392,9 @@ def main() -> None:
     parser.add_argument("--results", default="benchmarks/RESULTS-filters.md")
     parser.add_argument("--quick", action="store_true",
                         help="2 search seeds, budget 40 of 150 steps, 3 final seeds: a smoke run")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite --results from --out's summary.json (no training)")
     args = parser.parse_args()
     args.filters = [rule.strip() for rule in args.filters.split(",") if rule.strip()]
     unknown = [rule for rule in args.filters if rule not in FILTERS]
@@ -369,8 +406,11 @@ def main() -> None:
             args.out = "benchmarks/filters-quick"
         if args.results == parser.get_default("results"):
             args.results = str(Path(args.out) / "RESULTS-filters.md")
-    summary = run(args)
-    Path(args.out, "summary.json").write_text(json.dumps(summary, indent=1))
+    if args.report_only:
+        summary = json.loads(Path(args.out, "summary.json").read_text())
+    else:
+        summary = run(args)
+        Path(args.out, "summary.json").write_text(json.dumps(summary, indent=1))
     text = report(summary)
     Path(args.results).write_text(text)
     print(text)
