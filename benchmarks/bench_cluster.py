@@ -38,7 +38,6 @@ import contextlib
 import json
 import os
 import pickle
-import re
 import shlex
 import statistics
 import subprocess
@@ -51,6 +50,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # run as a script or imported: reuse run.py's machine record
     sys.path.insert(0, str(HERE))
 
+from results_file import write_section  # noqa: E402
 from run import load, machine  # noqa: E402
 
 from harness.search.evaluate import Budget, warm_up  # noqa: E402
@@ -62,7 +62,6 @@ from symloss.loss import Loss  # noqa: E402
 
 PROJECTED_WORKERS = (8, 64, 512)
 RESULTS = HERE / "RESULTS.md"
-MARKERS = ("<!-- cluster:start -->", "<!-- cluster:end -->")
 TITLE = "## Dask cluster against one process (`benchmarks/bench_cluster.py`)"
 #: Issue 15's goals: the two-worker cluster's share of in-process throughput, and the
 #: per-task overhead's share of a chunk's time on its worker.
@@ -365,15 +364,7 @@ def goals(results: dict) -> str:
 
 def write(text: str) -> None:
     """Replace this benchmark's section of RESULTS.md (appended the first time)."""
-    start, end = MARKERS
-    current = RESULTS.read_text()
-    block = f"{start}\n{text}\n{end}"
-    if start in current:
-        current = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, current,
-                         flags=re.S)
-    else:
-        current = current.rstrip("\n") + f"\n\n{TITLE}\n\n{block}\n"
-    RESULTS.write_text(current)
+    write_section("cluster", TITLE.removeprefix("## "), text)
 
 
 def main() -> None:

@@ -10,16 +10,19 @@ per core by default) compete for the cores. Each figure is the best of
 under the same condition.
 
 Run: ``python benchmarks/bench_contention.py [--population 16] [--steps 200]`` (about
-two minutes on 2 cores); ``--json`` prints one object.
+two minutes on 2 cores); ``--json`` prints one object, ``--write`` also puts the table
+in ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import multiprocessing
 import os
 import platform
+import sys
 import time
 from contextlib import contextmanager
 
@@ -30,6 +33,9 @@ from harness.data import load_dataset
 from harness.device import available_cores, free_cores
 from harness.train import TrainConfig, train
 from symloss.catalog import taylorglo
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from results_file import write_section
 
 
 def _spin() -> None:  # a competing process: pure CPU, no I/O
@@ -97,6 +103,8 @@ def main() -> None:
     parser.add_argument("--load", type=int, default=None,
                         help="competing busy processes (default: one per core)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--write", action="store_true",
+                        help="also write the table to benchmarks/RESULTS.md")
     args = parser.parse_args()
     data = load_dataset("mnist1d")
     losses = population(args.population, 0)
@@ -112,18 +120,31 @@ def main() -> None:
         for row in rows.values():
             row["vs_one_by_one"] = row["trainings_per_s"] / rows["one by one"]["trainings_per_s"]
         results[condition] = rows
-    record = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, CPU only",
+    record = {"date": datetime.date.today().isoformat(),
+              "machine": f"{platform.machine()}, {os.cpu_count()} cores, CPU only",
               "population": args.population, "steps": args.steps, "conditions": results}
-    if args.json:
-        print(json.dumps(record, indent=2))
-        return
-    print(f"{args.population} TaylorGLO candidates, MNIST-1D, {args.steps} steps; "
-          f"{record['machine']}")
-    print(f"{'':24}" + "".join(f"{c:>34}" for c in results))
+    text = table(record)
+    if args.write:
+        write_section("contention", "Batched training on a loaded machine "
+                      "(`benchmarks/bench_contention.py`)", text)
+    print(json.dumps(record, indent=2) if args.json else text)
+
+
+def table(record: dict) -> str:
+    """The markdown section: trainings/s per mode, quiet and loaded side by side."""
+    conditions = list(record["conditions"])
+    lines = [f"Measured {record['date']} on {record['machine']}: {record['population']} "
+             f"TaylorGLO candidates on MNIST-1D, {record['steps']} steps each, best of the "
+             "runs; ratios against one by one under the same condition. *Free cores* is the "
+             "search's choice (`harness.device.free_cores`, read as the population starts).",
+             "", "| mode | " + " | ".join(conditions) + " |",
+             "| --- |" + " ---: |" * len(conditions)]
     for mode in MODES:
-        cells = "".join(f"{r[mode]['trainings_per_s']:>12.2f}/s ({r[mode]['threads']} thr) "
-                        f"{r[mode]['vs_one_by_one']:>5.2f}x" for r in results.values())
-        print(f"{mode:<24}{cells}")
+        cells = [f"{r[mode]['trainings_per_s']:.2f}/s, {r[mode]['threads']} thread"
+                 f"{'s' if r[mode]['threads'] > 1 else ''} ({r[mode]['vs_one_by_one']:.2f}×)"
+                 for r in record["conditions"].values()]
+        lines.append(f"| {mode} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import argparse
 import datetime
 import os
 import platform
-import re
+import sys
 import time
 from pathlib import Path
 
@@ -37,8 +37,9 @@ from harness.device import available_cores, resolve_device
 from harness.train import TrainConfig, train
 from symloss.catalog import loss
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-MARKERS = ("<!-- glo-cnn:start -->", "<!-- glo-cnn:end -->")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_file import write_section
+
 LOSSES = ("cross_entropy", "baikal", "baikal_cma", "mse", "focal")
 
 
@@ -153,16 +154,9 @@ def main() -> None:
 
 
 def write(text: str) -> None:
-    start, end = MARKERS
-    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    block = f"{start}\n{text}\n{end}"
-    if start in current:
-        current = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, current,
-                         flags=re.S)
-    else:
-        current += ("\n## GLO MNIST CNN, population-batched (`benchmarks/bench_glo_cnn.py`)\n\n"
-                    f"{block}\n")
-    RESULTS.write_text(current)
+    """Replace this benchmark's section of RESULTS.md (appended the first time)."""
+    write_section("glo-cnn", "GLO MNIST CNN, population-batched (`benchmarks/bench_glo_cnn.py`)",
+                  text)
 
 
 if __name__ == "__main__":

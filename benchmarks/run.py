@@ -45,6 +45,7 @@ if str(HERE) not in sys.path:  # run as a script or imported: reuse the single b
 import bench_symbolic  # noqa: E402
 import bench_torch_loss  # noqa: E402
 import torch  # noqa: E402
+from results_file import write_section  # noqa: E402
 
 from harness.batched import train_population  # noqa: E402
 from harness.data import load_dataset  # noqa: E402
@@ -365,26 +366,11 @@ def table(results: dict[str, object]) -> str:
 
 
 def write_results(results: dict[str, object], path: Path = HERE / "RESULTS.md") -> None:
-    """Replace this device's section of ``RESULTS.md`` (CPU or GPU), keeping the other."""
-    section = "gpu" if results["device"] == "cuda" else "cpu"
-    sections = {"cpu": "Not measured yet.", "gpu": "Not measured yet: run "
-                "`benchmarks/run.py` on a machine with a GPU."}
-    if path.exists():
-        text = path.read_text()
-        for name in sections:
-            start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-            if start in text and end in text:
-                sections[name] = text.split(start, 1)[1].split(end, 1)[0].strip()
-    sections[section] = table(results) + "\n\n<details><summary>JSON</summary>\n\n```json\n" \
+    """Replace this device's section of ``RESULTS.md`` (CPU or GPU), keeping every other."""
+    name = "gpu" if results["device"] == "cuda" else "cpu"
+    text = table(results) + "\n\n<details><summary>JSON</summary>\n\n```json\n" \
         + json.dumps(results, indent=1, default=str) + "\n```\n</details>"
-    body = ["# Benchmark results", "",
-            "Written by `benchmarks/run.py` (`--quick` for the one-minute version); goals from "
-            "issue 6. Timings on a shared machine: compare ratios measured in one run, not "
-            "absolute figures across runs.", ""]
-    for name, title in (("cpu", "CPU"), ("gpu", "GPU")):
-        body += [f"## {title}", "", f"<!-- {name}:start -->", sections[name],
-                 f"<!-- {name}:end -->", ""]
-    path.write_text("\n".join(body))
+    write_section(name, name.upper(), text, path)
 
 
 def main() -> None:
