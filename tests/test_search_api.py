@@ -80,6 +80,8 @@ def test_fitness_sees_losses_and_its_values_are_stored(tmp_path):
     assert result.best.loss.expression == taylorglo(3).bind(result.best.params).expression
     assert run.config["fitness"].endswith(":Recorder")
     assert result.report.is_file() and "Best losses" in result.report.read_text()
+    report = result.report.read_text()
+    assert ":Recorder` (your function" in report and '"steps"' not in report  # no trainer
     summary = json.loads((result.report.parent / "summary.json").read_text())["best"]
     summary.pop("analysis", None)
     assert result.to_dict()["best"] == summary  # one JSON shape for a run's best

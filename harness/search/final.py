@@ -248,10 +248,16 @@ def write_report(store: RunStore, run_id: str, out_dir: str | Path,
     summary = store.generation_summary(run_id)
     counts = store.counts(run_id)
     best = best_candidates(store, run_id, 5)
+    shown = dict(run.config)
+    if config.fitness is not None:  # the user's function trains: the budget's settings do not
+        shown["budget"] = {"dataset": config.budget.dataset}  # apply; its dataset is a label
     lines = [f"# Search {run_id}: {run.algorithm} on {config.budget.dataset}", "",
              f"- status: {run.status}; evaluations paid: {run.evaluations}; "
-             f"counts: {json.dumps(counts)}",
-             f"- config: `{json.dumps(run.config, sort_keys=True)}`", ""]
+             f"counts: {json.dumps(counts)}"]
+    if config.fitness is not None:
+        lines.append(f"- fitness: `{config.fitness}` (your function; it trains, so the "
+                     "built-in trainer's settings do not apply)")
+    lines += [f"- config: `{json.dumps(shown, sort_keys=True)}`", ""]
     if summary:
         plot_progress(summary, generation_counts(store, run_id), out / "progress.png")
         lines += ["## Fitness per generation", "", "![search progress](progress.png)", "",
