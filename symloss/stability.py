@@ -346,7 +346,7 @@ def _exact_zeros(exact: sp.Expr, top: sp.Rational):
             return None
         if max(numerator.degree(), denominator.degree()) > MAX_EXACT_DEGREE:
             raise TooLarge(f"Δ's numerator or denominator has degree above {MAX_EXACT_DEGREE}")
-        return _in_range(numerator.real_roots(), top), _in_range(denominator.real_roots(), top)
+        return _in_range(_real_roots(numerator), top), _in_range(_real_roots(denominator), top)
     found = sp.solveset(exact, epsilon, sp.Interval.Lopen(0, top))
     if isinstance(found, sp.Intersection):  # roots in radicals, intersected with the interval
         finite = [a for a in found.args if isinstance(a, sp.FiniteSet)]
@@ -354,6 +354,23 @@ def _exact_zeros(exact: sp.Expr, top: sp.Rational):
     if not isinstance(found, sp.FiniteSet):
         return None
     return _in_range(found, top), None
+
+
+def _real_roots(poly: sp.Poly) -> list[sp.Expr]:
+    """The real roots, in radicals where each evaluates to 30 digits, else as ``CRootOf``.
+
+    Radicals read well (Baikal's ε* = 1 − √10/10) but can cancel beyond what evalf
+    resolves: with a coefficient of 1e-190, (−b + √(b² − 4ac))/2a came out as 0
+    (found by hypothesis). ``CRootOf`` isolates each root by intervals, so it
+    evaluates to any precision.
+    """
+    roots = poly.real_roots()
+    try:
+        for root in roots:
+            sp.N(root, 30, strict=True)
+    except sp.core.evalf.PrecisionExhausted:
+        return poly.real_roots(radicals=False)
+    return roots
 
 
 #: Imaginary parts below this (at 30 digits) are rounding in roots written with radicals.
