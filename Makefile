@@ -29,7 +29,7 @@ run: setup
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
-	$(BIN)/python -m proofs
+	$(BIN)/python -m symloss.proofs
 
 lint: setup
 	$(BIN)/ruff check .

@@ -2,7 +2,7 @@
 
 A population of TaylorGLO candidates on MNIST-1D is trained four ways — one by
 one (1 thread each, the unbatched path), and batched with 1 thread, with every
-core, and with the search's choice (:func:`harness.device.free_cores`: this
+core, and with the search's choice (:func:`symloss.harness.device.free_cores`: this
 process's cores less the other runnable work, read just before the population
 trains) — first on a quiet machine, then while ``--load`` busy processes (one
 per core by default) compete for the cores. Each figure is the best of
@@ -27,11 +27,11 @@ import time
 from contextlib import contextmanager
 
 import numpy as np
+from symloss.harness.batched import train_population
+from symloss.harness.data import load_dataset
+from symloss.harness.device import available_cores, free_cores
+from symloss.harness.train import TrainConfig, train
 
-from harness.batched import train_population
-from harness.data import load_dataset
-from harness.device import available_cores, free_cores
-from harness.train import TrainConfig, train
 from symloss.catalog import taylorglo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -136,7 +136,8 @@ def table(record: dict) -> str:
     lines = [f"Measured {record['date']} on {record['machine']}: {record['population']} "
              f"TaylorGLO candidates on MNIST-1D, {record['steps']} steps each, best of the "
              "runs; ratios against one by one under the same condition. *Free cores* is the "
-             "search's choice (`harness.device.free_cores`, read as the population starts).",
+             "search's choice (`symloss.harness.device.free_cores`, read as the population "
+             "starts).",
              "", "| mode | " + " | ".join(conditions) + " |",
              "| --- |" + " ---: |" * len(conditions)]
     for mode in MODES:

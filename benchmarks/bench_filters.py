@@ -44,16 +44,16 @@ from pathlib import Path
 
 import numpy as np
 from scipy.stats import fisher_exact, mannwhitneyu
+from symloss.harness.batched import train_population
+from symloss.harness.data import load_dataset
+from symloss.harness.search.evaluate import Budget
+from symloss.harness.search.final import BASELINES, baseline_loss, rebuild_loss
+from symloss.harness.search.runner import SearchConfig, search
+from symloss.harness.search.store import CandidateRecord, RunStore
+from symloss.harness.stats import welch_p_value
+from symloss.harness.train import TrainConfig
 from tqdm import tqdm
 
-from harness.batched import train_population
-from harness.data import load_dataset
-from harness.search.evaluate import Budget
-from harness.search.final import BASELINES, baseline_loss, rebuild_loss
-from harness.search.runner import SearchConfig, search
-from harness.search.store import CandidateRecord, RunStore
-from harness.stats import welch_p_value
-from harness.train import TrainConfig
 from symloss.catalog import taylorglo
 from symloss.loss import Loss
 from symloss.stability_batch import DEFAULT_MIN_TARGET_PROBABILITY, family_stability

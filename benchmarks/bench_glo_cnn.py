@@ -2,9 +2,9 @@
 
 The GLO paper's MNIST CNN (5×5 conv 32, pool, 5×5 conv 64, pool, FC 1024,
 dropout 0.4; SGD, batch 100) trained K = 10 at once by
-:func:`harness.batched.train_population` — K losses on the same batches, and K
+:func:`symloss.harness.batched.train_population` — K losses on the same batches, and K
 seeds of one loss (each its own initialization and batches) — against the
-same trainings one by one with :func:`harness.train.train`. Model-steps per
+same trainings one by one with :func:`symloss.harness.train.train`. Model-steps per
 second, the best of ``--rounds`` rounds taken in turn (a slower round measured
 other work on this shared machine), and the machine's matmul pace beside them:
 this model is compute-bound on a CPU (one training step is ~8 GFLOP), so the
@@ -30,11 +30,11 @@ import time
 from pathlib import Path
 
 import torch
+from symloss.harness.batched import train_population
+from symloss.harness.data import Dataset, load_dataset
+from symloss.harness.device import available_cores, resolve_device
+from symloss.harness.train import TrainConfig, train
 
-from harness.batched import train_population
-from harness.data import Dataset, load_dataset
-from harness.device import available_cores, resolve_device
-from harness.train import TrainConfig, train
 from symloss.catalog import loss
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -66,9 +66,8 @@ def mnist_shaped(data_dir: str | None) -> Dataset:
 def step_gflop(data: Dataset, batch: int = 100) -> float:
     """FLOPs of one training step (forward and backward, batch ``batch``) of the GLO CNN,
     counted by torch's ``FlopCounterMode``."""
+    from symloss.harness.models import build_model
     from torch.utils.flop_counter import FlopCounterMode
-
-    from harness.models import build_model
 
     model = build_model("glo_mnist_cnn", input_shape=data.input_shape, classes=data.classes)
     with FlopCounterMode(display=False) as counter:

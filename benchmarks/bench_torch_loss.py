@@ -17,8 +17,8 @@ import statistics
 import time
 
 import torch
+from symloss.harness.losses import clamp_probabilities, torch_loss
 
-from harness.losses import clamp_probabilities, torch_loss
 from symloss.catalog import loss, taylorglo
 
 CLASSES = 10

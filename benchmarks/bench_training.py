@@ -1,6 +1,6 @@
-"""Training steps per second for the mnist1d models, through :func:`harness.train.train`.
+"""Training steps per second for the mnist1d models, through :func:`symloss.harness.train.train`.
 
-For each model: 1 vs 2 CPU threads (the ratio picks ``harness.device.DEFAULT_CPU_THREADS``),
+For each model: 1 vs 2 CPU threads (the ratio picks ``symloss.harness.device.DEFAULT_CPU_THREADS``),
 and the generated cross-entropy against torch's own ``F.cross_entropy / n`` (the
 same loss, hand-written) as the criterion. Steps/s include one final evaluation.
 
@@ -13,9 +13,9 @@ import argparse
 import statistics
 
 import torch
+from symloss.harness.data import load_dataset
+from symloss.harness.train import TrainConfig, train
 
-from harness.data import load_dataset
-from harness.train import TrainConfig, train
 from symloss.catalog import loss
 
 

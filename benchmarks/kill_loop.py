@@ -38,8 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from harness.search.strategies import read_snapshot
+from symloss.harness.search.strategies import read_snapshot
 
 KINDS = ("training", "write", "between")
 SLOW_WRITE_SECONDS = "0.3"

@@ -265,9 +265,9 @@ def wait_for(condition: Callable[[], bool], process: subprocess.Popen, seconds: 
 #: Builds runs in a store through the public API (the attacker's starting point).
 SETUP_RUNS = """
 import sys
-from harness.search.evaluate import Budget
-from harness.search.runner import SearchConfig, search
-from harness.search.store import RunStore
+from symloss.harness.search.evaluate import Budget
+from symloss.harness.search.runner import SearchConfig, search
+from symloss.harness.search.store import RunStore
 path, generations, stop = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 config = SearchConfig("taylorglo", generations=generations, population=4,
                       budget=Budget(dataset="digits", steps=5))

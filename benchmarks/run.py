@@ -2,7 +2,7 @@
 
 Measures, on this machine:
 
-- population-batched training (``harness.batched``) against training the same
+- population-batched training (``symloss.harness.batched``) against training the same
   candidates one by one, in model-steps per second, for K = 1, 5, 20, 80
   (MNIST-1D MLP 40-100-100-10, batch 100; the ``cnn1d`` at K = 20), each at 1
   and 2 threads, and the two batched backends (stacked kernels vs ``vmap``);
@@ -46,11 +46,11 @@ import bench_symbolic  # noqa: E402
 import bench_torch_loss  # noqa: E402
 import torch  # noqa: E402
 from results_file import write_section  # noqa: E402
+from symloss.harness.batched import train_population  # noqa: E402
+from symloss.harness.data import load_dataset  # noqa: E402
+from symloss.harness.device import available_cores, resolve_device, torch_threads  # noqa: E402
+from symloss.harness.train import TrainConfig, train  # noqa: E402
 
-from harness.batched import train_population  # noqa: E402
-from harness.data import load_dataset  # noqa: E402
-from harness.device import available_cores, resolve_device, torch_threads  # noqa: E402
-from harness.train import TrainConfig, train  # noqa: E402
 from symloss.catalog import taylorglo  # noqa: E402
 
 POPULATIONS = (1, 5, 20, 80)
@@ -79,7 +79,7 @@ def _candidates(count: int, seed: int = 0) -> list:
 
 def one_by_one_rate(data, model: str, steps: int, models: int, threads: int,
                     device: str | None, rounds: int = 1) -> float:
-    """Model-steps/s of :func:`harness.train.train`, wall time per call (setup included);
+    """Model-steps/s of :func:`symloss.harness.train.train`, wall time per call (setup included);
     the best of ``rounds`` rounds of ``models`` trainings (see :func:`alternating`)."""
     config = TrainConfig(model=model, steps=steps, threads=threads, evaluations=1, device=device)
     losses = _candidates(models)
@@ -95,7 +95,7 @@ def one_by_one_rate(data, model: str, steps: int, models: int, threads: int,
 
 def batched_rate(data, model: str, steps: int, count: int, threads: int, device: str | None,
                  backend: str = "auto", rounds: int = 1) -> float:
-    """Model-steps/s of :func:`harness.batched.train_population` for K = ``count``; the best
+    """Model-steps/s of :func:`symloss.harness.batched.train_population` for K = ``count``; the best
     of ``rounds`` (as for :func:`one_by_one_rate`)."""
     config = TrainConfig(model=model, steps=steps, threads=threads, evaluations=1, device=device)
     losses = _candidates(count)
@@ -174,7 +174,8 @@ def training_figures(quick: bool, device: str | None) -> dict[str, object]:
 
 
 def loss_figures(quick: bool) -> dict[str, object]:
-    from harness.losses import torch_loss
+    from symloss.harness.losses import torch_loss
+
     from symloss.catalog import loss
 
     torch.set_num_threads(1)
@@ -209,14 +210,14 @@ def symbolic_figures(quick: bool) -> dict[str, object]:
 
 def search_figures(quick: bool, device: str | None) -> dict[str, object]:
     """One TaylorGLO generation (population 20, no filter: all trained), batched vs not."""
-    from harness.search.evaluate import Budget
-    from harness.search.runner import SearchConfig, search
-    from harness.search.store import RunStore
+    from symloss.harness.search.evaluate import Budget
+    from symloss.harness.search.runner import SearchConfig, search
+    from symloss.harness.search.store import RunStore
 
     budget = Budget(dataset="mnist1d", model="mlp", steps=100 if quick else 300, device=device)
     config = SearchConfig("taylorglo", generations=1 if quick else 2, population=20,
                           filter="none", budget=budget)
-    from harness.search.evaluate import _dataset
+    from symloss.harness.search.evaluate import _dataset
 
     _dataset(budget.dataset, budget.data_dir)  # load once, outside the timings
     rates: dict[bool, float] = {False: 0.0, True: 0.0}

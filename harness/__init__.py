@@ -1,12 +1,12 @@
 """The torch side of symloss: losses as torch modules, data, models, training, attacks.
 
-Public names are re-exported lazily (PEP 562), so ``import harness.cli`` — what
+Public names are re-exported lazily (PEP 562), so ``import symloss.harness.cli`` — what
 the ``symloss`` command does — does not import torch; touching any other name
 does.
 
->>> import harness
->>> harness.torch_loss.__module__
-'harness.losses'
+>>> import symloss.harness
+>>> symloss.harness.torch_loss.__module__
+'symloss.harness.losses'
 """
 
 from __future__ import annotations
@@ -14,30 +14,30 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "generate": "harness.codegen",
-    "term_source": "harness.codegen",
-    "LossPrinter": "harness.codegen",
-    "torch_loss": "harness.losses",
-    "SymbolicLoss": "harness.losses",
-    "clamp_probabilities": "harness.losses",
-    "Dataset": "harness.data",
-    "DataError": "harness.data",
-    "DATASETS": "harness.data",
-    "load_dataset": "harness.data",
-    "read_idx": "harness.data",
-    "read_cifar_batch": "harness.data",
-    "augment_glo_cifar": "harness.data",
-    "MODELS": "harness.models",
-    "build_model": "harness.models",
-    "Normalized": "harness.models",
-    "TrainConfig": "harness.train",
-    "TrainResult": "harness.train",
-    "train": "harness.train",
-    "evaluate": "harness.train",
-    "fgsm_accuracy": "harness.fgsm",
-    "AttractionLog": "harness.attraction",
-    "AttractionRecorder": "harness.attraction",
-    "default_device": "harness.device",
+    "generate": "symloss.harness.codegen",
+    "term_source": "symloss.harness.codegen",
+    "LossPrinter": "symloss.harness.codegen",
+    "torch_loss": "symloss.harness.losses",
+    "SymbolicLoss": "symloss.harness.losses",
+    "clamp_probabilities": "symloss.harness.losses",
+    "Dataset": "symloss.harness.data",
+    "DataError": "symloss.harness.data",
+    "DATASETS": "symloss.harness.data",
+    "load_dataset": "symloss.harness.data",
+    "read_idx": "symloss.harness.data",
+    "read_cifar_batch": "symloss.harness.data",
+    "augment_glo_cifar": "symloss.harness.data",
+    "MODELS": "symloss.harness.models",
+    "build_model": "symloss.harness.models",
+    "Normalized": "symloss.harness.models",
+    "TrainConfig": "symloss.harness.train",
+    "TrainResult": "symloss.harness.train",
+    "train": "symloss.harness.train",
+    "evaluate": "symloss.harness.train",
+    "fgsm_accuracy": "symloss.harness.fgsm",
+    "AttractionLog": "symloss.harness.attraction",
+    "AttractionRecorder": "symloss.harness.attraction",
+    "default_device": "symloss.harness.device",
 }
 
 __all__ = sorted(_EXPORTS)

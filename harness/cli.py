@@ -23,7 +23,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 def register(subparsers) -> None:
     """Add the harness's commands (train, search, runs, show) to the ``symloss`` CLI."""
-    from harness.search.cli import register as register_search
+    from symloss.harness.search.cli import register as register_search
 
     register_train(subparsers)
     register_search(subparsers)
@@ -102,7 +102,7 @@ def _build_loss(spec: str, order: int, params: list[float] | None, store: str | 
 
     try:
         if spec.strip().startswith("run:"):  # a stored search candidate
-            from harness.search.cli import resolve_loss
+            from symloss.harness.search.cli import resolve_loss
 
             return resolve_loss(spec, store)
         built = loss(spec, order=order, params=params)
@@ -133,8 +133,8 @@ def _worst(statuses: list[str]) -> str:
 
 
 def _train_seeds(loss, data, config, seeds: int, args, out: Path | None) -> dict[str, object]:
-    from harness.batched import batching_pays, train_population
-    from harness.train import train
+    from symloss.harness.batched import batching_pays, train_population
+    from symloss.harness.train import train
 
     batched = args.batched if args.batched is not None else batching_pays(
         config.model, config.model_options, config.device)
@@ -186,8 +186,8 @@ def _run(args: argparse.Namespace) -> int:
     if any(not math.isfinite(e) or e < 0 for e in fgsm):
         raise UsageError(f"--fgsm strengths must be finite and >= 0, got {args.fgsm!r}")
 
-    from harness.data import DataError, load_dataset
-    from harness.train import TrainConfig
+    from symloss.harness.data import DataError, load_dataset
+    from symloss.harness.train import TrainConfig
 
     try:
         data = load_dataset(args.dataset, data_dir=args.data_dir)
@@ -209,7 +209,7 @@ def _run(args: argparse.Namespace) -> int:
                                  **_train_seeds(loss, data, config, args.seeds, args, out)}
     if other is not None:
         compared = _train_seeds(other, data, config, args.seeds, args, out)
-        from harness.stats import welch_p_value
+        from symloss.harness.stats import welch_p_value
 
         # one-sided Welch, H1: --loss beats --compare (the test of every report here)
         compared["p_value"] = welch_p_value(report["test_accuracy"]["per_seed"],

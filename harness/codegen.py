@@ -3,7 +3,7 @@
 A loss term is printed once per expression *structure* into the source of a
 Python function ``term(y, h, parameters)`` that works elementwise on tensors;
 a family's parameters (TaylorGLO's λ, a GP tree's coefficients) are unpacked
-from ``parameters`` — a 1-D tensor (what :class:`harness.losses.SymbolicLoss`
+from ``parameters`` — a 1-D tensor (what :class:`symloss.harness.losses.SymbolicLoss`
 passes under ``torch.compile``, so a new candidate does not recompile) or a
 tuple of floats (what it passes in eager mode, where Python scalars are the
 faster operands) — so a new candidate of the same family reuses the code.
@@ -89,7 +89,7 @@ class LossPrinter(TorchPrinter):
         if type(expr) not in self.mapping:
             raise NotImplementedError(
                 f"no torch translation for {type(expr).__name__} in {expr}; "
-                "extend harness.codegen.LossPrinter"
+                "extend symloss.harness.codegen.LossPrinter"
             )
         return super()._print_Function(expr)
 

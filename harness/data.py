@@ -36,8 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from harness.datafiles import (  # noqa: F401  (re-exported: the readers and their bounds)
+from symloss.harness.datafiles import (  # noqa: F401  (re-exported: the readers and their bounds)
     CIFAR_ROW,
     IDX_FILES,
     IDX_TYPES,
@@ -234,7 +233,7 @@ def load_dataset(name: str, *, data_dir: str | Path | None = None,
     >>> load_dataset("imagenet")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    harness.datafiles.DataError: unknown dataset 'imagenet'; available: mnist1d, digits, mnist, ...
+    symloss.harness.datafiles.DataError: unknown dataset 'imagenet'; available: mnist1d, ...
     """
     key = name.strip().lower().replace("-", "_")
     if key not in DATASETS:

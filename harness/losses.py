@@ -8,7 +8,7 @@ for every reduction, ``weight``, ``ignore_index``, ``label_smoothing``, input of
 shape ``(N, C)``, ``(N, C, d1, …)`` or ``(C,)``, integer or probability targets
 (``tests/test_harness_losses.py``). ``scale="paper"`` multiplies by the papers'
 ``1/n`` (:mod:`symloss.scale`: why the trainer's default is the sum). The
-per-class term comes from :func:`harness.codegen.generate`, keyed by the
+per-class term comes from :func:`symloss.harness.codegen.generate`, keyed by the
 *family* expression: a bound member's parameter values live in a buffer, so
 :meth:`SymbolicLoss.set_values` swaps a TaylorGLO candidate without regenerating
 code or recompiling a ``torch.compile``-d model: under ``torch.compile`` the
@@ -40,9 +40,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from symloss.harness.codegen import GeneratedTerm, generate
 from torch import nn
 
-from harness.codegen import GeneratedTerm, generate
 from symloss.loss import Loss
 from symloss.scale import LOSS_SCALES, check_scale
 

@@ -23,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from symloss.harness.attraction import AttractionLog, AttractionRecorder
+from symloss.harness.data import Dataset, augment_glo_cifar, center_crop, load_dataset
+from symloss.harness.device import resolve_device, torch_threads
+from symloss.harness.fgsm import fgsm_accuracy
+from symloss.harness.losses import torch_loss
+from symloss.harness.models import DEFAULT_MODELS, MODELS, Normalized, build_model, resolve_model
 from torch import nn
 
-from harness.attraction import AttractionLog, AttractionRecorder
-from harness.data import Dataset, augment_glo_cifar, center_crop, load_dataset
-from harness.device import resolve_device, torch_threads
-from harness.fgsm import fgsm_accuracy
-from harness.losses import torch_loss
-from harness.models import DEFAULT_MODELS, MODELS, Normalized, build_model, resolve_model
 from symloss.loss import Loss
 from symloss.scale import check_scale, paper_learning_rate
 
@@ -46,7 +46,7 @@ FALLBACK = {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.0, "batch_size": 100,
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train; ``None`` means the model's paper default (``harness.models.MODELS``).
+    """How to train; ``None`` means the model's paper default (``symloss.harness.models.MODELS``).
 
     ``steps`` wins over ``epochs``. ``schedule``: ``constant``, ``cosine`` or ``step``
     (multiply by ``gamma`` at each of ``milestones``, fractions of the run, or
@@ -181,7 +181,7 @@ def train(loss: Loss | nn.Module, dataset: Dataset | str, config: TrainConfig | 
     """Train the config's model on ``dataset`` with ``loss``; see the module docstring.
 
     ``loss`` is a bound :class:`~symloss.loss.Loss` (turned into a torch loss by
-    :func:`harness.losses.torch_loss`) or any ``criterion(logits, target)`` module.
+    :func:`symloss.harness.losses.torch_loss`) or any ``criterion(logits, target)`` module.
     """
     data = load_dataset(dataset, data_dir=data_dir) if isinstance(dataset, str) else dataset
     config = (config or TrainConfig()).resolved(data.name)

@@ -2,15 +2,15 @@
 
 Each proof module states its claim in its docstring and exposes ``CLAIM`` (one
 line), ``PLACE`` (where in which paper), ``EXPECTED`` (the verdict it should reach)
-and ``prove() -> Verdict``. ``python -m proofs`` runs them all and prints a table;
-see :mod:`proofs._runner`.
+and ``prove() -> Verdict``. ``python -m symloss.proofs`` runs them all and prints a table;
+see :mod:`symloss.proofs._runner`.
 
 >>> "iclr_theorem1_baikal_zero_error" in proof_modules()
 True
 """
 
-from proofs._framework import Mismatch, Proof, StepFailed, Verdict
-from proofs._runner import Outcome, proof_modules, run, run_all
+from symloss.proofs._framework import Mismatch, Proof, StepFailed, Verdict
+from symloss.proofs._runner import Outcome, proof_modules, run, run_all
 
 __all__ = ["Mismatch", "Outcome", "Proof", "StepFailed", "Verdict", "proof_modules", "run",
            "run_all"]

@@ -1,4 +1,4 @@
-"""``python -m proofs [--json | --markdown] [NAME ...]``: run the proofs, print a table.
+"""``python -m symloss.proofs [--json | --markdown] [NAME ...]``: run the proofs, print a table.
 
 Exit status 0 when every proof completed with its declared ``EXPECTED`` verdict,
 1 otherwise (a failed step, or an unexpected verdict).
@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from proofs._runner import proof_modules, run, to_json, to_markdown, to_text
+from symloss.proofs._runner import proof_modules, run, to_json, to_markdown, to_text
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m proofs", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m symloss.proofs", description=__doc__)
     form = parser.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="print the outcomes as JSON")
     form.add_argument("--markdown", action="store_true", help="print a markdown table")

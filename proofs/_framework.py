@@ -15,7 +15,7 @@ True
 >>> proof.identity("a false identity", x, x + 1)
 Traceback (most recent call last):
 ...
-proofs._framework.StepFailed: step 'a false identity' failed: simplify(lhs - rhs) = -1, not 0
+symloss.proofs._framework.StepFailed: step 'a false identity' failed: simplify(lhs - rhs) = -1, ...
 """
 
 from __future__ import annotations

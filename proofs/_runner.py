@@ -13,8 +13,8 @@ import time
 import traceback
 from dataclasses import dataclass
 
-import proofs
-from proofs._framework import Verdict
+import symloss.proofs
+from symloss.proofs._framework import Verdict
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ ORDER = (
 
 def proof_modules() -> list[str]:
     """The names of the proof modules under ``proofs/`` (those not starting with ``_``)."""
-    names = [info.name for info in pkgutil.iter_modules(proofs.__path__)
+    names = [info.name for info in pkgutil.iter_modules(symloss.proofs.__path__)
              if not info.name.startswith("_") and not info.ispkg]
     return sorted(names, key=lambda name: (ORDER.index(name) if name in ORDER else len(ORDER),
                                            name))
@@ -72,7 +72,7 @@ def proof_modules() -> list[str]:
 
 def run(name: str) -> Outcome:
     """Import ``proofs.<name>`` and run its ``prove()``; exceptions become a failed outcome."""
-    module = importlib.import_module(f"proofs.{name}")
+    module = importlib.import_module(f"symloss.proofs.{name}")
     claim, place = getattr(module, "CLAIM", "?"), getattr(module, "PLACE", "?")
     expected = getattr(module, "EXPECTED", "?")
     start = time.perf_counter()

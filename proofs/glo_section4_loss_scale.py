@@ -29,8 +29,8 @@ the trained loss; the trainer's default is the sum (``docs/conventions.md`` §1)
 from __future__ import annotations
 
 import sympy as sp
+from symloss.proofs._framework import Proof, Verdict
 
-from proofs._framework import Proof, Verdict
 from symloss.catalog import loss
 from symloss.dynamics import logit_step
 from symloss.symbols import epsilon, n

@@ -21,10 +21,10 @@ exactly. BaikalCMA: ``β = c3c4/(c1c5)`` gives ``p* = 0.77194…``. Engine:
 from __future__ import annotations
 
 import sympy as sp
+from symloss.proofs._framework import Proof, Verdict
+from symloss.proofs._paper import BAIKAL_CMA_PRINTED
 
 import symloss
-from proofs._framework import Proof, Verdict
-from proofs._paper import BAIKAL_CMA_PRINTED
 from symloss.binary import p
 from symloss.catalog import BAIKAL_CMA_COEFFICIENTS
 from symloss.symbols import h, y

@@ -1,6 +1,6 @@
 """Population-batched training (issue 6): the same runs as one by one, isolated candidates.
 
-Reference: :func:`harness.train.train` on each candidate with the same seed. The
+Reference: :func:`symloss.harness.train.train` on each candidate with the same seed. The
 equivalence checks run in float64 so that the only difference left, the order
 of floating-point sums in batched matmuls, stays far below the 1e-5 tolerance
 after a few hundred SGD steps (in float32 it is amplified by training's chaos
@@ -13,16 +13,16 @@ import dataclasses
 
 import numpy as np
 import pytest
+import symloss.harness.batched
+import symloss.harness.train
 import torch
+from symloss.harness.batched import PopulationLoss, supports, supports_model, train_population
+from symloss.harness.batched.optim import _clip, _sgd_step
+from symloss.harness.data import load_dataset
+from symloss.harness.losses import torch_loss
+from symloss.harness.models import build_model
+from symloss.harness.train import TrainConfig, train
 
-import harness.batched
-import harness.train
-from harness.batched import PopulationLoss, supports, supports_model, train_population
-from harness.batched.optim import _clip, _sgd_step
-from harness.data import load_dataset
-from harness.losses import torch_loss
-from harness.models import build_model
-from harness.train import TrainConfig, train
 from symloss.catalog import loss, taylorglo
 
 TOLERANCE = 1e-5
@@ -46,17 +46,17 @@ def float64(digits):
 
 
 def one_by_one(losses, data, config, seed, monkeypatch):
-    """:func:`harness.train.train` per loss; returns the results and each final model's weights."""
+    """:func:`symloss.harness.train.train` per loss; the results and each final model's weights."""
     captured = []
-    final_metrics = harness.train._final_metrics
+    final_metrics = symloss.harness.train._final_metrics
 
     def capture(model, *args, **kwargs):
         captured.append({n: p.detach().clone() for n, p in model.named_parameters()})
         return final_metrics(model, *args, **kwargs)
 
-    monkeypatch.setattr(harness.train, "_final_metrics", capture)
+    monkeypatch.setattr(symloss.harness.train, "_final_metrics", capture)
     results = [train(item, data, config, seed=seed) for item in losses]
-    monkeypatch.setattr(harness.train, "_final_metrics", final_metrics)
+    monkeypatch.setattr(symloss.harness.train, "_final_metrics", final_metrics)
     return results, captured
 
 
@@ -114,10 +114,9 @@ def test_kernel_backward_is_autograds(kernel, stride, padding):
     """The written-out forward and backward of stacked convolutions (taps that read only
     padding, strides past the end), linear layers and flattening, against autograd
     through vmap of the same K models, float64."""
+    from symloss.harness.batched.loop import _stack
+    from symloss.harness.batched.network import _KernelNet, _VmapNet
     from torch import nn
-
-    from harness.batched.loop import _stack
-    from harness.batched.network import _KernelNet, _VmapNet
 
     torch.manual_seed(0)
     models = [nn.Sequential(nn.Unflatten(1, (2, -1)), nn.Conv1d(2, 3, 3, 2, 1), nn.ReLU(),
@@ -153,10 +152,9 @@ def _image_digits(data):
 def test_conv2d_kernel_backward_is_autograds(per_candidate, stride, padding, pool):
     """Stacked Conv2d/MaxPool2d/Dropout-free GLO-CNN layers against autograd through vmap,
     float64, with the data shared or per candidate (K seeds)."""
+    from symloss.harness.batched.loop import _stack
+    from symloss.harness.batched.network import _KernelNet, _VmapNet
     from torch import nn
-
-    from harness.batched.loop import _stack
-    from harness.batched.network import _KernelNet, _VmapNet
 
     torch.manual_seed(0)
     models = [nn.Sequential(nn.Conv2d(2, 3, 3, stride, padding), nn.ReLU(), nn.MaxPool2d(pool),
@@ -347,8 +345,8 @@ def test_gradient_clipping_is_per_candidate():
 @pytest.mark.parametrize(("momentum", "weight_decay"), [(0.9, 5e-4), (0.0, 0.0), (0.9, 0.0)])
 def test_sgd_step_is_torch_sgd(fused, momentum, weight_decay, monkeypatch):
     """The fused kernel and the ``_foreach`` fallback both give :class:`torch.optim.SGD`."""
-    available = harness.batched.optim.FUSED_SGD
-    monkeypatch.setattr(harness.batched.optim, "FUSED_SGD", fused and available)
+    available = symloss.harness.batched.optim.FUSED_SGD
+    monkeypatch.setattr(symloss.harness.batched.optim, "FUSED_SGD", fused and available)
     generator = torch.Generator().manual_seed(0)
     stacked = [torch.randn(3, 4, 5, generator=generator, dtype=torch.float64),
                torch.randn(3, 4, generator=generator, dtype=torch.float64)]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from symloss.harness.search import runner as runner_module
+from symloss.harness.search.evaluate import Budget, batching_supported, evaluate_population
+from symloss.harness.search.runner import SearchConfig, search
+from symloss.harness.search.store import RunStore
 
-from harness.search import runner as runner_module
-from harness.search.evaluate import Budget, batching_supported, evaluate_population
-from harness.search.runner import SearchConfig, search
-from harness.search.store import RunStore
 from symloss.catalog import loss
 
 SMALL = Budget(dataset="digits", model="mlp", steps=40, batch_size=64)
@@ -63,7 +63,7 @@ def test_batched_generation_keeps_the_store_semantics(tmp_path, monkeypatch):
 
 
 def test_evaluate_population_outcomes_match_evaluate_candidate():
-    from harness.search.evaluate import evaluate_candidate
+    from symloss.harness.search.evaluate import evaluate_candidate
 
     losses = [loss("cross_entropy"), loss("y*log(h - 2)")]
     together = evaluate_population(losses, SMALL)
@@ -74,12 +74,12 @@ def test_evaluate_population_outcomes_match_evaluate_candidate():
 
 
 def test_a_failing_population_falls_back_to_one_by_one(monkeypatch):
-    import harness.batched
+    import symloss.harness.batched
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(harness.batched, "train_population", broken)
+    monkeypatch.setattr(symloss.harness.batched, "train_population", broken)
     outcomes = evaluate_population([loss("cross_entropy")], SMALL)
     assert [o.status for o in outcomes] == ["ok"]
 

@@ -6,8 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-
-from harness.search.store import CandidateRecord, RunStore
+from symloss.harness.search.store import CandidateRecord, RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 

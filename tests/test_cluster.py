@@ -16,16 +16,17 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-from harness.search import runner  # noqa: E402
-from harness.search.evaluate import Budget, task_threads  # noqa: E402
-from harness.search.executors import (  # noqa: E402
+from symloss.harness.search import runner  # noqa: E402
+from symloss.harness.search.evaluate import Budget, task_threads  # noqa: E402
+from symloss.harness.search.executors import (  # noqa: E402
     DaskExecutor,
     InlineExecutor,
     LocalExecutor,
     spread,
 )
-from harness.search.runner import SearchConfig, search  # noqa: E402
-from harness.search.store import RunStore  # noqa: E402
+from symloss.harness.search.runner import SearchConfig, search  # noqa: E402
+from symloss.harness.search.store import RunStore  # noqa: E402
+
 from symloss.cli import main  # noqa: E402
 from tests import test_search_dask  # noqa: E402
 
@@ -171,10 +172,14 @@ def test_a_killed_worker_costs_only_the_chunk_it_was_training(cluster, tmp_path,
     assert all(row[2] == "ok" for row in table), "the killed chunk ran again elsewhere"
     log = _log(logged)
     ends = [size for _, event, size in log if event == "end"]
-    assert sum(ends) == 8 and len(ends) == 4, "each chunk trained to the end once"
+    # Each chunk trained to the end once — or, for the killed worker's chunk, twice when the
+    # kill landed after it had finished but before its result reached the scheduler (seen
+    # under CI's load): then the result was lost, and the chunk rightly ran again.
+    assert len(ends) in (4, 5) and sum(ends) == 2 * len(ends), ends
     unfinished = {pid: sum(+1 if event == "start" else -1 for p, event, _ in log if p == pid)
                   for pid, _, _ in log}
-    assert {pid: n for pid, n in unfinished.items() if n} == {killed[0]: 1}, \
+    left = {pid: n for pid, n in unfinished.items() if n}
+    assert left == ({killed[0]: 1} if len(ends) == 4 else {}), \
         "only the chunk the killed worker held ran twice"
 
 
@@ -228,7 +233,7 @@ def _dies_with(culprit: float, chunk: int, losses: tuple, budget: Budget,
 @pytest.mark.slow
 def test_a_chunk_that_kills_every_worker_is_split_and_only_its_culprit_failed(tmp_path,
                                                                             monkeypatch):
-    import harness.search.executors as executors
+    import symloss.harness.search.executors as executors
 
     config = SearchConfig("taylorglo", generations=1, population=4, filter="none",
                           budget=Budget(dataset="digits", steps=20, batch_size=64), seed=0)

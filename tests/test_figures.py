@@ -72,7 +72,7 @@ def test_display_names():
 
 
 def test_search_progress_figure(tmp_path):
-    from harness.search.final import plot_progress, progress_figure
+    from symloss.harness.search.final import plot_progress, progress_figure
 
     summary = [{"generation": g, "best_fitness": b, "median_fitness": m}
                for g, b, m in [(0, 0.5, 0.3), (1, 0.45, 0.35), (2, 0.7, 0.4)]]

@@ -1,4 +1,4 @@
-"""``symloss train`` through :func:`harness.cli.register`, in process."""
+"""``symloss train`` through :func:`symloss.harness.cli.register`, in process."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import subprocess
 import sys
 
 import pytest
-
-from harness.cli import register
+from symloss.harness.cli import register
 
 
 def run(argv: list[str]) -> int:
@@ -81,15 +80,15 @@ def test_user_errors_are_one_line_and_exit_2(argv, message, capsys):
 
 
 def test_importing_the_cli_does_not_import_torch():
-    code = ("import sys, harness.cli, harness; "
+    code = ("import sys, symloss.harness.cli, harness; "
             "sys.exit(1 if 'torch' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
 def test_harness_never_imports_proofs_nor_reproduce():
     """The arrow points one way: symloss ← harness ← reproduce → proofs."""
-    code = ("import sys, pkgutil, importlib, harness\n"
-            "for info in pkgutil.walk_packages(harness.__path__, 'harness.'):\n"
+    code = ("import sys, pkgutil, importlib, symloss.harness\n"
+            "for info in pkgutil.walk_packages(symloss.harness.__path__, 'symloss.harness.'):\n"
             "    importlib.import_module(info.name)\n"
-            "sys.exit(1 if {'proofs', 'reproduce'} & set(sys.modules) else 0)")
+            "sys.exit(1 if {'symloss.proofs', 'symloss.reproduce'} & set(sys.modules) else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

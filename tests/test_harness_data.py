@@ -10,9 +10,8 @@ import struct
 import numpy as np
 import pytest
 import torch
-
-from harness import data as data_module
-from harness.data import (
+from symloss.harness import data as data_module
+from symloss.harness.data import (
     DataError,
     augment_glo_cifar,
     center_crop,

@@ -14,9 +14,9 @@ import sympy as sp
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from symloss.harness.codegen import generate, term_source
+from symloss.harness.losses import torch_loss
 
-from harness.codegen import generate, term_source
-from harness.losses import torch_loss
 from symloss.catalog import loss, taylorglo
 from symloss.dynamics import gamma
 from symloss.loss import Loss

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from symloss.harness.losses import torch_loss
+from symloss.harness.models import MODELS, Normalized, build_model, resolve_model
 
-from harness.losses import torch_loss
-from harness.models import MODELS, Normalized, build_model, resolve_model
 from symloss.catalog import loss
 
 #: (name, input shape, overrides that keep the step test fast; shapes use the defaults).

@@ -13,9 +13,9 @@ import itertools
 
 import pytest
 import torch
+from symloss.harness.losses import torch_loss
 from torch import nn
 
-from harness.losses import torch_loss
 from symloss.catalog import loss
 
 #: |ours − torch| allowed, relative, per dtype: softmax-then-log against log_softmax.

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import sympy as sp
 import torch
+from symloss.harness.attraction import AttractionLog
+from symloss.harness.data import Dataset, load_dataset
+from symloss.harness.fgsm import fgsm_accuracy
+from symloss.harness.train import TrainConfig, evaluate, learning_rate_factor, train
 
-from harness.attraction import AttractionLog
-from harness.data import Dataset, load_dataset
-from harness.fgsm import fgsm_accuracy
-from harness.train import TrainConfig, evaluate, learning_rate_factor, train
 from symloss.catalog import loss
 from symloss.loss import Loss
 from symloss.symbols import h
@@ -131,7 +131,7 @@ def test_attraction_log_cross_entropy_always_pulls(digits, tmp_path):
 
 def test_attraction_of_baikal_pushes_confident_samples():
     """Baikal repels zero training error (ICLR Theorem 1): A < 0 for small ε."""
-    from harness.attraction import attraction_function
+    from symloss.harness.attraction import attraction_function
 
     values = attraction_function(loss("baikal"), 10, 0.5)(np.array([1e-3, 1e-2]))
     assert np.all(values < 0)

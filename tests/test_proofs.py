@@ -13,9 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from proofs import Mismatch, Proof, StepFailed, Verdict, proof_modules, run
-from proofs._framework import VERDICTS
+from symloss.proofs import Mismatch, Proof, StepFailed, Verdict, proof_modules, run
+from symloss.proofs._framework import VERDICTS
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = proof_modules()
@@ -33,7 +32,7 @@ def test_every_required_place_has_a_proof():
 
 @pytest.mark.parametrize("name", MODULES)
 def test_proof_reaches_its_expected_verdict(name):
-    module = importlib.import_module(f"proofs.{name}")
+    module = importlib.import_module(f"symloss.proofs.{name}")
     assert module.EXPECTED in VERDICTS
     assert module.CLAIM and module.PLACE and module.__doc__
     assert "Verdict." in module.__doc__, "the docstring must state the verdict it argues for"
@@ -73,7 +72,7 @@ def test_verdict_rejects_unknown_outcomes():
 
 
 def test_unknown_module_is_a_usage_error():
-    result = subprocess.run([sys.executable, "-m", "proofs", "no_such_proof"], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "symloss.proofs", "no_such_proof"], cwd=ROOT,
                             capture_output=True, text=True, check=False)
     assert result.returncode == 2
     assert "unknown proof module" in result.stderr
@@ -81,7 +80,7 @@ def test_unknown_module_is_a_usage_error():
 
 @pytest.mark.slow
 def test_cli_json_runs_every_proof_and_exits_zero():
-    result = subprocess.run([sys.executable, "-m", "proofs", "--json"], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "symloss.proofs", "--json"], cwd=ROOT,
                             capture_output=True, text=True, check=False, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     report = json.loads(result.stdout)
@@ -91,14 +90,14 @@ def test_cli_json_runs_every_proof_and_exits_zero():
 
 
 def test_cli_markdown_has_a_table():
-    result = subprocess.run([sys.executable, "-m", "proofs", "--markdown",
+    result = subprocess.run([sys.executable, "-m", "symloss.proofs", "--markdown",
                              "glo_section3_baikal_in_search_space"], cwd=ROOT,
                             capture_output=True, text=True, check=False, timeout=120)
     assert result.returncode == 0
     assert result.stdout.startswith("| claim | place in paper | verdict | reason |")
 
 
-@pytest.mark.parametrize("module", ["proofs", "proofs._framework"])
+@pytest.mark.parametrize("module", ["symloss.proofs", "symloss.proofs._framework"])
 def test_doctests(module):
     import doctest
 

@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 
 import pytest
+from symloss.harness.data import load_dataset
+from symloss.harness.train import TrainConfig, train
 
-from harness.data import load_dataset
-from harness.train import TrainConfig, train
 from symloss.catalog import loss
 
 ROOT = Path(__file__).resolve().parents[1]

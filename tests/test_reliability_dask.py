@@ -13,10 +13,10 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-from harness.search.evaluate import Budget  # noqa: E402
-from harness.search.executors import DaskExecutor, SchedulerLost  # noqa: E402
-from harness.search.runner import SearchConfig, search  # noqa: E402
-from harness.search.store import RunStore  # noqa: E402
+from symloss.harness.search.evaluate import Budget  # noqa: E402
+from symloss.harness.search.executors import DaskExecutor, SchedulerLost  # noqa: E402
+from symloss.harness.search.runner import SearchConfig, search  # noqa: E402
+from symloss.harness.search.store import RunStore  # noqa: E402
 
 BUDGET = Budget(dataset="digits", steps=20, batch_size=64)
 CONFIG = SearchConfig("taylorglo", generations=2, population=5, filter="none", budget=BUDGET,

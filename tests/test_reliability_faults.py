@@ -15,11 +15,11 @@ import time
 import numpy as np
 import pytest
 import sympy as sp
+from symloss.harness.search.evaluate import Budget
+from symloss.harness.search.executors import LocalExecutor
+from symloss.harness.search.runner import SearchConfig, search
+from symloss.harness.search.store import RunStore
 
-from harness.search.evaluate import Budget
-from harness.search.executors import LocalExecutor
-from harness.search.runner import SearchConfig, search
-from harness.search.store import RunStore
 from symloss.catalog import loss as make_loss
 from symloss.dynamics import zero_error
 from symloss.guard import SymbolicTimeout, bounded, guarded
@@ -42,11 +42,10 @@ FAULTY_LOSSES = {"nan": "y*log(h - 2)", "inf": "exp(90*h) * 1e12",
 @pytest.fixture
 def injected(monkeypatch):
     """Every candidate's training gets the next fault in turn, then two clean trainings."""
+    import symloss.harness.train
     import torch
 
-    import harness.train
-
-    real_train = harness.train.train
+    real_train = symloss.harness.train.train
     schedule = [*FAULTS, None, None]
     calls: list[str | None] = []
 
@@ -63,7 +62,7 @@ def injected(monkeypatch):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
         return real_train(loss, data, config, seed=seed)
 
-    monkeypatch.setattr(harness.train, "train", train)
+    monkeypatch.setattr(symloss.harness.train, "train", train)
     return calls
 
 
@@ -92,7 +91,7 @@ def _die(loss, budget):  # top-level: picklable for worker processes
 
     if str(float(loss.values[0])) == os.environ.get("SYMLOSS_TEST_CULPRIT"):
         os.kill(os.getpid(), signal.SIGKILL)  # what a segfault or the OOM killer does
-    from harness.search.evaluate import evaluate_candidate
+    from symloss.harness.search.evaluate import evaluate_candidate
 
     return evaluate_candidate(loss, budget)
 
@@ -100,8 +99,8 @@ def _die(loss, budget):  # top-level: picklable for worker processes
 @pytest.mark.slow
 def test_a_candidate_that_kills_its_worker_process_is_failed(tmp_path, monkeypatch):
     """A local worker dies: the pool is rebuilt, the culprit is failed, the others trained."""
-    import harness.search.executors as executors
-    import harness.search.runner as runner
+    import symloss.harness.search.executors as executors
+    import symloss.harness.search.runner as runner
 
     config = SearchConfig("taylorglo", generations=1, population=4, filter="none",
                           budget=TINY, seed=0)

@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 import pytest
+from symloss.harness.search.evaluate import Budget
+from symloss.harness.search.runner import SearchConfig, search
+from symloss.harness.search.store import SCHEMA_VERSION, CandidateRecord, RunStore, StoreError
 
-from harness.search.evaluate import Budget
-from harness.search.runner import SearchConfig, search
-from harness.search.store import SCHEMA_VERSION, CandidateRecord, RunStore, StoreError
 from symloss.cli import main
 
 TINY = Budget(dataset="digits", steps=4, batch_size=64)

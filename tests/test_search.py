@@ -12,12 +12,11 @@ import sqlite3
 
 import numpy as np
 import pytest
-
-from harness.search import runner as runner_module
-from harness.search.evaluate import Budget, Outcome, parse_objective
-from harness.search.runner import ConfigMismatch, SearchConfig, best_candidates, search
-from harness.search.store import SCHEMA_VERSION, CandidateRecord, RunStore, StoreError
-from harness.search.strategies import (
+from symloss.harness.search import runner as runner_module
+from symloss.harness.search.evaluate import Budget, Outcome, parse_objective
+from symloss.harness.search.runner import ConfigMismatch, SearchConfig, best_candidates, search
+from symloss.harness.search.store import SCHEMA_VERSION, CandidateRecord, RunStore, StoreError
+from symloss.harness.search.strategies import (
     Candidate,
     GLOSettings,
     GLOStrategy,
@@ -25,6 +24,7 @@ from harness.search.strategies import (
     TaylorGLOStrategy,
     read_snapshot,
 )
+
 from symloss.catalog import taylorglo
 from symloss.gp import from_prefix
 from symloss.trainability import candidate_filter
@@ -220,7 +220,7 @@ def test_glo_search_runs_both_phases(tmp_path):
 
 
 def _inline():
-    from harness.search.executors import InlineExecutor
+    from symloss.harness.search.executors import InlineExecutor
 
     return InlineExecutor()
 
@@ -229,7 +229,8 @@ def _inline():
 
 
 def test_nan_losses_come_back_diverged():
-    from harness.search.evaluate import evaluate_candidate
+    from symloss.harness.search.evaluate import evaluate_candidate
+
     from symloss.catalog import loss
 
     outcome = evaluate_candidate(loss("y*log(h - 2)"), TINY)  # log of a negative: NaN
@@ -239,14 +240,15 @@ def test_nan_losses_come_back_diverged():
 @pytest.mark.parametrize("fault", [MemoryError(), RuntimeError("CUDA out of memory"),
                                    ZeroDivisionError("boom")])
 def test_exceptions_in_training_come_back_failed(monkeypatch, fault):
-    import harness.train
-    from harness.search.evaluate import evaluate_candidate
+    import symloss.harness.train
+    from symloss.harness.search.evaluate import evaluate_candidate
+
     from symloss.catalog import loss
 
     def broken(*args, **kwargs):
         raise fault
 
-    monkeypatch.setattr(harness.train, "train", broken)
+    monkeypatch.setattr(symloss.harness.train, "train", broken)
     outcome = evaluate_candidate(loss("cross_entropy"), TINY)
     assert isinstance(outcome, Outcome)
     assert (outcome.status, outcome.fitness) == ("failed", 0.0)
@@ -320,7 +322,7 @@ def test_a_replayed_glo_strategy_continues_exactly_through_both_phases():
 
 
 def test_a_replay_refuses_a_generation_its_seed_did_not_propose():
-    from harness.search.strategies import ReplayMismatch
+    from symloss.harness.search.strategies import ReplayMismatch
 
     strategy = TaylorGLOStrategy.create(TaylorGLOSettings(population=4), seed=0)
     candidates = strategy.ask()

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from harness.search import (
+from symloss.harness.search import (
     ConfigMismatch,
     GPOperators,
     RunStore,
@@ -27,6 +26,7 @@ from harness.search import (
     search,
     search_losses,
 )
+
 from symloss.catalog import taylorglo
 from symloss.gp import crossover, mutate, random_tree, roulette
 from symloss.loss import Loss

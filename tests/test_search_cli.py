@@ -66,8 +66,8 @@ def test_final_evaluation_reports_p_value(store, tmp_path, capsys):
 
 
 def test_resume_continues_and_refuses_changes(store, tmp_path, capsys):
-    from harness.search.runner import SearchConfig, search
-    from harness.search.store import RunStore
+    from symloss.harness.search.runner import SearchConfig, search
+    from symloss.harness.search.store import RunStore
 
     code, out, _ = _run(["search", "taylorglo", *TINY, "--store", store, "--json",
                          "--out", str(tmp_path / "a")], capsys)
@@ -137,7 +137,7 @@ def test_runs_show_dates_and_delete_removes_a_run(store, capsys, tmp_path):
 def test_a_running_run_is_not_deleted(store, capsys, tmp_path):
     from pathlib import Path
 
-    from harness.search.lock import run_lock
+    from symloss.harness.search.lock import run_lock
 
     code, out, err = _run(["search", "taylorglo", *TINY, "--store", store, "--json",
                            "--out", str(tmp_path / "report")], capsys)

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 import torch
+from symloss.harness.losses import torch_loss
+from symloss.harness.search.export import export_source, run_loss
 
-from harness.losses import torch_loss
-from harness.search.export import export_source, run_loss
 from symloss.catalog import loss
 from symloss.cli import EXIT_USAGE, main
 

@@ -1,10 +1,10 @@
 """Population-batched training: K candidates' models trained in one pass.
 
-Modules: :mod:`~harness.batched.layers` (stacked layers, forward and backward),
-:mod:`~harness.batched.network` (which models batch, the two backends),
-:mod:`~harness.batched.loss` (the population's loss and its derived gradient),
-:mod:`~harness.batched.optim` (stacked SGD, clipping),
-:mod:`~harness.batched.loop` (chunks, the training loop, results).
+Modules: :mod:`~symloss.harness.batched.layers` (stacked layers, forward and backward),
+:mod:`~symloss.harness.batched.network` (which models batch, the two backends),
+:mod:`~symloss.harness.batched.loss` (the population's loss and its derived gradient),
+:mod:`~symloss.harness.batched.optim` (stacked SGD, clipping),
+:mod:`~symloss.harness.batched.loop` (chunks, the training loop, results).
 
 A search spends nearly all of its time in short trainings of small models, one
 candidate after another. :func:`train_population` trains K of them at once:
@@ -22,7 +22,7 @@ Two backends:
   matmul with the K weight matrices stacked; later :class:`~torch.nn.Linear`
   layers are batched matmuls, :class:`~torch.nn.Conv1d` layers unfold + batched
   matmul. The loss's gradient with respect to the logits comes from the derived
-  ``∂ℓ/∂h`` (:func:`harness.codegen.generate_with_derivative`, sympy's
+  ``∂ℓ/∂h`` (:func:`symloss.harness.codegen.generate_with_derivative`, sympy's
   derivative printed to torch next to ``ℓ``, common subexpressions once) and
   the softmax Jacobian. Supports ``Linear``, ``Conv1d``, ``Conv2d`` (one grouped
   convolution for the K candidates), ``MaxPool2d``, ``ReLU``, ``Flatten``,
@@ -38,7 +38,7 @@ applies (it was the faster one on every model measured, see
 ``benchmarks/RESULTS.md``) and ``"vmap"`` elsewhere.
 
 Per-candidate isolation: a candidate whose training loss turns non-finite is
-marked ``diverged`` at that step, exactly as :func:`harness.train.train` would
+marked ``diverged`` at that step, exactly as :func:`symloss.harness.train.train` would
 (its parameters are those of the last finite step); its slot is then frozen
 (parameters and momentum zeroed, gradients discarded), so it cannot touch the
 others. Dropout masks are drawn per element, hence independently per
@@ -47,12 +47,12 @@ candidate. Optional gradient clipping (``clip_norm``) is per candidate.
 Same seed ⇒ same run: each candidate is initialized by building the model under
 ``torch.manual_seed(seed)`` and sees the batches of
 ``torch.randperm(..., generator=Generator().manual_seed(seed))``, as in
-:func:`harness.train.train`, so the result matches training the candidates one
+:func:`symloss.harness.train.train`, so the result matches training the candidates one
 by one up to floating-point summation order (``tests/test_batched.py``). The
 seed may differ per candidate (K seeds of one loss): each then has its own
 initialization and its own batches (``[K, B, ...]`` data).
 
->>> from harness.train import TrainConfig
+>>> from symloss.harness.train import TrainConfig
 >>> from symloss.catalog import loss
 >>> results = train_population([loss("cross_entropy"), loss("mse")], "digits",
 ...                            TrainConfig(steps=20, model="mlp"), seed=0)
@@ -60,9 +60,14 @@ initialization and its own batches (``[K, B, ...]`` data).
 [('ok', 20), ('ok', 20)]
 """
 
-from harness.batched.loop import MAX_CHUNK, MEMORY_FRACTION, population_chunk, train_population
-from harness.batched.loss import PopulationLoss
-from harness.batched.network import (
+from symloss.harness.batched.loop import (
+    MAX_CHUNK,
+    MEMORY_FRACTION,
+    population_chunk,
+    train_population,
+)
+from symloss.harness.batched.loss import PopulationLoss
+from symloss.harness.batched.network import (
     BACKENDS,
     BATCHED_MODELS,
     COUPLING_LAYERS,

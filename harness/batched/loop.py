@@ -9,23 +9,23 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
-
-from harness.batched import optim
-from harness.batched.loss import PopulationLoss
-from harness.batched.network import _leaves, _network_for, supports
-from harness.batched.optim import _clip
-from harness.codegen import generate
-from harness.data import Dataset, load_dataset
-from harness.device import resolve_device, torch_threads
-from harness.models import Normalized, build_model
-from harness.train import (
+from symloss.harness.batched import optim
+from symloss.harness.batched.loss import PopulationLoss
+from symloss.harness.batched.network import _leaves, _network_for, supports
+from symloss.harness.batched.optim import _clip
+from symloss.harness.codegen import generate
+from symloss.harness.data import Dataset, load_dataset
+from symloss.harness.device import resolve_device, torch_threads
+from symloss.harness.models import Normalized, build_model
+from symloss.harness.train import (
     TrainConfig,
     TrainResult,
     confidence_counts,
     learning_rate_factor,
     train,
 )
+from torch import nn
+
 from symloss.loss import Loss
 
 #: Fraction of free memory a population chunk may plan to use, and the cap on K per chunk.
@@ -82,16 +82,16 @@ def train_population(losses: Sequence[Loss], dataset: Dataset | str,
                      chunk: int | None = None, clip_norm: float | None = None,
                      parameters: list[dict[str, torch.Tensor]] | None = None,
                      ) -> list[TrainResult]:
-    """Train one model per loss, all at once; one :class:`~harness.train.TrainResult` each.
+    """Train one model per loss, all at once; one :class:`~symloss.harness.train.TrainResult` each.
 
-    Every candidate is trained as :func:`harness.train.train` would train it with
+    Every candidate is trained as :func:`symloss.harness.train.train` would train it with
     ``seed`` (same initialization, batches, schedule, momentum, weight decay);
     ``seed`` is one seed for all, or one per loss — K seeds of one loss train
     together too, each candidate with its own initialization and its own batches.
     ``chunk`` caps how many train together (default: what fits in memory,
     :func:`population_chunk`). A model that cannot be batched (BatchNorm), GLO's
     CIFAR augmentation, FGSM attraction logging or a chunk that raises falls
-    back to :func:`harness.train.train` one by one, so the results are always
+    back to :func:`symloss.harness.train.train` one by one, so the results are always
     complete; a loss torch cannot run comes back ``failed`` (where ``train``
     raises: in a population it is one candidate's outcome). ``clip_norm``: clip each
     candidate's gradient to this L2 norm (as :func:`torch.nn.utils.clip_grad_norm_` per
@@ -374,8 +374,8 @@ def _fgsm_metrics(params, k, template, data, config, loss, device) -> dict[str, 
     """FGSM accuracies of candidate ``k``: its weights put back in a standalone model."""
     import copy
 
-    from harness.fgsm import fgsm_accuracy
-    from harness.losses import torch_loss
+    from symloss.harness.fgsm import fgsm_accuracy
+    from symloss.harness.losses import torch_loss
 
     model = copy.deepcopy(template)
     with torch.no_grad():

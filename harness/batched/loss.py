@@ -1,8 +1,8 @@
 """The population's loss: K candidates' losses on their own logits, and its gradient.
 
-Each candidate's value is :class:`harness.losses.SymbolicLoss` of its own
+Each candidate's value is :class:`symloss.harness.losses.SymbolicLoss` of its own
 logits; the gradient with respect to the logits comes from the derived
-``∂ℓ/∂h`` (:func:`harness.codegen.generate_with_derivative`, sympy's derivative
+``∂ℓ/∂h`` (:func:`symloss.harness.codegen.generate_with_derivative`, sympy's derivative
 printed next to ``ℓ``) and the softmax Jacobian, without autograd.
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from symloss.harness.codegen import generate, generate_with_derivative
 
-from harness.codegen import generate, generate_with_derivative
 from symloss.loss import Loss
 from symloss.scale import check_scale, class_factor
 
@@ -52,13 +52,13 @@ def _expand(terms, h: torch.Tensor) -> torch.Tensor:
 class PopulationLoss:
     """``forward(logits [K, B, n], target [B] or [K, B]) → per-candidate losses [K]``.
 
-    Each candidate's value is :class:`harness.losses.SymbolicLoss` (reduction
+    Each candidate's value is :class:`symloss.harness.losses.SymbolicLoss` (reduction
     ``mean``, the same ``scale``: ``"sum"`` or ``"paper"``, :mod:`symloss.scale`) of
     its own logits: TaylorGLO members share one generated function
     with λ as per-candidate tensors; GP trees each get theirs (cached by
-    :func:`harness.codegen.generate`). :meth:`value_and_grad` gives the values and
+    :func:`symloss.harness.codegen.generate`). :meth:`value_and_grad` gives the values and
     their gradient with respect to the logits from the derived ``∂ℓ/∂h``
-    (:func:`harness.codegen.generate_with_derivative`) and the softmax Jacobian,
+    (:func:`symloss.harness.codegen.generate_with_derivative`) and the softmax Jacobian,
     without autograd.
     """
 
@@ -159,7 +159,7 @@ class PopulationLoss:
 
 
 class _ClampPassGradient(torch.autograd.Function):
-    """:func:`harness.losses.clamp_probabilities` (``max(h, eps)``, identity backward).
+    """:func:`symloss.harness.losses.clamp_probabilities` (``max(h, eps)``, identity backward).
 
     The same operation, written with ``forward(ctx, ...)``: that one's ``setup_context``
     form makes every call bind default arguments through ``inspect.signature``

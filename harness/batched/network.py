@@ -1,7 +1,7 @@
 """Which models train population-batched, and the two backends that stack them.
 
 ``kernels`` (:class:`_KernelNet`): the stacked layers of
-:mod:`harness.batched.layers`, forward and backward written out, no autograd.
+:mod:`symloss.harness.batched.layers`, forward and backward written out, no autograd.
 ``vmap`` (:class:`_VmapNet`): ``torch.func.vmap`` over ``functional_call``, the
 backward pass autograd's; any model without BatchNorm.
 """
@@ -9,10 +9,9 @@ backward pass autograd's; any model without BatchNorm.
 from __future__ import annotations
 
 import torch
+from symloss.harness.batched.layers import DATA_LAYOUTS, OPS, _Logits, kernel_op
+from symloss.harness.models import Normalized, build_model  # noqa: F401  (doctests)
 from torch import nn
-
-from harness.batched.layers import DATA_LAYOUTS, OPS, _Logits, kernel_op
-from harness.models import Normalized, build_model  # noqa: F401  (doctests)
 
 BACKENDS = ("auto", "kernels", "vmap")
 
@@ -86,8 +85,8 @@ def batching_pays(name: str, options: dict[str, object] | None = None,
     >>> batching_pays("cnn1d", device="cpu"), batching_pays("glo_mnist_cnn", device="cpu")
     (True, False)
     """
-    from harness.device import resolve_device
-    from harness.models import resolve_model
+    from symloss.harness.device import resolve_device
+    from symloss.harness.models import resolve_model
 
     if not supports_model(name, options):
         return False
@@ -102,7 +101,7 @@ def supports_model(name: str, options: dict[str, object] | None = None) -> bool:
     ...     {"batch_norm": True})
     (True, False, False)
     """
-    from harness.models import resolve_model
+    from symloss.harness.models import resolve_model
 
     key, _ = resolve_model(name)
     return key in BATCHED_MODELS and not (options or {}).get("batch_norm")
@@ -124,7 +123,7 @@ class _KernelNet:
     activations, so that each convolution is one gather and one batched matmul with
     the batch on the long side: measured much faster on CPU than a grouped
     convolution); 2-D convolutions keep torch's NCHW with the candidates as channel
-    groups (:mod:`harness.batched.layers`). ``per_candidate=True``: ``x`` is
+    groups (:mod:`symloss.harness.batched.layers`). ``per_candidate=True``: ``x`` is
     ``[K, B, ...]``, each candidate's own batch (candidates of different seeds).
     """
 

@@ -1,7 +1,7 @@
 """Search losses from Python: your model, data and objective — or the built-in ones.
 
 Bring a function that scores a loss (a :class:`symloss.loss.Loss`; turn it into a
-torch loss with :func:`harness.losses.torch_loss`, train *your* model with it and
+torch loss with :func:`symloss.harness.losses.torch_loss`, train *your* model with it and
 return, say, validation accuracy), and :func:`search_losses` runs a TaylorGLO or
 GLO search over it the way ``symloss search`` runs one over the built-in trainer:
 the same strategies and derived filters (a filtered candidate costs nothing: your
@@ -10,8 +10,8 @@ moment it returns; the config is recorded), the same resume (call again with the
 same ``run_id``: nothing already paid is scored again), executors, progress lines
 and report::
 
-    from harness import torch_loss
-    from harness.search import search_losses
+    from symloss.harness import torch_loss
+    from symloss.harness.search import search_losses
 
     def fitness(loss):                        # higher is better
         criterion = torch_loss(loss)          # nn.CrossEntropyLoss's API
@@ -24,10 +24,11 @@ and report::
 
 Without a function it trains the built-in models (``dataset``, ``model``,
 ``steps``, ... as ``symloss search``'s flags): ``search_losses(dataset="digits",
-steps=200)``. Settings are :class:`~harness.search.runner.SearchConfig`'s and
-:class:`~harness.search.evaluate.Budget`'s fields by name, with
-``cma_options`` (any pycma option, :func:`~harness.search.strategies.check_cma_options`)
-and ``gp_operators`` (GLO's DEAP operators, :class:`~harness.search.strategies.GPOperators`).
+steps=200)``. Settings are :class:`~symloss.harness.search.runner.SearchConfig`'s and
+:class:`~symloss.harness.search.evaluate.Budget`'s fields by name, with
+``cma_options`` (any pycma option, :func:`~symloss.harness.search.strategies.check_cma_options`)
+and ``gp_operators`` (GLO's DEAP operators,
+:class:`~symloss.harness.search.strategies.GPOperators`).
 
 What your function returns is the fitness: a finite number, stored as ``ok``; NaN
 or infinity is stored as ``diverged`` with fitness 0. An exception stops the search
@@ -47,10 +48,11 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from harness.search.evaluate import Budget, Outcome, _worker_name
-from harness.search.runner import SearchConfig, best_candidates, search
-from harness.search.store import CandidateRecord, RunStore, store_path
-from harness.search.strategies import GPOperators, check_cma_options, unknown_name
+from symloss.harness.search.evaluate import Budget, Outcome, _worker_name
+from symloss.harness.search.runner import SearchConfig, best_candidates, search
+from symloss.harness.search.store import CandidateRecord, RunStore, store_path
+from symloss.harness.search.strategies import GPOperators, check_cma_options, unknown_name
+
 from symloss.loss import Loss
 
 Fitness = Callable[[Loss], float]
@@ -96,7 +98,7 @@ def fitness_name(fitness: Callable) -> str:
     """``module:qualname`` of a function (recorded in the run's config).
 
     >>> fitness_name(fitness_name)
-    'harness.search.api:fitness_name'
+    'symloss.harness.search.api:fitness_name'
     """
     target = getattr(fitness, "func", fitness)  # a functools.partial names its function
     if not hasattr(target, "__qualname__"):
@@ -120,8 +122,8 @@ class FoundLoss:
         return self.record.params
 
     def to_dict(self) -> dict[str, Any]:
-        """The one JSON shape of a run's best (:func:`harness.search.final.best_entry`)."""
-        from harness.search.final import best_entry
+        """The one JSON shape of a run's best (:func:`symloss.harness.search.final.best_entry`)."""
+        from symloss.harness.search.final import best_entry
 
         return best_entry(self.record)
 
@@ -166,9 +168,9 @@ def make_config(algorithm: str = "taylorglo", fitness: Fitness | None = None, *,
     ...
     ValueError: unknown search setting 'generation' (did you mean 'generations'?); choose from ...
     """
-    from harness.search.cli import validate_config
-    from harness.search.evaluate import parse_objective
-    from harness.search.final import check_baselines
+    from symloss.harness.search.cli import validate_config
+    from symloss.harness.search.evaluate import parse_objective
+    from symloss.harness.search.final import check_baselines
 
     top: dict[str, Any] = {"algorithm": algorithm}
     budget: dict[str, Any] = {}
@@ -223,7 +225,7 @@ def search_losses(fitness: Fitness | None = None, algorithm: str = "taylorglo", 
     a module's top level). ``final_seeds`` (a setting) with ``final_score(loss, seed)
     -> score`` (your test score; the built-in trainer has its own) retrains the best
     loss and the baselines (``baselines``, default
-    :data:`harness.search.final.BASELINES`) on those seeds for the report, once per run.
+    :data:`symloss.harness.search.final.BASELINES`) on those seeds for the report, once per run.
     The report goes to ``report_dir`` (default ``runs/RUN_ID`` beside the store).
     """
     if config is None:
@@ -254,7 +256,7 @@ def resume_search(run_id: str, fitness: Fitness | None = None, *,
 
 def _store_file(store: str | Path | None) -> Path:
     """``store``, or ``symloss search``'s default: ``$SYMLOSS_STORE`` or ./symloss-runs.sqlite."""
-    from harness.search.cli import default_store
+    from symloss.harness.search.cli import default_store
 
     return store_path(store or default_store())
 
@@ -267,10 +269,10 @@ def _run(config: SearchConfig, fitness: Fitness | None, *, store: str | Path | N
     """The search, its final evaluation and report, under the run's lock (as the CLI)."""
     import sys
 
-    from harness.search.cli import _Reporter, check_output, default_report_folder
-    from harness.search.executors import make_executor
-    from harness.search.final import write_report
-    from harness.search.lock import run_lock
+    from symloss.harness.search.cli import _Reporter, check_output, default_report_folder
+    from symloss.harness.search.executors import make_executor
+    from symloss.harness.search.final import write_report
+    from symloss.harness.search.lock import run_lock
 
     evaluate = None if fitness is None else UserFitness(fitness, catch)
     if config.final_seeds and fitness is not None and final_score is None:
@@ -321,14 +323,14 @@ def _run(config: SearchConfig, fitness: Fitness | None, *, store: str | Path | N
 def _final(store: RunStore, run_id: str, config: SearchConfig,
            final_score: FinalScore | None) -> dict[str, Any] | None:
     """The stored final evaluation, or a new one (paid once per run, stored at once)."""
-    from harness.search.final import (
+    from symloss.harness.search.final import (
         BASELINES,
         FinalResult,
         baseline_loss,
         final_evaluation,
         rebuild_loss,
     )
-    from harness.stats import welch_p_value
+    from symloss.harness.stats import welch_p_value
 
     best = best_candidates(store, run_id, 1)
     stored = store.final(run_id)
@@ -352,7 +354,7 @@ def _final(store: RunStore, run_id: str, config: SearchConfig,
 
 def _result(store: RunStore, run_id: str, config: SearchConfig, report: Path | None,
             final: dict[str, Any] | None) -> SearchResult:
-    from harness.search.final import rebuild_loss
+    from symloss.harness.search.final import rebuild_loss
 
     top = [FoundLoss(rebuild_loss(r, config), r) for r in best_candidates(store, run_id, 5)]
     record = store.run(run_id)

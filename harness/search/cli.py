@@ -5,7 +5,7 @@ handlers do, when they run.
 
 Nothing paid is lost, nothing is paid twice: every flag is checked (finite,
 in range) and the report folder validated before a run is created; a run
-trains under its lock (:mod:`harness.search.lock`), so a second ``--resume``
+trains under its lock (:mod:`symloss.harness.search.lock`), so a second ``--resume``
 of a running run is refused in one line; SIGTERM stops a search as Ctrl-C
 does (the run is marked ``interrupted``, resumable); the final evaluation is
 stored before the report is written and reused on resume, and ``symloss show
@@ -137,7 +137,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _config_from(args: argparse.Namespace, base: dict[str, Any] | None = None) -> dict[str, Any]:
     """The run config: ``base`` (a stored run's) overlaid with every flag given."""
-    from harness.search.evaluate import Budget, parse_objective
+    from symloss.harness.search.evaluate import Budget, parse_objective
 
     config: dict[str, Any] = dict(base) if base else {
         "algorithm": args.algorithm, "generations": 5, "population": None, "filter": "exact",
@@ -209,11 +209,11 @@ def validate_config(config: dict[str, Any]) -> None:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from harness.search.executors import SchedulerLost, make_executor
-    from harness.search.final import best_entry, final_evaluation, rebuild_loss
-    from harness.search.lock import run_lock
-    from harness.search.runner import best_candidates, search
-    from harness.search.store import RunStore, store_path
+    from symloss.harness.search.executors import SchedulerLost, make_executor
+    from symloss.harness.search.final import best_entry, final_evaluation, rebuild_loss
+    from symloss.harness.search.lock import run_lock
+    from symloss.harness.search.runner import best_candidates, search
+    from symloss.harness.search.store import RunStore, store_path
 
     store_file = store_path(args.store or default_store())
     if args.resume is not None and not re.fullmatch(r"\S{1,200}", args.resume):
@@ -306,7 +306,7 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from harness.search.export import export_source, run_loss
+    from symloss.harness.search.export import export_source, run_loss
 
     out = Path(args.out)
     if out.is_dir() or out.suffix != ".py":
@@ -324,13 +324,13 @@ def _export(args: argparse.Namespace) -> int:
 
 def resolve_loss(spec: str, store: str | None = None):
     """The ``symloss.loss_resolvers`` entry point: ``run:ID[:rank]`` from ``store``."""
-    from harness.search.export import run_loss
+    from symloss.harness.search.export import run_loss
 
     return run_loss(spec, store or default_store())
 
 
 def _baselines(text: str | None) -> list[str] | None:
-    from harness.search.final import check_baselines
+    from symloss.harness.search.final import check_baselines
 
     if text is None:
         return None
@@ -349,7 +349,7 @@ def _rounded(p_value: float | None) -> str:
 
 
 def _search_config(record: dict[str, Any]):
-    from harness.search.runner import SearchConfig
+    from symloss.harness.search.runner import SearchConfig
 
     try:
         return SearchConfig.from_dict(record)
@@ -367,7 +367,7 @@ def _stored_config(store, run_id: str) -> dict[str, Any]:
 def _report(store, run_id: str, out: Path, final: dict[str, Any] | None,
             update_store: bool = True) -> Path:
     """Write the report; a failure is one line that says the results are safe in the store."""
-    from harness.search.final import write_report
+    from symloss.harness.search.final import write_report
 
     try:
         return write_report(store, run_id, out, final, update_store=update_store)
@@ -417,7 +417,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 def _check_dataset(config) -> None:
     """Load the dataset once here: a missing or broken file is one line, before any training."""
-    from harness.data import load_dataset
+    from symloss.harness.data import load_dataset
 
     load_dataset(config.budget.dataset, data_dir=config.budget.data_dir)
 
@@ -459,7 +459,7 @@ class _Reporter:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    from harness.search.store import RunStore
+    from symloss.harness.search.store import RunStore
 
     if args.delete is not None:
         return _delete(args.store or default_store(), args.delete)
@@ -498,8 +498,8 @@ def _when(stamp: float | None) -> str | None:
 
 def _delete(store_file: str, run_id: str) -> int:
     """``runs --delete RUN_ID``: under the run's lock, so a running run is never deleted."""
-    from harness.search.lock import run_lock
-    from harness.search.store import RunStore
+    from symloss.harness.search.lock import run_lock
+    from symloss.harness.search.store import RunStore
 
     with RunStore.open(store_file) as store, run_lock(store.path, run_id):
         removed = store.delete_run(run_id)
@@ -510,7 +510,7 @@ def _delete(store_file: str, run_id: str) -> int:
 def _status(run, store_file: Path) -> str:
     """The stored status, except that a ``running`` run no live process holds is ``stopped``
     (killed by SIGKILL or a lost machine: ``--resume`` continues it)."""
-    from harness.search.lock import holder_alive
+    from symloss.harness.search.lock import holder_alive
 
     if run.status == "running" and holder_alive(store_file, run.run_id) is False:
         return "stopped"
@@ -518,9 +518,9 @@ def _status(run, store_file: Path) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from harness.search.final import best_entry
-    from harness.search.runner import best_candidates
-    from harness.search.store import RunStore
+    from symloss.harness.search.final import best_entry
+    from symloss.harness.search.runner import best_candidates
+    from symloss.harness.search.store import RunStore
 
     store_file = args.store or default_store()
     with RunStore.open(store_file, readonly=True) as store:

@@ -7,7 +7,7 @@ candidate's own fault: NaN/inf losses come back ``diverged``, exceptions
 (out-of-memory included) ``failed``, both with fitness 0, so the search goes on.
 
 A worker process keeps warm state between tasks, keyed by the budget: the
-dataset (:func:`_dataset`), the generated torch code (``harness.codegen``'s
+dataset (:func:`_dataset`), the generated torch code (``symloss.harness.codegen``'s
 cache, per expression structure) and a model template (:func:`_template`, which
 sizes chunks for this worker's memory). :func:`warm_up` builds it before the
 first task; inside a Dask task, torch's threads come from the worker's own
@@ -37,7 +37,7 @@ class Budget:
     ``threads``: CPU threads per training; ``None`` picks 1 for a candidate trained
     alone (measured faster for these small models) and, for a population trained
     batched in the search's own process, the cores free when it starts
-    (:func:`harness.device.free_cores`: every core on a quiet machine, measured
+    (:func:`symloss.harness.device.free_cores`: every core on a quiet machine, measured
     1.4–2× over 1 thread; fewer when other work holds them).
     """
 
@@ -86,7 +86,7 @@ class Outcome:
 
 @lru_cache(maxsize=4)
 def _dataset(name: str, data_dir: str | None):
-    from harness.data import load_dataset
+    from symloss.harness.data import load_dataset
 
     return load_dataset(name, data_dir=data_dir)
 
@@ -94,8 +94,8 @@ def _dataset(name: str, data_dir: str | None):
 @lru_cache(maxsize=4)
 def _template(budget: Budget):
     """The budget's model, built once per process: what :func:`warm_up` sizes chunks with."""
-    from harness.device import resolve_device
-    from harness.models import Normalized, build_model
+    from symloss.harness.device import resolve_device
+    from symloss.harness.models import Normalized, build_model
 
     data = _dataset(budget.dataset, budget.data_dir)
     config = _config(budget)[0].resolved(data.name)
@@ -111,16 +111,16 @@ def warm_up(budget: Budget) -> dict[str, Any]:
     (each once per process, cached by the budget), so a worker's first chunk pays
     training only. Returns ``{"worker", "chunk_cap", "device", "seconds"}``:
     ``chunk_cap`` is how many candidates fit one population in the free memory of the
-    device it trains on (:func:`harness.batched.population_chunk`; ``None`` where the
+    device it trains on (:func:`symloss.harness.batched.population_chunk`; ``None`` where the
     model is trained one by one), ``device`` that device's type (``"cpu"``, ``"cuda"``),
     ``seconds`` what warming took (about 0 when already warm). A missing
-    dataset raises :class:`harness.data.DataError`, as a task would.
+    dataset raises :class:`symloss.harness.data.DataError`, as a task would.
     """
     started = time.perf_counter()
     data = _dataset(budget.dataset, budget.data_dir)
     cap, device = None, None
     if batching_supported(budget):
-        from harness.batched import population_chunk
+        from symloss.harness.batched import population_chunk
 
         template, config = _template(budget)
         device = next(template.parameters()).device
@@ -165,7 +165,7 @@ def _worker_name() -> str:
 
 
 def _config(budget: Budget, threads: int | None = None):
-    from harness.train import TrainConfig
+    from symloss.harness.train import TrainConfig
 
     strength = parse_objective(budget.objective)
     extra = {} if strength is None else {"fgsm_validation": (strength,)}
@@ -177,7 +177,7 @@ def _config(budget: Budget, threads: int | None = None):
 
 
 def _outcome(result, strength: float | None, seconds: float) -> Outcome:
-    """A training's :class:`~harness.train.TrainResult` as the search's outcome."""
+    """A training's :class:`~symloss.harness.train.TrainResult` as the search's outcome."""
     metrics = dict(result.metrics)
     if result.error:
         metrics["error"] = result.error
@@ -203,14 +203,14 @@ def evaluate_candidate(loss: Loss, budget: Budget) -> Outcome:
     """Train ``loss`` for ``budget.steps`` and score it (validation accuracy, or under FGSM)."""
     started = time.perf_counter()
     try:
-        from harness.train import train
+        from symloss.harness.train import train
 
         config, strength = _config(budget)
         result = train(loss, _dataset(budget.dataset, budget.data_dir), config,
                        seed=budget.seed)
         return _outcome(result, strength, time.perf_counter() - started)
     except Exception as error:  # a candidate's fault (out-of-memory too) must not end the search
-        from harness.data import DataError
+        from symloss.harness.data import DataError
 
         if isinstance(error, DataError):
             raise  # a missing or broken dataset is no candidate's fault: stop, say so
@@ -219,14 +219,15 @@ def evaluate_candidate(loss: Loss, budget: Budget) -> Outcome:
 
 def batching_supported(budget: Budget) -> bool:
     """Whether :func:`evaluate_population` trains this budget's model batched: where it
-    can and it pays (:func:`harness.batched.batching_pays`: not the CPU-bound CNNs on a CPU).
+    can and it pays (:func:`symloss.harness.batched.batching_pays`: not the CPU-bound CNNs on
+    a CPU).
 
     >>> batching_supported(Budget(dataset="mnist1d")), batching_supported(
     ...     Budget(dataset="cifar10", model="preresnet20"))
     (True, False)
     """
-    from harness.batched import batching_pays
-    from harness.models import DEFAULT_MODELS
+    from symloss.harness.batched import batching_pays
+    from symloss.harness.models import DEFAULT_MODELS
 
     name = budget.model or DEFAULT_MODELS.get(budget.dataset.strip().lower().replace("-", "_"),
                                               "mlp")
@@ -238,7 +239,7 @@ def batching_supported(budget: Budget) -> bool:
 
 def evaluate_population(losses: list[Loss] | tuple[Loss, ...], budget: Budget, *,
                         threads: int | None = None) -> list[Outcome]:
-    """:func:`evaluate_candidate` for every loss, trained together (``harness.batched``).
+    """:func:`evaluate_candidate` for every loss, trained together (``symloss.harness.batched``).
 
     One :class:`Outcome` per loss, in order, each what :func:`evaluate_candidate`
     would return within training noise; ``seconds`` is the chunk's time shared
@@ -253,7 +254,7 @@ def evaluate_population(losses: list[Loss] | tuple[Loss, ...], budget: Budget, *
     if threads is None and budget.threads is None:
         threads = task_threads()
     try:
-        from harness.batched import train_population
+        from symloss.harness.batched import train_population
 
         config, strength = _config(budget, threads)
         results = train_population(losses, _dataset(budget.dataset, budget.data_dir), config,

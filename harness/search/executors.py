@@ -7,7 +7,7 @@ it arrives. Local workers use ``concurrent.futures.ProcessPoolExecutor``
 its own retries: a task whose worker dies is run again elsewhere.
 
 A batched search sends *chunks*: each task trains several candidates as one
-population (:func:`harness.search.evaluate.evaluate_population`), because one
+population (:func:`symloss.harness.search.evaluate.evaluate_population`), because one
 candidate's training is too short to pay a task's round trip.
 :meth:`chunk_size` says how many: ``chunk`` when given (``symloss search
 --chunk``); in this process all of a generation's candidates (the trainer splits
@@ -16,7 +16,7 @@ can run at once (:meth:`slots`: the workers' threads, or fewer where each task
 holds a resource such as a GPU), at most what a worker's memory fits and, on a
 CPU, :data:`MAX_TASK_CHUNK`. Before the first chunk, :meth:`prepare` warms every
 worker (torch imported, dataset loaded, model template built:
-:func:`harness.search.evaluate.warm_up`) and learns its memory's cap.
+:func:`symloss.harness.search.evaluate.warm_up`) and learns its memory's cap.
 
 A dying worker never ends a search. A candidate whose evaluation kills its
 worker every time it runs (``MAX_ATTEMPTS`` times: a segfault, the kernel's
@@ -49,7 +49,7 @@ MAX_TASK_CHUNK = 32
 
 
 def task_cap(warm: dict[str, Any]) -> int:
-    """The most candidates per task for a worker, from its :func:`~harness.search.evaluate.
+    """The most candidates per task for a worker, from its :func:`~symloss.harness.search.evaluate.
     warm_up` report: its memory's cap, and at most :data:`MAX_TASK_CHUNK` off a GPU.
 
     >>> task_cap({"chunk_cap": 256, "device": "cpu"}), task_cap({"chunk_cap": 256,
@@ -66,7 +66,7 @@ class SchedulerLost(RuntimeError):
 
 def _worker_died(item: tuple, detail: str):
     """The result for a candidate whose evaluation killed its worker every time."""
-    from harness.search.evaluate import Outcome
+    from symloss.harness.search.evaluate import Outcome
 
     return Outcome("failed", 0.0, {"error": f"worker died running it: {detail}"}, 0.0, "")
 
@@ -115,7 +115,7 @@ class InlineExecutor:
     """Evaluate one after another in this process (the default).
 
     A generation's candidates train as one population (``chunk`` caps it), which
-    :func:`harness.batched.train_population` splits by this machine's memory.
+    :func:`symloss.harness.batched.train_population` splits by this machine's memory.
     """
 
     name = "inline"
@@ -181,10 +181,10 @@ def _one_thread() -> None:
 
 def _start_local_worker(budget=None) -> None:
     """:func:`_one_thread`, then the budget's warm state built
-    (:func:`harness.search.evaluate.warm_up`)."""
+    (:func:`symloss.harness.search.evaluate.warm_up`)."""
     _one_thread()
     if budget is not None:
-        from harness.search.evaluate import warm_up
+        from symloss.harness.search.evaluate import warm_up
 
         with contextlib.suppress(Exception):  # a broken dataset is reported by the task
             warm_up(budget)
@@ -223,7 +223,7 @@ class LocalExecutor(_Workers):
     def prepare(self, budget) -> None:
         """Start every process (one submit each: a spawning pool adds a process per submit
         while none is idle) and learn the memory cap, the same for all on one machine."""
-        from harness.search.evaluate import warm_up
+        from symloss.harness.search.evaluate import warm_up
 
         futures = [self.pool.submit(warm_up, budget) for _ in range(self.workers)]
         self.caps[budget] = min(task_cap(future.result()) for future in futures)
@@ -338,8 +338,7 @@ class DaskExecutor(_Workers):
         """Warm every connected worker for ``budget`` (one pinned task each, in its own
         thread pool) and keep the smallest memory cap among them."""
         from distributed import wait
-
-        from harness.search.evaluate import warm_up
+        from symloss.harness.search.evaluate import warm_up
 
         # the scheduler unpickles each task, importing its function's module: once, here
         self.client.run_on_scheduler(_import_tasks)
@@ -416,7 +415,7 @@ class DaskExecutor(_Workers):
 
 def _import_tasks() -> None:
     """Import the module of the search's task functions (run on a Dask scheduler)."""
-    import harness.search.evaluate  # noqa: F401
+    import symloss.harness.search.evaluate  # noqa: F401
 
 
 def make_executor(workers: int | None = None, scheduler: str | None = None,

@@ -1,10 +1,10 @@
 """Take a found loss home: ``symloss export RUN_ID`` and ``run:ID[:rank]`` loss specs.
 
 :func:`export_source` writes a standalone PyTorch module — it imports only
-``torch`` — with the loss's per-class term printed by :mod:`harness.codegen` (the
+``torch`` — with the loss's per-class term printed by :mod:`symloss.harness.codegen` (the
 parameter values substituted), a ``torch.nn.Module`` with
 :class:`torch.nn.CrossEntropyLoss`'s arguments and semantics (those of
-:func:`harness.losses.torch_loss`: the per-sample sum ``Σ_k w_k ℓ(y_k, h_k)``,
+:func:`symloss.harness.losses.torch_loss`: the per-sample sum ``Σ_k w_k ℓ(y_k, h_k)``,
 ``h`` clamped at the dtype's epsilon with the gradient passed through), and the
 formula, its parameter values, where it came from and its symbolic analysis in
 the docstring. ``tests/test_search_export.py`` imports a written file in a fresh
@@ -19,7 +19,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from harness.codegen import term_source
+from symloss.harness.codegen import term_source
+
 from symloss.loss import Loss
 
 #: ``run:ID`` or ``run:ID:RANK``.
@@ -32,9 +33,9 @@ def run_loss(spec: str, store_file: str | Path) -> Loss:
     A ``ValueError`` (one line) for a spec that is not one, a run that is not in the
     store, or a rank past the run's distinct evaluated candidates.
     """
-    from harness.search.final import rebuild_loss
-    from harness.search.runner import SearchConfig, best_candidates
-    from harness.search.store import RunStore
+    from symloss.harness.search.final import rebuild_loss
+    from symloss.harness.search.runner import SearchConfig, best_candidates
+    from symloss.harness.search.store import RunStore
 
     match = RUN_SPEC.fullmatch(spec.strip())
     if match is None:

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from symloss.harness.search.runner import SearchConfig, best_candidates
+from symloss.harness.search.store import CandidateRecord, RunStore
+from symloss.harness.stats import welch_p_value
 
-from harness.search.runner import SearchConfig, best_candidates
-from harness.search.store import CandidateRecord, RunStore
-from harness.stats import welch_p_value
 from symloss.catalog import loss as catalog_loss
 from symloss.catalog import taylorglo
 from symloss.loss import Loss
@@ -31,7 +31,7 @@ def best_entry(record: CandidateRecord, loss: str | None = None,
     ``loss`` (the formula, parameters bound), ``fitness``, ``params`` (a family's λ, else
     ``None``), ``generation``, ``idx``, and ``analysis`` where it was derived.
 
-    >>> from harness.search.store import CandidateRecord
+    >>> from symloss.harness.search.store import CandidateRecord
     >>> best_entry(CandidateRecord(3, 7, "ok", 0.91, [1.0, 2.0], "-y*log(h)"))
     {'loss': '-y*log(h)', 'fitness': 0.91, 'params': [1.0, 2.0], 'generation': 3, 'idx': 7}
     """
@@ -121,14 +121,14 @@ class FinalResult:
 def final_evaluation(loss: Loss, config: SearchConfig, seeds: int) -> FinalResult:
     """Train ``loss`` and each baseline (``config.baselines``, default :data:`BASELINES`)
     on seeds ``0 … seeds−1`` for ``final_steps`` steps — a loss's seeds stacked where
-    that pays (:func:`harness.batched.batching_pays`).
+    that pays (:func:`symloss.harness.batched.batching_pays`).
 
     The default length is the search's own: the regime the loss was selected in.
     """
-    from harness.batched import batching_pays, train_population
-    from harness.data import load_dataset
-    from harness.models import DEFAULT_MODELS
-    from harness.train import TrainConfig, train
+    from symloss.harness.batched import batching_pays, train_population
+    from symloss.harness.data import load_dataset
+    from symloss.harness.models import DEFAULT_MODELS
+    from symloss.harness.train import TrainConfig, train
 
     budget = config.budget
     steps = config.final_steps or budget.steps  # the length the search selected for

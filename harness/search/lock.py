@@ -23,7 +23,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness.search.storefile import StoreError
+from symloss.harness.search.storefile import StoreError
 
 try:
     import fcntl

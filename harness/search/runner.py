@@ -3,8 +3,8 @@
 Every candidate's row is written the moment its result arrives; the strategy's
 state after each generation is saved. With ``batched=True`` a generation's
 candidates to train go out in chunks, each trained as one population
-(:func:`harness.search.evaluate.evaluate_population`), as many per chunk as the
-executor says (:meth:`~harness.search.executors.InlineExecutor.chunk_size`: all of
+(:func:`symloss.harness.search.evaluate.evaluate_population`), as many per chunk as the
+executor says (:meth:`~symloss.harness.search.executors.InlineExecutor.chunk_size`: all of
 them in this process, spread over the workers elsewhere); rows are written as each
 chunk returns, and a chunk whose worker died is run again by the executor (Dask's
 retries) or, if it takes every worker down, split into single candidates. On resume
@@ -23,18 +23,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from harness.device import free_cores
-from harness.search.evaluate import (
+from symloss.harness.device import free_cores
+from symloss.harness.search.evaluate import (
     Budget,
     Outcome,
     batching_supported,
     evaluate_candidate,
     evaluate_chunk,
 )
-from harness.search.executors import Executor, InlineExecutor
-from harness.search.store import CandidateRecord, RunStore
-from harness.search.strategies import (
+from symloss.harness.search.executors import Executor, InlineExecutor
+from symloss.harness.search.store import CandidateRecord, RunStore
+from symloss.harness.search.strategies import (
     Candidate,
     GLOSettings,
     GLOStrategy,
@@ -75,12 +74,14 @@ class SearchConfig:
     budget: Budget = field(default_factory=Budget)
     #: The ``stable`` filter's bound (None: its default); recorded only when set.
     min_target_probability: float | None = None
-    #: The final evaluation's baselines (None: :data:`harness.search.final.BASELINES`);
+    #: The final evaluation's baselines (None: :data:`symloss.harness.search.final.BASELINES`);
     #: recorded only when set.
     baselines: tuple[str, ...] | None = None
-    #: pycma options over the strategy's own (:func:`harness.search.strategies.check_cma_options`),
-    #: GLO's GP operators (:class:`harness.search.strategies.GPOperators`'s fields) and the
-    #: name of the user's fitness function (:mod:`harness.search.api`); each recorded only when set.
+    #: pycma options over the strategy's own
+    #: (:func:`symloss.harness.search.strategies.check_cma_options`),
+    #: GLO's GP operators (:class:`symloss.harness.search.strategies.GPOperators`'s fields) and the
+    #: name of the user's fitness function (:mod:`symloss.harness.search.api`); each recorded
+    #: only when set.
     cma_options: dict[str, Any] | None = None
     gp_operators: dict[str, Any] | None = None
     fitness: str | None = None
@@ -147,9 +148,9 @@ class GenerationSummary:
 
 
 # The tasks' functions, named here so that tests can replace them. They live in
-# harness.search.evaluate, which imports no torch at module level: a Dask scheduler unpickles
-# every task, so it imports the module of the task's function (this module's imports held a
-# scheduler 2.3 s on its first task).
+# symloss.harness.search.evaluate, which imports no torch at module level: a Dask scheduler
+# unpickles every task, so it imports the module of the task's function (this module's
+# imports held a scheduler 2.3 s on its first task).
 _evaluate = evaluate_candidate
 _evaluate_chunk = evaluate_chunk
 
@@ -170,9 +171,9 @@ def run_generation(strategy, candidates: list[Candidate], generation: int, *, st
                    ) -> list[CandidateRecord]:
     """Evaluate one generation (reusing stored results) and return its records in order.
 
-    ``batched``: train the candidates together (:mod:`harness.batched`) where the
+    ``batched``: train the candidates together (:mod:`symloss.harness.batched`) where the
     budget's model supports it, else one by one. ``evaluate(loss, budget)``: scores one
-    candidate instead of the built-in training (:mod:`harness.search.api`; one by one).
+    candidate instead of the built-in training (:mod:`symloss.harness.search.api`; one by one).
     """
     stored = {r.idx: r for r in store.candidates(run_id, generation)}
     records: dict[int, CandidateRecord] = {}
@@ -286,7 +287,8 @@ def search(config: SearchConfig, *, store: RunStore, executor: Executor | None =
     :func:`run_generation`; a run whose config names a user ``fitness`` needs it."""
     if config.fitness is not None and evaluate is None:
         raise ValueError(f"this run scores candidates with the Python function {config.fitness}"
-                         "; continue it from Python (harness.search.api) with that function")
+                         "; continue it from Python (symloss.harness.search.api) with that "
+                         "function")
     executor = executor or InlineExecutor()
     if resume:
         record = store.run(run_id)

@@ -15,12 +15,12 @@ Tables (``SCHEMA_VERSION`` 1):
   or ``expression``, ``canonical_key``, ``status`` (``ok``, ``filtered``,
   ``diverged``, ``failed``), ``fitness``, ``metrics`` (JSON), ``seconds``, ``worker``.
 - ``generations``: ``(run_id, generation)`` → the optimizer state's JSON summary
-  (never unpickled; resume replays the run, ``harness.search.strategies``) and the
+  (never unpickled; resume replays the run, ``symloss.harness.search.strategies``) and the
   generation's best/median fitness.
 - ``finals``: ``run_id`` → the final evaluation's results (JSON), stored before the
   report is written, so a report can always be rebuilt (``symloss show RUN_ID --report``).
 
-Opening, refusing and read-only access: :mod:`harness.search.storefile`.
+Opening, refusing and read-only access: :mod:`symloss.harness.search.storefile`.
 
 Test hook: ``SYMLOSS_TEST_SLOW_WRITE=SECONDS`` sleeps inside every write
 transaction, after its statements and before its ``COMMIT``, so a test can
@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.search.storefile import (
+from symloss.harness.search.storefile import (
     BUSY_TIMEOUT_S,
     SCHEMA_VERSION,  # noqa: F401  (re-exported: the store's public names live here)
     StoreError,
@@ -134,7 +134,7 @@ class RunStore:
         """Open (or create) the store at ``path``; a :class:`StoreError` if it cannot be used.
 
         Nothing is written to an existing file until it has passed every check;
-        ``readonly`` writes nothing at all (:mod:`harness.search.storefile`).
+        ``readonly`` writes nothing at all (:mod:`symloss.harness.search.storefile`).
         """
         return cls(*connect(path, create=create, readonly=readonly, busy_timeout=busy_timeout))
 
