@@ -42,3 +42,17 @@ def test_the_code_uses_what_the_torch_bound_promises():
 
     assert callable(torch.compiler.is_compiling)  # the newest API the harness relies on
     assert "is_compiling" in (ROOT / "harness" / "losses.py").read_text()
+
+
+def test_every_package_folder_is_installed_under_symloss():
+    """A new subpackage must be listed, or the wheel leaves it out (package-dir renames)."""
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    mapping = tool["package-dir"]
+    folders = {folder: name for name, folder in mapping.items()}
+    found = set()
+    for folder, name in folders.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            parts = init.parent.relative_to(ROOT / folder).parts
+            found.add(".".join((name, *parts)))
+    assert found == set(tool["packages"])
+    assert all(name == "symloss" or name.startswith("symloss.") for name in found)
