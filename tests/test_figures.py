@@ -81,6 +81,9 @@ def test_search_progress_figure(tmp_path):
     figure = progress_figure(summary, counts)
     _labelled(figure)
     fitness_axis, count_axis = figure.axes
+    for axis in figure.axes:
+        figure.canvas.draw()
+        assert all(float(t).is_integer() for t in axis.get_xticks()), axis.get_xticks()
     best_so_far = fitness_axis.get_lines()[2].get_ydata()
     assert list(best_so_far) == [0.5, 0.5, 0.7]
     heights = {}

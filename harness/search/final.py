@@ -225,6 +225,10 @@ def progress_figure(summary: list[dict[str, Any]], counts: dict[int, dict[str, i
     right.set_ylabel("candidates")
     right.legend()
     right.grid(alpha=0.3, axis="y")
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in (left, right):  # generations are whole numbers
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     return figure
 
 
