@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 from symloss.harness.search.store import CandidateRecord, RunStore
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_filters",
-                                                  ROOT / "benchmarks" / "bench_filters.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/bench_filters.py")
 
 
 def test_best_within_looks_only_at_the_first_paid_trainings(bench, tmp_path):

@@ -95,13 +95,9 @@ def test_each_make_target_exists():
 
 
 def _generator():
-    import importlib.util
+    from tests.scripts import load_script
 
-    spec = importlib.util.spec_from_file_location("readme_generator",
-                                                  ROOT / "benchmarks" / "readme.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/readme.py")
 
 
 def test_the_generated_blocks_are_current(capsys):

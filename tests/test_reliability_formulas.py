@@ -11,7 +11,6 @@ is recorded in the README's Reliability section.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from hypothesis import strategies as st
 
 from symloss.formula import MAX_SECONDS, FormulaError, parse_formula
 from symloss.symbols import h, y
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 FUZZ_SCRIPT = ROOT / "benchmarks" / "fuzz_formulas.py"
@@ -34,15 +34,7 @@ FUZZ_SCRIPT = ROOT / "benchmarks" / "fuzz_formulas.py"
 PARSE_SECONDS = 2.0
 
 
-def _load_fuzz_module():
-    spec = importlib.util.spec_from_file_location("fuzz_formulas", FUZZ_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-fuzz = _load_fuzz_module()
+fuzz = load_script("benchmarks/fuzz_formulas.py")
 
 _events: list[list[tuple[str, tuple]]] = []
 

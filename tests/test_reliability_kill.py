@@ -10,22 +10,13 @@ with the same seed. About a minute on 2 cores (each start imports torch).
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.scripts import load_script
 
 
 def _kill_loop_module():
-    spec = importlib.util.spec_from_file_location("kill_loop", ROOT / "benchmarks" /
-                                                  "kill_loop.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/kill_loop.py")
 
 
 @pytest.mark.slow

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
+from tests.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("results_file",
-                                              ROOT / "benchmarks" / "results_file.py")
-results_file = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(results_file)
+results_file = load_script("benchmarks/results_file.py")
 
 
 def test_sections_are_replaced_in_place_and_others_kept(tmp_path):

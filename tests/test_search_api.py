@@ -7,7 +7,6 @@ for a few steps on digits.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import math
@@ -31,6 +30,7 @@ from symloss.catalog import taylorglo
 from symloss.gp import crossover, mutate, random_tree, roulette
 from symloss.loss import Loss
 from symloss.trainability import candidate_filter
+from tests.scripts import load_script
 
 QUIET = {"progress": False}
 
@@ -324,10 +324,7 @@ def test_builtin_training_from_python(tmp_path):
 
 
 def test_example_runs_at_a_tiny_size(tmp_path, capsys):
-    path = Path(__file__).parents[1] / "examples" / "search_own_model.py"
-    spec = importlib.util.spec_from_file_location("search_own_model", path)
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
+    example = load_script("examples/search_own_model.py")
     result = example.main(["--generations", "1", "--population", "6", "--steps", "5",
                            "--final-seeds", "2", "--store", str(tmp_path / "ex.sqlite")])
     out = capsys.readouterr().out
