@@ -271,7 +271,7 @@ def _run(config: SearchConfig, fitness: Fitness | None, *, store: str | Path | N
 
     from symloss.harness.search.cli import _Reporter, check_output, default_report_folder
     from symloss.harness.search.executors import make_executor
-    from symloss.harness.search.final import write_report
+    from symloss.harness.search.final import stored_final, write_report
     from symloss.harness.search.lock import run_lock
 
     evaluate = None if fitness is None else UserFitness(fitness, catch)
@@ -314,42 +314,10 @@ def _run(config: SearchConfig, fitness: Fitness | None, *, store: str | Path | N
                 reporter.close()
                 if executor is None:
                     runner.close()
-            result = _final(opened, run_id, config, final_score)
+            result = stored_final(opened, run_id, config, final_score)
             opened.set_status(run_id, "finished")
             report = write_report(opened, run_id, out, result)
         return _result(opened, run_id, config, report, result)
-
-
-def _final(store: RunStore, run_id: str, config: SearchConfig,
-           final_score: FinalScore | None) -> dict[str, Any] | None:
-    """The stored final evaluation, or a new one (paid once per run, stored at once)."""
-    from symloss.harness.search.final import (
-        BASELINES,
-        FinalResult,
-        baseline_loss,
-        final_evaluation,
-        rebuild_loss,
-    )
-    from symloss.harness.stats import welch_p_value
-
-    best = best_candidates(store, run_id, 1)
-    stored = store.final(run_id)
-    if stored is not None or not config.final_seeds or not best:
-        return stored
-    loss = rebuild_loss(best[0], config)
-    seeds = range(config.final_seeds)
-    if final_score is None:  # the built-in trainer
-        result = final_evaluation(loss, config, config.final_seeds)
-    else:
-        ours = [float(final_score(loss, seed)) for seed in seeds]
-        baselines = {name: [float(final_score(baseline_loss(name, config.classes), seed))
-                            for seed in seeds] for name in config.baselines or BASELINES}
-        first = next(iter(baselines.values()))
-        result = FinalResult(str(loss.expression), ours, first, welch_p_value(ours, first),
-                             ["ok"] * len(ours), baselines)
-    record = result.to_dict()
-    store.save_final(run_id, record)  # stored before any report is written
-    return record
 
 
 def _result(store: RunStore, run_id: str, config: SearchConfig, report: Path | None,

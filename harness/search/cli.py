@@ -210,7 +210,7 @@ def validate_config(config: dict[str, Any]) -> None:
 
 def _search(args: argparse.Namespace) -> int:
     from symloss.harness.search.executors import SchedulerLost, make_executor
-    from symloss.harness.search.final import best_entry, final_evaluation, rebuild_loss
+    from symloss.harness.search.final import best_entry, stored_final
     from symloss.harness.search.lock import run_lock
     from symloss.harness.search.runner import best_candidates, search
     from symloss.harness.search.store import RunStore, store_path
@@ -265,14 +265,8 @@ def _search(args: argparse.Namespace) -> int:
                 reporter.close()
                 executor.close()
             best = best_candidates(store, run_id, 1)
-            final = store.final(run_id)  # paid once: a resumed run reuses it
-            if config.final_seeds and best and final is None:
-                print(f"final evaluation: {config.final_seeds} seeds, best loss vs the "
-                      "baselines", file=sys.stderr)
-                result = final_evaluation(rebuild_loss(best[0], config), config,
-                                          config.final_seeds)
-                final = result.to_dict()
-                store.save_final(run_id, final)  # stored before any report is written
+            final = stored_final(store, run_id, config,  # paid once: a resume reuses it
+                                 announce=lambda line: print(line, file=sys.stderr))
             store.set_status(run_id, "finished")
             report = _report(store, run_id, out, final)
         record = store.run(run_id)

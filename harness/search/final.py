@@ -11,6 +11,7 @@ attraction curve and the fitness per generation go into ``report.md``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,13 +119,32 @@ class FinalResult:
         return record
 
 
-def final_evaluation(loss: Loss, config: SearchConfig, seeds: int) -> FinalResult:
+def final_evaluation(loss: Loss, config: SearchConfig, seeds: int,
+                     score: Callable[[Loss, int], float] | None = None) -> FinalResult:
     """Train ``loss`` and each baseline (``config.baselines``, default :data:`BASELINES`)
     on seeds ``0 … seeds−1`` for ``final_steps`` steps — a loss's seeds stacked where
-    that pays (:func:`symloss.harness.batched.batching_pays`).
+    that pays (:func:`symloss.harness.batched.batching_pays`). ``score(loss, seed)``
+    replaces the built-in training (a user's own test score, :mod:`~.api`).
 
     The default length is the search's own: the regime the loss was selected in.
     """
+    if score is not None:
+        classes = config.classes
+
+        def accuracies(item: Loss) -> tuple[list[float], list[str]]:
+            return [float(score(item, seed)) for seed in range(seeds)], ["ok"] * seeds
+    else:
+        classes, accuracies = _built_in_accuracies(config, seeds)
+    ours, statuses = accuracies(loss)
+    baselines = {name: accuracies(baseline_loss(name, classes))[0]
+                 for name in config.baselines or BASELINES}
+    first = next(iter(baselines.values()))
+    return FinalResult(str(loss.expression), ours, first, welch_p_value(ours, first), statuses,
+                       baselines)
+
+
+def _built_in_accuracies(config: SearchConfig, seeds: int):
+    """The dataset's classes, and a loss → (test accuracies, statuses) over the seeds."""
     from symloss.harness.batched import batching_pays, train_population
     from symloss.harness.data import load_dataset
     from symloss.harness.models import DEFAULT_MODELS
@@ -148,12 +168,24 @@ def final_evaluation(loss: Loss, config: SearchConfig, seeds: int) -> FinalResul
         return ([float(r.metrics.get("test_accuracy") or 0.0) for r in results],
                 [r.status for r in results])
 
-    ours, statuses = accuracies(loss)
-    baselines = {name: accuracies(baseline_loss(name, data.classes))[0]
-                 for name in config.baselines or BASELINES}
-    first = next(iter(baselines.values()))
-    return FinalResult(str(loss.expression), ours, first, welch_p_value(ours, first), statuses,
-                       baselines)
+    return data.classes, accuracies
+
+
+def stored_final(store: RunStore, run_id: str, config: SearchConfig,
+                 score: Callable[[Loss, int], float] | None = None,
+                 announce: Callable[[str], None] | None = None) -> dict[str, Any] | None:
+    """The run's final evaluation: the stored one, or — with ``final_seeds`` and a best
+    loss — a new one, stored at once (paid once per run, before any report is written)."""
+    best = best_candidates(store, run_id, 1)
+    stored = store.final(run_id)
+    if stored is not None or not config.final_seeds or not best:
+        return stored
+    if announce:
+        announce(f"final evaluation: {config.final_seeds} seeds, best loss vs the baselines")
+    record = final_evaluation(rebuild_loss(best[0], config), config, config.final_seeds,
+                              score).to_dict()
+    store.save_final(run_id, record)
+    return record
 
 
 def _mean_std(summary: dict[str, Any]) -> str:
