@@ -52,12 +52,12 @@ if str(HERE) not in sys.path:  # run as a script or imported: reuse run.py's mac
 
 from results_file import write_section  # noqa: E402
 from run import load, machine  # noqa: E402
+
+from symloss.formula import parse_formula  # noqa: E402
 from symloss.harness.search.evaluate import Budget, warm_up  # noqa: E402
 from symloss.harness.search.executors import DaskExecutor, InlineExecutor, LocalExecutor  # noqa: E402
 from symloss.harness.search.runner import SearchConfig, search  # noqa: E402
 from symloss.harness.search.store import CandidateRecord, RunStore  # noqa: E402
-
-from symloss.formula import parse_formula  # noqa: E402
 from symloss.loss import Loss  # noqa: E402
 
 PROJECTED_WORKERS = (8, 64, 512)

@@ -27,12 +27,12 @@ import time
 from contextlib import contextmanager
 
 import numpy as np
+
+from symloss.catalog import taylorglo
 from symloss.harness.batched import train_population
 from symloss.harness.data import load_dataset
 from symloss.harness.device import available_cores, free_cores
 from symloss.harness.train import TrainConfig, train
-
-from symloss.catalog import taylorglo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from results_file import write_section

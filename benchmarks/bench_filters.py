@@ -44,6 +44,9 @@ from pathlib import Path
 
 import numpy as np
 from scipy.stats import fisher_exact, mannwhitneyu
+from tqdm import tqdm
+
+from symloss.catalog import taylorglo
 from symloss.harness.batched import train_population
 from symloss.harness.data import load_dataset
 from symloss.harness.search.evaluate import Budget
@@ -52,9 +55,6 @@ from symloss.harness.search.runner import SearchConfig, search
 from symloss.harness.search.store import CandidateRecord, RunStore
 from symloss.harness.stats import welch_p_value
 from symloss.harness.train import TrainConfig
-from tqdm import tqdm
-
-from symloss.catalog import taylorglo
 from symloss.loss import Loss
 from symloss.stability_batch import DEFAULT_MIN_TARGET_PROBABILITY, family_stability
 

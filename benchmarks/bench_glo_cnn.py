@@ -30,12 +30,12 @@ import time
 from pathlib import Path
 
 import torch
+
+from symloss.catalog import loss
 from symloss.harness.batched import train_population
 from symloss.harness.data import Dataset, load_dataset
 from symloss.harness.device import available_cores, resolve_device
 from symloss.harness.train import TrainConfig, train
-
-from symloss.catalog import loss
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_file import write_section
@@ -66,8 +66,9 @@ def mnist_shaped(data_dir: str | None) -> Dataset:
 def step_gflop(data: Dataset, batch: int = 100) -> float:
     """FLOPs of one training step (forward and backward, batch ``batch``) of the GLO CNN,
     counted by torch's ``FlopCounterMode``."""
-    from symloss.harness.models import build_model
     from torch.utils.flop_counter import FlopCounterMode
+
+    from symloss.harness.models import build_model
 
     model = build_model("glo_mnist_cnn", input_shape=data.input_shape, classes=data.classes)
     with FlopCounterMode(display=False) as counter:

@@ -17,9 +17,9 @@ import statistics
 import time
 
 import torch
-from symloss.harness.losses import clamp_probabilities, torch_loss
 
 from symloss.catalog import loss, taylorglo
+from symloss.harness.losses import clamp_probabilities, torch_loss
 
 CLASSES = 10
 LAMBDAS = [0.3, -0.2, 1.0, -1.5, 0.7, 2.0, -0.4, 0.9]

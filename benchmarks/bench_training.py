@@ -13,10 +13,10 @@ import argparse
 import statistics
 
 import torch
-from symloss.harness.data import load_dataset
-from symloss.harness.train import TrainConfig, train
 
 from symloss.catalog import loss
+from symloss.harness.data import load_dataset
+from symloss.harness.train import TrainConfig, train
 
 
 class TorchCrossEntropy(torch.nn.Module):

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from symloss.harness.search.strategies import read_snapshot
 
 KINDS = ("training", "write", "between")

@@ -44,14 +44,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from symloss.catalog import loss
+from symloss.formula import parse_formula
 from symloss.harness.batched import train_population
 from symloss.harness.data import Dataset, load_dataset
 from symloss.harness.device import available_cores, resolve_device
 from symloss.harness.stats import welch_p_value
 from symloss.harness.train import TrainConfig, train
-
-from symloss.catalog import loss
-from symloss.formula import parse_formula
 from symloss.loss import Loss
 
 ROOT = Path(__file__).resolve().parent.parent

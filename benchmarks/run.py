@@ -46,12 +46,12 @@ import bench_symbolic  # noqa: E402
 import bench_torch_loss  # noqa: E402
 import torch  # noqa: E402
 from results_file import write_section  # noqa: E402
+
+from symloss.catalog import taylorglo  # noqa: E402
 from symloss.harness.batched import train_population  # noqa: E402
 from symloss.harness.data import load_dataset  # noqa: E402
 from symloss.harness.device import available_cores, resolve_device, torch_threads  # noqa: E402
 from symloss.harness.train import TrainConfig, train  # noqa: E402
-
-from symloss.catalog import taylorglo  # noqa: E402
 
 POPULATIONS = (1, 5, 20, 80)
 
@@ -174,9 +174,8 @@ def training_figures(quick: bool, device: str | None) -> dict[str, object]:
 
 
 def loss_figures(quick: bool) -> dict[str, object]:
-    from symloss.harness.losses import torch_loss
-
     from symloss.catalog import loss
+    from symloss.harness.losses import torch_loss
 
     torch.set_num_threads(1)
     rounds = 5 if quick else 15

@@ -19,10 +19,10 @@ from functools import lru_cache, partial
 import numpy as np
 import torch
 from sklearn.datasets import load_digits
-from symloss.harness import torch_loss
-from symloss.harness.search import search_losses
 from torch import nn
 
+from symloss.harness import torch_loss
+from symloss.harness.search import search_losses
 from symloss.loss import Loss
 
 

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from symloss.harness.datafiles import (  # noqa: F401  (re-exported: the readers and their bounds)
     CIFAR_ROW,
     IDX_FILES,

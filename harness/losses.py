@@ -40,9 +40,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from symloss.harness.codegen import GeneratedTerm, generate
 from torch import nn
 
+from symloss.harness.codegen import GeneratedTerm, generate
 from symloss.loss import Loss
 from symloss.scale import LOSS_SCALES, check_scale
 

@@ -23,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
+
 from symloss.harness.attraction import AttractionLog, AttractionRecorder
 from symloss.harness.data import Dataset, augment_glo_cifar, center_crop, load_dataset
 from symloss.harness.device import resolve_device, torch_threads
 from symloss.harness.fgsm import fgsm_accuracy
 from symloss.harness.losses import torch_loss
 from symloss.harness.models import DEFAULT_MODELS, MODELS, Normalized, build_model, resolve_model
-from torch import nn
-
 from symloss.loss import Loss
 from symloss.scale import check_scale, paper_learning_rate
 

@@ -8,8 +8,8 @@ Target probability ``h_T = 1 − ε``, each of the ``n − 1`` non-targets ``h_N
 from __future__ import annotations
 
 import sympy as sp
-from symloss.proofs._framework import Proof
 
+from symloss.proofs._framework import Proof
 from symloss.symbols import epsilon, h, y
 
 #: n − 2, so that n = m + 2 is provably ≥ 2.

@@ -23,9 +23,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import sympy as sp
-from symloss.proofs._framework import Proof, Verdict
 
 import symloss
+from symloss.proofs._framework import Proof, Verdict
 from symloss.symbols import h, y
 
 CLAIM = "Baikal is a depth-2 GLO tree; BaikalCMA is that tree with one coefficient per node"

@@ -29,10 +29,10 @@ the trained loss; the trainer's default is the sum (``docs/conventions.md`` §1)
 from __future__ import annotations
 
 import sympy as sp
-from symloss.proofs._framework import Proof, Verdict
 
 from symloss.catalog import loss
 from symloss.dynamics import logit_step
+from symloss.proofs._framework import Proof, Verdict
 from symloss.symbols import epsilon, n
 
 CLAIM = "The papers' 1/n loss at lr 0.01 is not what produced their cross-entropy baseline"

@@ -21,12 +21,12 @@ exactly. BaikalCMA: ``β = c3c4/(c1c5)`` gives ``p* = 0.77194…``. Engine:
 from __future__ import annotations
 
 import sympy as sp
-from symloss.proofs._framework import Proof, Verdict
-from symloss.proofs._paper import BAIKAL_CMA_PRINTED
 
 import symloss
 from symloss.binary import p
 from symloss.catalog import BAIKAL_CMA_COEFFICIENTS
+from symloss.proofs._framework import Proof, Verdict
+from symloss.proofs._paper import BAIKAL_CMA_PRINTED
 from symloss.symbols import h, y
 
 CLAIM = "Binary Baikal is minimal at p = 1/√2 ≈ 0.71, BaikalCMA at ≈ 0.77"

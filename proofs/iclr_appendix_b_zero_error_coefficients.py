@@ -24,6 +24,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import sympy as sp
+
+import symloss
 from symloss.proofs._framework import Proof, Verdict
 from symloss.proofs._paper import (
     ALLCNN_ABC,
@@ -33,8 +35,6 @@ from symloss.proofs._paper import (
     C_COEFFICIENTS,
     EQ11_GAMMA,
 )
-
-import symloss
 from symloss.symbols import h, y
 
 CLAIM = "TaylorGLO-3's γ at h = y is a + b·y + c·y² with a, b, c of eq. 21–23"

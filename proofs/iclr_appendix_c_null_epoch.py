@@ -27,11 +27,11 @@ losses raise the target at the null epoch) stands.
 from __future__ import annotations
 
 import sympy as sp
+
+import symloss
 from symloss.proofs._framework import Proof, Verdict
 from symloss.proofs._paper import ALLCNN_GAMMA_NONTARGET, ALLCNN_GAMMA_TARGET, polynomial
 from symloss.proofs._state import N_GENERAL, m
-
-import symloss
 from symloss.symbols import h, n, y
 
 CLAIM = "Null-epoch γ_T, γ_N of MSE, CE, Baikal, AllCNN-C TaylorGLO; the target grows"

@@ -29,10 +29,10 @@ every ĉ is some λ̂. The engine's λ-space map is verified by substitution.
 from __future__ import annotations
 
 import sympy as sp
-from symloss.proofs._framework import Proof, Verdict
-from symloss.proofs._paper import C_COEFFICIENTS, GAMMA_C, LAMBDAS, c1, ch, chh, chy, cy, cyy
 
 import symloss
+from symloss.proofs._framework import Proof, Verdict
+from symloss.proofs._paper import C_COEFFICIENTS, GAMMA_C, LAMBDAS, c1, ch, chh, chy, cy, cyy
 from symloss.symbols import alpha, h, n, y
 
 CLAIM = "Label smoothing by α is a change of TaylorGLO-3's parameters (eq. 43–48)"

@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import numpy as np
 import sympy as sp
+
+import symloss
 from symloss.proofs._framework import Proof, Verdict
 from symloss.proofs._paper import ALLCNN_GAMMA_NONTARGET, ALLCNN_GAMMA_TARGET, polynomial
 from symloss.proofs._state import N_GENERAL, delta_first_principles
-
-import symloss
 from symloss.symbols import epsilon, h
 
 CLAIM = "CE and MSE attract for every ε; Baikal and AllCNN-C TaylorGLO repel near ε = 0"

@@ -23,10 +23,10 @@ eq. 12 equal eq. 11).
 from __future__ import annotations
 
 import sympy as sp
-from symloss.proofs._framework import Proof, Verdict
-from symloss.proofs._paper import C_COEFFICIENTS, EQ11_GAMMA, TAYLORGLO3_F
 
 import symloss
+from symloss.proofs._framework import Proof, Verdict
+from symloss.proofs._paper import C_COEFFICIENTS, EQ11_GAMMA, TAYLORGLO3_F
 from symloss.symbols import h, y
 
 CLAIM = "γ = −∂ℓ/∂h of MSE, CE, Baikal, TaylorGLO-3 and the c-decomposition"

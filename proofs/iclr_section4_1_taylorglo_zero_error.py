@@ -24,11 +24,11 @@ in the prose are reported as a mismatch).
 from __future__ import annotations
 
 import sympy as sp
+
+import symloss
 from symloss.proofs._framework import Proof, Verdict
 from symloss.proofs._paper import ALLCNN_ABC, APPENDIX_B, EQ11_GAMMA, L0, L1, L2, L3, L4, L5, L6, L7
 from symloss.proofs._state import N_GENERAL, delta_first_principles, entropy_rises_with_epsilon
-
-import symloss
 from symloss.symbols import epsilon, h, n, y
 
 CLAIM = "TaylorGLO-3 at zero error: a on non-targets, a+b+c on the target; Δ → b + c"

@@ -19,10 +19,10 @@ linearly in ε.
 from __future__ import annotations
 
 import sympy as sp
-from symloss.proofs._framework import Proof, Verdict
-from symloss.proofs._state import N_GENERAL, delta_first_principles
 
 import symloss
+from symloss.proofs._framework import Proof, Verdict
+from symloss.proofs._state import N_GENERAL, delta_first_principles
 from symloss.symbols import epsilon, h, n, y
 
 CLAIM = "At zero error MSE's γ is 0; CE's 0/0 resolves to (non-target 0, target 1): attractor"

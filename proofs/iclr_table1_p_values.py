@@ -27,6 +27,7 @@ import itertools
 
 import sympy as sp
 from scipy import stats
+
 from symloss.proofs._framework import Proof, Verdict
 
 CLAIM = "Table 1's one-tailed Welch p-values follow from its means and std's (n = 10)"

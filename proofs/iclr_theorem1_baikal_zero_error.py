@@ -19,10 +19,10 @@ of GLO's binary Baikal (GLO §V-A). Engine: ``delta``, ``logit_step``, ``zero_er
 from __future__ import annotations
 
 import sympy as sp
-from symloss.proofs._framework import Proof, Verdict
-from symloss.proofs._state import N_GENERAL, delta_first_principles, m
 
 import symloss
+from symloss.proofs._framework import Proof, Verdict
+from symloss.proofs._state import N_GENERAL, delta_first_principles, m
 from symloss.symbols import epsilon, eta, h, n, y
 
 CLAIM = "Zero training error is not an attractor of Baikal (Δ(ε) → −∞)"

@@ -32,10 +32,10 @@ eq. 17 equals ``A(ε)`` identically (η' = 1) and its sign is the sign of
 from __future__ import annotations
 
 import sympy as sp
-from symloss.proofs._framework import Proof, Verdict
-from symloss.proofs._state import N_GENERAL, entropy_rises_with_epsilon, m
 
 import symloss
+from symloss.proofs._framework import Proof, Verdict
+from symloss.proofs._state import N_GENERAL, entropy_rises_with_epsilon, m
 from symloss.symbols import epsilon, eta, n
 
 CLAIM = "One logit step in the symmetric state; sign of the target's change = sign of Δ"

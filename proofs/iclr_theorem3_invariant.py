@@ -37,11 +37,11 @@ for n = 2 only.
 from __future__ import annotations
 
 import sympy as sp
+
+import symloss
 from symloss.proofs._framework import Proof, Verdict
 from symloss.proofs._paper import C_COEFFICIENTS, C_SYMBOLS, GAMMA_C, c1, ch, chh, chy, cy, cyy
 from symloss.proofs._state import N_GENERAL, m
-
-import symloss
 from symloss.symbols import epsilon, h, n, y
 
 CLAIM = "TaylorGLO-3 is not trainable if γ_T(1/n) < (n−1)·γ_N(1/n) (eq. 18 ⇔ eq. 19)"

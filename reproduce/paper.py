@@ -132,11 +132,10 @@ def summarize(trials: list[InvariantTrial]) -> dict[str, Any]:
 
 def write_paper_report(out: Path, *, per_group: int = 16, steps: int = 500,
                        scatter_epochs: int = 8, seed: int = 0, progress: bool = True) -> Path:
+    from symloss.curves import plot_attraction, plot_binary
     from symloss.harness.data import load_dataset
     from symloss.harness.train import TrainConfig, train
     from symloss.proofs._runner import run_all, to_markdown
-
-    from symloss.curves import plot_attraction, plot_binary
 
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

@@ -13,17 +13,17 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
+
 import symloss.harness.batched
 import symloss.harness.train
-import torch
+from symloss.catalog import loss, taylorglo
 from symloss.harness.batched import PopulationLoss, supports, supports_model, train_population
 from symloss.harness.batched.optim import _clip, _sgd_step
 from symloss.harness.data import load_dataset
 from symloss.harness.losses import torch_loss
 from symloss.harness.models import build_model
 from symloss.harness.train import TrainConfig, train
-
-from symloss.catalog import loss, taylorglo
 
 TOLERANCE = 1e-5
 
@@ -114,9 +114,10 @@ def test_kernel_backward_is_autograds(kernel, stride, padding):
     """The written-out forward and backward of stacked convolutions (taps that read only
     padding, strides past the end), linear layers and flattening, against autograd
     through vmap of the same K models, float64."""
+    from torch import nn
+
     from symloss.harness.batched.loop import _stack
     from symloss.harness.batched.network import _KernelNet, _VmapNet
-    from torch import nn
 
     torch.manual_seed(0)
     models = [nn.Sequential(nn.Unflatten(1, (2, -1)), nn.Conv1d(2, 3, 3, 2, 1), nn.ReLU(),
@@ -152,9 +153,10 @@ def _image_digits(data):
 def test_conv2d_kernel_backward_is_autograds(per_candidate, stride, padding, pool):
     """Stacked Conv2d/MaxPool2d/Dropout-free GLO-CNN layers against autograd through vmap,
     float64, with the data shared or per candidate (K seeds)."""
+    from torch import nn
+
     from symloss.harness.batched.loop import _stack
     from symloss.harness.batched.network import _KernelNet, _VmapNet
-    from torch import nn
 
     torch.manual_seed(0)
     models = [nn.Sequential(nn.Conv2d(2, 3, 3, stride, padding), nn.ReLU(), nn.MaxPool2d(pool),

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+
+from symloss.catalog import loss
 from symloss.harness.search import runner as runner_module
 from symloss.harness.search.evaluate import Budget, batching_supported, evaluate_population
 from symloss.harness.search.runner import SearchConfig, search
 from symloss.harness.search.store import RunStore
-
-from symloss.catalog import loss
 
 SMALL = Budget(dataset="digits", model="mlp", steps=40, batch_size=64)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from symloss.harness.search.store import CandidateRecord, RunStore
 
+from symloss.harness.search.store import CandidateRecord, RunStore
 from tests.scripts import load_script
 
 

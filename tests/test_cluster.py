@@ -16,6 +16,7 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
+from symloss.cli import main  # noqa: E402
 from symloss.harness.search import runner  # noqa: E402
 from symloss.harness.search.evaluate import Budget, task_threads  # noqa: E402
 from symloss.harness.search.executors import (  # noqa: E402
@@ -26,8 +27,6 @@ from symloss.harness.search.executors import (  # noqa: E402
 )
 from symloss.harness.search.runner import SearchConfig, search  # noqa: E402
 from symloss.harness.search.store import RunStore  # noqa: E402
-
-from symloss.cli import main  # noqa: E402
 from tests import test_search_dask  # noqa: E402
 
 BUDGET = Budget(dataset="digits", steps=60, batch_size=64)

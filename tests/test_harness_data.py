@@ -10,6 +10,7 @@ import struct
 import numpy as np
 import pytest
 import torch
+
 from symloss.harness import data as data_module
 from symloss.harness.data import (
     DataError,

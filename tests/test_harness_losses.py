@@ -14,11 +14,11 @@ import sympy as sp
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from symloss.harness.codegen import generate, term_source
-from symloss.harness.losses import torch_loss
 
 from symloss.catalog import loss, taylorglo
 from symloss.dynamics import gamma
+from symloss.harness.codegen import generate, term_source
+from symloss.harness.losses import torch_loss
 from symloss.loss import Loss
 from symloss.symbols import h, y
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from symloss.harness.losses import torch_loss
-from symloss.harness.models import MODELS, Normalized, build_model, resolve_model
 
 from symloss.catalog import loss
+from symloss.harness.losses import torch_loss
+from symloss.harness.models import MODELS, Normalized, build_model, resolve_model
 
 #: (name, input shape, overrides that keep the step test fast; shapes use the defaults).
 CASES = [

@@ -13,10 +13,10 @@ import itertools
 
 import pytest
 import torch
-from symloss.harness.losses import torch_loss
 from torch import nn
 
 from symloss.catalog import loss
+from symloss.harness.losses import torch_loss
 
 #: |ours − torch| allowed, relative, per dtype: softmax-then-log against log_softmax.
 TOLERANCE = {torch.float32: 2e-6, torch.float64: 1e-12}

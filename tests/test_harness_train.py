@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import sympy as sp
 import torch
+
+from symloss.catalog import loss
 from symloss.harness.attraction import AttractionLog
 from symloss.harness.data import Dataset, load_dataset
 from symloss.harness.fgsm import fgsm_accuracy
 from symloss.harness.train import TrainConfig, evaluate, learning_rate_factor, train
-
-from symloss.catalog import loss
 from symloss.loss import Loss
 from symloss.symbols import h
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from symloss.proofs import Mismatch, Proof, StepFailed, Verdict, proof_modules, run
 from symloss.proofs._framework import VERDICTS
 

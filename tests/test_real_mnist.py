@@ -12,10 +12,10 @@ import os
 from pathlib import Path
 
 import pytest
-from symloss.harness.data import load_dataset
-from symloss.harness.train import TrainConfig, train
 
 from symloss.catalog import loss
+from symloss.harness.data import load_dataset
+from symloss.harness.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("SYMLOSS_MNIST_DIR", ROOT.parent / "shared" / "data"))

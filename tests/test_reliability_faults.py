@@ -15,14 +15,14 @@ import time
 import numpy as np
 import pytest
 import sympy as sp
-from symloss.harness.search.evaluate import Budget
-from symloss.harness.search.executors import LocalExecutor
-from symloss.harness.search.runner import SearchConfig, search
-from symloss.harness.search.store import RunStore
 
 from symloss.catalog import loss as make_loss
 from symloss.dynamics import zero_error
 from symloss.guard import SymbolicTimeout, bounded, guarded
+from symloss.harness.search.evaluate import Budget
+from symloss.harness.search.executors import LocalExecutor
+from symloss.harness.search.runner import SearchConfig, search
+from symloss.harness.search.store import RunStore
 
 TINY = Budget(dataset="digits", steps=6, batch_size=64)
 
@@ -42,8 +42,9 @@ FAULTY_LOSSES = {"nan": "y*log(h - 2)", "inf": "exp(90*h) * 1e12",
 @pytest.fixture
 def injected(monkeypatch):
     """Every candidate's training gets the next fault in turn, then two clean trainings."""
-    import symloss.harness.train
     import torch
+
+    import symloss.harness.train
 
     real_train = symloss.harness.train.train
     schedule = [*FAULTS, None, None]

@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 import pytest
+
+from symloss.cli import main
 from symloss.harness.search.evaluate import Budget
 from symloss.harness.search.runner import SearchConfig, search
 from symloss.harness.search.store import SCHEMA_VERSION, CandidateRecord, RunStore, StoreError
-
-from symloss.cli import main
 
 TINY = Budget(dataset="digits", steps=4, batch_size=64)
 SEARCH = ["search", "taylorglo", "--dataset", "digits", "--generations", "1", "--population",

@@ -12,6 +12,9 @@ import sqlite3
 
 import numpy as np
 import pytest
+
+from symloss.catalog import taylorglo
+from symloss.gp import from_prefix
 from symloss.harness.search import runner as runner_module
 from symloss.harness.search.evaluate import Budget, Outcome, parse_objective
 from symloss.harness.search.runner import ConfigMismatch, SearchConfig, best_candidates, search
@@ -24,9 +27,6 @@ from symloss.harness.search.strategies import (
     TaylorGLOStrategy,
     read_snapshot,
 )
-
-from symloss.catalog import taylorglo
-from symloss.gp import from_prefix
 from symloss.trainability import candidate_filter
 
 TINY = Budget(dataset="digits", steps=4, batch_size=64)
@@ -229,9 +229,8 @@ def _inline():
 
 
 def test_nan_losses_come_back_diverged():
-    from symloss.harness.search.evaluate import evaluate_candidate
-
     from symloss.catalog import loss
+    from symloss.harness.search.evaluate import evaluate_candidate
 
     outcome = evaluate_candidate(loss("y*log(h - 2)"), TINY)  # log of a negative: NaN
     assert (outcome.status, outcome.fitness) == ("diverged", 0.0)
@@ -241,9 +240,8 @@ def test_nan_losses_come_back_diverged():
                                    ZeroDivisionError("boom")])
 def test_exceptions_in_training_come_back_failed(monkeypatch, fault):
     import symloss.harness.train
-    from symloss.harness.search.evaluate import evaluate_candidate
-
     from symloss.catalog import loss
+    from symloss.harness.search.evaluate import evaluate_candidate
 
     def broken(*args, **kwargs):
         raise fault

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from symloss.catalog import taylorglo
+from symloss.gp import crossover, mutate, random_tree, roulette
 from symloss.harness.search import (
     ConfigMismatch,
     GPOperators,
@@ -25,9 +28,6 @@ from symloss.harness.search import (
     search,
     search_losses,
 )
-
-from symloss.catalog import taylorglo
-from symloss.gp import crossover, mutate, random_tree, roulette
 from symloss.loss import Loss
 from symloss.trainability import candidate_filter
 from tests.scripts import load_script

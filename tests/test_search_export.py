@@ -8,11 +8,11 @@ import sys
 
 import pytest
 import torch
-from symloss.harness.losses import torch_loss
-from symloss.harness.search.export import export_source, run_loss
 
 from symloss.catalog import loss
 from symloss.cli import EXIT_USAGE, main
+from symloss.harness.losses import torch_loss
+from symloss.harness.search.export import export_source, run_loss
 
 TINY = ["--dataset", "digits", "--generations", "2", "--population", "6", "--steps", "4",
         "--batch-size", "64", "--no-progress"]

@@ -14,8 +14,8 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from symloss.harness.data import MAX_CLASSES, DataError, load_dataset, read_cifar_batch, read_idx
 
+from symloss.harness.data import MAX_CLASSES, DataError, load_dataset, read_cifar_batch, read_idx
 from tests.test_harness_data import write_cifar, write_idx, write_mnist
 
 MB = 2**20

@@ -19,13 +19,13 @@ import time
 from pathlib import Path
 
 import pytest
+
+from symloss.cli import main
 from symloss.harness.search import final as final_module
 from symloss.harness.search.evaluate import Budget
 from symloss.harness.search.lock import run_lock
 from symloss.harness.search.runner import SearchConfig, search
 from symloss.harness.search.store import RunStore
-
-from symloss.cli import main
 
 TINY = Budget(dataset="digits", steps=4, batch_size=64)
 SEARCH = ["search", "taylorglo", "--dataset", "digits", "--generations", "2", "--population",
@@ -436,6 +436,7 @@ def test_a_running_run_whose_process_is_gone_is_listed_stopped(interrupted, caps
 
 def test_local_workers_leave_ctrl_c_to_the_search():
     import torch
+
     from symloss.harness.search.executors import _one_thread
 
     previous, threads = signal.getsignal(signal.SIGINT), torch.get_num_threads()

@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
+
 from symloss.harness.batched import optim
 from symloss.harness.batched.loss import PopulationLoss
 from symloss.harness.batched.network import _leaves, _network_for, supports
@@ -24,8 +26,6 @@ from symloss.harness.train import (
     learning_rate_factor,
     train,
 )
-from torch import nn
-
 from symloss.loss import Loss
 
 #: Fraction of free memory a population chunk may plan to use, and the cap on K per chunk.

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from symloss.harness.codegen import generate, generate_with_derivative
 
+from symloss.harness.codegen import generate, generate_with_derivative
 from symloss.loss import Loss
 from symloss.scale import check_scale, class_factor
 

@@ -9,9 +9,10 @@ backward pass autograd's; any model without BatchNorm.
 from __future__ import annotations
 
 import torch
+from torch import nn
+
 from symloss.harness.batched.layers import DATA_LAYOUTS, OPS, _Logits, kernel_op
 from symloss.harness.models import Normalized, build_model  # noqa: F401  (doctests)
-from torch import nn
 
 BACKENDS = ("auto", "kernels", "vmap")
 

@@ -52,7 +52,6 @@ from symloss.harness.search.evaluate import Budget, Outcome, _worker_name
 from symloss.harness.search.runner import SearchConfig, best_candidates, search
 from symloss.harness.search.store import CandidateRecord, RunStore, store_path
 from symloss.harness.search.strategies import GPOperators, check_cma_options, unknown_name
-
 from symloss.loss import Loss
 
 Fitness = Callable[[Loss], float]

@@ -338,6 +338,7 @@ class DaskExecutor(_Workers):
         """Warm every connected worker for ``budget`` (one pinned task each, in its own
         thread pool) and keep the smallest memory cap among them."""
         from distributed import wait
+
         from symloss.harness.search.evaluate import warm_up
 
         # the scheduler unpickles each task, importing its function's module: once, here

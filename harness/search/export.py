@@ -20,7 +20,6 @@ import re
 from pathlib import Path
 
 from symloss.harness.codegen import term_source
-
 from symloss.loss import Loss
 
 #: ``run:ID`` or ``run:ID:RANK``.

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from symloss.harness.search.runner import SearchConfig, best_candidates
-from symloss.harness.search.store import CandidateRecord, RunStore
-from symloss.harness.stats import welch_p_value
 
 from symloss.catalog import loss as catalog_loss
 from symloss.catalog import taylorglo
+from symloss.harness.search.runner import SearchConfig, best_candidates
+from symloss.harness.search.store import CandidateRecord, RunStore
+from symloss.harness.stats import welch_p_value
 from symloss.loss import Loss
 
 

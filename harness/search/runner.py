@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from symloss.harness.device import free_cores
 from symloss.harness.search.evaluate import (
     Budget,
