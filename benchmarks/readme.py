@@ -110,8 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readme", default=str(ROOT / "README.md"), help="file to process")
     args = parser.parse_args(argv)
     path = Path(args.readme)
-    text = path.read_text()
-    new, stale = regenerate(text)
+    try:
+        text = path.read_text()
+        new, stale = regenerate(text)
+    except (OSError, ValueError) as error:  # a missing file, a bad source line
+        print(f"readme: error: {error}", file=sys.stderr)
+        return 2
     blocks = len(BLOCK.findall(text))
     if args.check:
         for source in stale:

@@ -117,3 +117,8 @@ def test_a_stale_block_is_caught_and_rewritten(tmp_path, capsys):
     assert readme.read_text() == original
     with pytest.raises(ValueError, match="unknown generated source 'plot'"):
         generator.render("plot fig.png")
+    readme.write_text("<!-- generated: table no/such.md \"## x\" -->\n<!-- end generated -->\n")
+    capsys.readouterr()
+    assert generator.main(["--check", "--readme", str(readme)]) == 2
+    assert capsys.readouterr().err.startswith("readme: error: [Errno 2]")
+    assert generator.main(["--readme", str(tmp_path / "missing.md")]) == 2
