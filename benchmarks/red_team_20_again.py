@@ -1,0 +1,8 @@
+"""After issue 20: attacked again."""
+
+from __future__ import annotations
+
+from red_team_kit import Attacks
+
+ATTACKS = Attacks()
+attack = ATTACKS.add
