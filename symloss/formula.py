@@ -88,8 +88,9 @@ def _describe(node: ast.AST) -> str:
 
 
 class _Builder:
-    def __init__(self, names: Mapping[str, sp.Symbol]):
+    def __init__(self, names: Mapping[str, sp.Symbol], source: str = ""):
         self.names = names
+        self.source = source
         self.nodes = 0
 
     def build(self, node: ast.AST, depth: int = 0) -> sp.Expr:
@@ -154,6 +155,12 @@ class _Builder:
             raise FormulaError(f"constant {_describe(node)!r} is not a number")
         if isinstance(value, float) and not math.isfinite(value):
             raise FormulaError(f"constant {_describe(node)!r} is not finite")
+        if value == 0 and isinstance(value, float):
+            written = ast.get_source_segment(self.source, node) or ""
+            if any(digit in "123456789" for digit in written.lower().split("e")[0]):
+                raise FormulaError(f"constant {written!r} is too small for a float (the "
+                                   f"smallest is {math.ulp(0.0):.0e}) and would read as 0; "
+                                   "write 0 if you mean it")
         if abs(value) > MAX_CONSTANT:
             raise FormulaError(f"constant {_describe(node)!r} exceeds {MAX_CONSTANT:g} in size")
         if isinstance(value, int):
@@ -180,6 +187,8 @@ class _Builder:
                     raise FormulaError(
                         f"constant {_describe(node)!r} exceeds 1e{MAX_MAGNITUDE} in size"
                     )
+            if exponent.is_zero:  # h**0.0 is the constant 1, as h**0 is (sympy keeps 0.0)
+                return sp.Integer(1)
             power = sp.Pow(base, exponent)
             if flat_exponent(power) > MAX_EXPONENT:  # (h**16)**16 is h**256
                 raise FormulaError(
@@ -218,10 +227,11 @@ class _Builder:
         return function(*(self.build(arg, depth + 1) for arg in node.args))
 
 
-def _build(body: ast.AST, names: Mapping[str, sp.Symbol]) -> sp.Expr:
-    """Build ``body``; any failure inside sympy is the formula's fault: a FormulaError."""
+def _build(body: ast.AST, names: Mapping[str, sp.Symbol], source: str) -> sp.Expr:
+    """Build ``body`` (parsed from ``source``); any failure inside sympy is the formula's
+    fault: a FormulaError."""
     try:
-        return _Builder(names).build(body)
+        return _Builder(names, source).build(body)
     except FormulaError:
         raise
     except RecursionError:
@@ -254,10 +264,11 @@ def parse_formula(text: str, parameters: Mapping[str, sp.Symbol] | None = None) 
         digits = sum(character.isdigit() for character in token)
         if digits > MAX_DIGITS and token.isdigit():
             raise FormulaError(f"number {token[:20]}... has more than {MAX_DIGITS} digits")
+    source = text.strip()
     try:
         with warnings.catch_warnings():  # "1if h else y" warns: refuse it, print nothing
             warnings.simplefilter("error")
-            tree = ast.parse(text.strip(), mode="eval")
+            tree = ast.parse(source, mode="eval")
     except SyntaxError as error:
         raise FormulaError(f"formula is not valid syntax: {error.msg} in {text[:60]!r}") from None
     except (ValueError, RecursionError, MemoryError) as error:
@@ -265,7 +276,7 @@ def parse_formula(text: str, parameters: Mapping[str, sp.Symbol] | None = None) 
     names: dict[str, sp.Symbol] = {"y": y, "h": h}
     if parameters:
         names.update(parameters)
-    expression = guarded(lambda: _build(tree.body, names), seconds=MAX_SECONDS,
+    expression = guarded(lambda: _build(tree.body, names, source), seconds=MAX_SECONDS,
                          undecided_on=())
     if expression is None:
         raise FormulaError(f"formula {text[:60]!r} takes longer than {MAX_SECONDS:g} s to build")

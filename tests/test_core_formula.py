@@ -282,3 +282,29 @@ def test_exploits_embedded_in_formulas_still_run_nothing(exploit, prefix):
     text = prefix + exploit + (")" if prefix.endswith("(") else "")
     with _audited(text), pytest.raises(FormulaError):
         parse_formula(text)
+
+
+@pytest.mark.parametrize("text", ["h**1e-400", "1e-400*h", "h + 1e-400", "log(h)*1E-999"])
+def test_a_constant_written_nonzero_that_a_float_reads_as_zero_is_refused(text):
+    """Issue 20: ``h**1e-400`` was the constant loss ``h**0.0`` while ``1e-400*h`` was refused
+    as having no gradient; a literal that underflows to 0 is now one answer everywhere."""
+    with pytest.raises(FormulaError, match=r"constant '1e-400' is too small for a float|"
+                                           r"constant '1E-999'"):
+        parse_formula(text)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("h**0.0", sp.Integer(1)), ("y*h**(1 - 1.0)", y), ("0e5*h + h", h), ("1e-300*h", None)])
+def test_a_zero_exponent_is_the_constant_one_whether_written_0_or_0_0(text, expected):
+    """``h**0.0`` is ``h**0`` (1): a loss without ``h`` is then refused by the catalog as
+    ``1e-400*h`` is; a tiny constant a float can hold stays what it is."""
+    parsed = parse_formula(text)
+    assert parsed == expected if expected is not None else parsed.has(h)
+
+
+def test_zero_exponent_and_underflow_get_the_same_verdict_from_the_catalog():
+    from symloss.catalog import loss
+
+    for text in ("h**0.0", "0*h", "h**0"):
+        with pytest.raises(ValueError, match="does not depend on h"):
+            loss(text)
