@@ -42,7 +42,7 @@ from symloss.dynamics import (
     zero_error,
     zero_error_polynomial,
 )
-from symloss.guard import bounded
+from symloss.guard import CALL_SECONDS, bounded, check_seconds
 from symloss.loss import Loss
 from symloss.smoothing import SmoothingMap, label_smoothing_map
 from symloss.stability import Basin, Stability, stability
@@ -252,8 +252,9 @@ def json_safe(payload: Any) -> Any:
 
 #: Seconds one step of :func:`analyze` may take before it is undecided.
 STEP_SECONDS = 5.0
-#: Seconds all the steps of one :func:`analyze` may take together.
-TOTAL_SECONDS = 30.0
+#: Seconds all the steps of one :func:`analyze` may take together (``symloss analyze
+#: --seconds``): the call's budget, after which every step left is undecided.
+TOTAL_SECONDS = CALL_SECONDS
 
 
 class _Steps:
@@ -300,8 +301,11 @@ def analyze(
 
     ``lr`` is the learning rate in the logit step (the symbol ``η`` by default).
     For a family with ``smoothing > 0`` the label-smoothing parameter map is included.
-    Each step may take ``seconds`` (and all of them ``total_seconds``) and 2 GB
-    of memory; past that it is undecided, with the reason in ``undecided``.
+    Each step may take ``seconds`` (default 5) and 2 GB of memory, and all of them
+    together ``total_seconds`` (default 10: the call's budget, whatever the formula);
+    past that a step is undecided, with the reason in ``undecided``. The steps that
+    only differentiate and substitute run first, so a budget spent on a hard limit
+    still leaves γ, Δ and the logit step decided.
     A loss with a complex constant is a ``ValueError``; one that is complex-valued
     on ``(0, 1)`` gets undecided verdicts.
 
@@ -313,29 +317,42 @@ def analyze(
     """
     if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
         raise ValueError(f"classes must be an integer >= 2, got {classes!r}")
+    for name, value in (("seconds", seconds), ("total_seconds", total_seconds)):
+        check_seconds(name, value)
     _smoothing(smoothing)
     if loss.expr.has(sp.I):
         raise ValueError(f"loss {loss.name!r} has a complex constant ({loss.expr}); a loss is real")
     step = _Steps(seconds, total_seconds)
     nan = sp.nan
+    # The steps that are plain differentiation and substitution come first: when the budget
+    # runs out on the hard ones (limits, sign proofs, roots), these are already decided.
     coefficient = step("gamma", lambda: gamma(loss), nan)
     complex_reason = step("realness", lambda: _complex_at(loss, classes, smoothing))
+    target = step("gamma_target", lambda: gamma_target(loss, classes, smoothing), nan)
+    nontarget = step("gamma_nontarget", lambda: gamma_nontarget(loss, classes, smoothing), nan)
+    raw_delta = step("delta", lambda: delta(loss, classes, smoothing), nan)
+    raw_step = step("logit_step", lambda: logit_step(loss, classes, lr, smoothing), (nan, nan))
+    decomposition = step("decomposition", lambda: decompose(loss))
+    coefficients = step("zero_error_coefficients", lambda: zero_error_polynomial(loss))
     smoothing_map = None
     if loss.is_family and smoothing:
         smoothing_map = step("label_smoothing_map",
                              lambda: label_smoothing_map(loss, classes, smoothing),
                              SmoothingMap(False, {}, "undecided within the bounds"))
-    raw_delta = step("delta", lambda: delta(loss, classes, smoothing), nan)
-    raw_step = step("logit_step", lambda: logit_step(loss, classes, lr, smoothing), (nan, nan))
     null = step("null_epoch", lambda: null_epoch(loss, classes, smoothing),
                 NullEpoch(nan, nan, nan, None, reason="undecided within the bounds"))
     zero = step("zero_error", lambda: zero_error(loss, classes, smoothing, seconds=seconds),
                 ZeroError(None, None, None, reason="undecided within the bounds"))
+    condition = step("trainability_condition",
+                     lambda: trainability_condition(loss, classes, smoothing), nan)
+    paper = step("paper_condition", lambda: paper_condition(loss, classes, smoothing), nan)
+    binary = step("binary", lambda: binary_view(loss, smoothing if not loss.is_family else 0.0),
+                  BinaryView(nan, nan, None, None, None, reason="undecided within the bounds"))
     stable = step("stability", lambda: stability(loss, classes, smoothing, seconds=seconds),
                   Stability(classes, float(smoothing), (), Basin(
                       "undecided", reason="undecided within the bounds"), "undecided"))
-    binary = step("binary", lambda: binary_view(loss, smoothing if not loss.is_family else 0.0),
-                  BinaryView(nan, nan, None, None, None, reason="undecided within the bounds"))
+    tidy_delta = step("tidy delta", lambda: tidy(raw_delta), raw_delta)
+    tidy_step = step("tidy logit_step", lambda: tuple(tidy(e) for e in raw_step), raw_step)
     if complex_reason:
         null = NullEpoch(null.gamma_target, null.gamma_nontarget, null.delta, None,
                          reason=complex_reason)
@@ -346,26 +363,10 @@ def analyze(
                                                                  reason=complex_reason),
                            "undecided", complex_reason)
     return Analysis(
-        loss=loss,
-        classes=classes,
-        smoothing=float(smoothing),
-        gamma=coefficient,
-        gamma_target=step("gamma_target", lambda: gamma_target(loss, classes, smoothing), nan),
-        gamma_nontarget=step("gamma_nontarget",
-                             lambda: gamma_nontarget(loss, classes, smoothing), nan),
-        decomposition=step("decomposition", lambda: decompose(loss)),
-        zero_error_coefficients=step("zero_error_coefficients",
-                                     lambda: zero_error_polynomial(loss)),
-        delta=step("tidy delta", lambda: tidy(raw_delta), raw_delta),
-        logit_step=step("tidy logit_step", lambda: tuple(tidy(e) for e in raw_step), raw_step),
-        null_epoch=null,
-        zero_error=zero,
-        trainability_condition=step("trainability_condition",
-                                    lambda: trainability_condition(loss, classes, smoothing), nan),
-        paper_condition=step("paper_condition",
-                             lambda: paper_condition(loss, classes, smoothing), nan),
-        label_smoothing_map=smoothing_map,
-        binary=binary,
-        undecided=tuple(step.undecided),
-        stability=stable,
+        loss=loss, classes=classes, smoothing=float(smoothing), gamma=coefficient,
+        gamma_target=target, gamma_nontarget=nontarget, decomposition=decomposition,
+        zero_error_coefficients=coefficients, delta=tidy_delta, logit_step=tidy_step,
+        null_epoch=null, zero_error=zero, trainability_condition=condition,
+        paper_condition=paper, label_smoothing_map=smoothing_map, binary=binary,
+        undecided=tuple(step.undecided), stability=stable,
     )

@@ -23,6 +23,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from symloss.formula import FormulaError
+from symloss.guard import CALL_SECONDS, MAX_SECONDS, bounded, check_seconds
+from symloss.paths import check_output_file
 
 EXIT_USAGE = 2
 COMMAND_GROUP = "symloss.commands"
@@ -114,14 +116,19 @@ def _add_loss_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--order", type=int, default=3, help="TaylorGLO order (default 3)")
     parser.add_argument("--store", help="run store for run:ID[:rank] losses (default "
                         "$SYMLOSS_STORE or ./symloss-runs.sqlite)")
+    parser.add_argument("--seconds", type=float, default=CALL_SECONDS, metavar="S",
+                        help=f"the symbolic work's budget: past it a step is undecided "
+                             f"(default {CALL_SECONDS:g}; at most {MAX_SECONDS:g})")
 
 
 def _command_analyze(args: argparse.Namespace) -> int:
-    from symloss.analysis import analyze
+    from symloss.analysis import STEP_SECONDS, analyze
     from symloss.report import format_report
 
+    check_seconds("--seconds", args.seconds)
     loss = _load_loss(args.loss, args.order, args.params, args.store)
-    result = analyze(loss, classes=args.classes, smoothing=args.smoothing)
+    result = analyze(loss, classes=args.classes, smoothing=args.smoothing,
+                     seconds=min(STEP_SECONDS, args.seconds), total_seconds=args.seconds)
     if args.json:
         payload = result.to_dict()
         if args.latex:
@@ -150,35 +157,43 @@ def _command_curve(args: argparse.Namespace) -> int:
                   for spec, item in zip(args.losses, losses, strict=True)]
     if not (math.isfinite(args.lr) and args.lr > 0):
         raise UsageError(f"--lr must be a finite number > 0, got {args.lr!r}")
+    check_seconds("--seconds", args.seconds)
     targets = [("--out", Path(args.out))] + ([("--csv", Path(args.csv))] if args.csv else [])
     try:
         kind = figure_format(args.out)
     except ValueError as error:
         raise UsageError(f"--out: {error}") from None
-    _check_outputs(targets)
+    _check_outputs(targets, overwrite=args.force)
     with tempfile.TemporaryDirectory(prefix="symloss-curve-") as scratch:
-        made = [plot_attraction(losses, args.classes, Path(scratch) / f"curve.{kind}", lr=args.lr,
-                                smoothing=args.smoothing, scale=args.loss_scale)]
-        if args.csv:
-            made.append(Path(scratch) / "curve.csv")
-            write_csv(attraction_table(losses, args.classes, args.lr, args.smoothing,
-                                       scale=args.loss_scale), made[-1])
+        made = [Path(scratch) / f"curve.{kind}"] + ([Path(scratch) / "curve.csv"] if args.csv
+                                                   else [])
+
+        def draw() -> None:
+            plot_attraction(losses, args.classes, made[0], lr=args.lr,
+                            smoothing=args.smoothing, scale=args.loss_scale)
+            if args.csv:
+                write_csv(attraction_table(losses, args.classes, args.lr, args.smoothing,
+                                           scale=args.loss_scale), made[1])
+
+        outcome = bounded(draw, seconds=args.seconds, undecided_on=())
+        if outcome.reason is not None:  # the equilibria of Δ are the symbolic part
+            names = ", ".join(repr(spec.strip()[:60]) for spec in args.losses)
+            raise UsageError(f"the curve of {names} is undecided within --seconds "
+                             f"{args.seconds:g}: drawing it (Δ and its equilibria) "
+                             f"{outcome.reason}; nothing written")
         _publish(list(zip(made, targets, strict=True)))
     for _, target in targets:
         print(f"wrote {target}")
     return 0
 
 
-def _check_outputs(targets: list[tuple[str, Path]]) -> None:
-    """Refuse output paths that cannot be files, before anything is computed."""
+def _check_outputs(targets: list[tuple[str, Path]], *, overwrite: bool) -> None:
+    """Refuse output paths that cannot (or must not) be written, before anything is computed
+    (:func:`symloss.paths.check_output_file`)."""
     if len(targets) == 2 and targets[0][1].resolve() == targets[1][1].resolve():
         raise UsageError(f"--out and --csv are the same file {targets[0][1]}")
     for flag, target in targets:
-        if target.is_dir():
-            raise UsageError(f"{flag} {target} is a directory; give a file name")
-        parent = next((p for p in target.parents if p.exists()), None)
-        if parent is not None and not parent.is_dir():
-            raise UsageError(f"{flag} {target} cannot be made: {parent} is a file")
+        check_output_file(flag, target, overwrite=overwrite)
 
 
 def _publish(outputs: list[tuple[Path, tuple[str, Path]]]) -> None:
@@ -246,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     curve.add_argument("--out", required=True,
                        help="figure file to write: .png, .pdf or .svg (the format follows it)")
     curve.add_argument("--csv", help="also write loss,epsilon,delta,attraction rows here")
+    curve.add_argument("--force", action="store_true",
+                       help="replace --out and --csv when they exist")
     curve.set_defaults(handler=_command_curve)
 
     for entry in entry_points(group=COMMAND_GROUP):

@@ -36,8 +36,33 @@ T = TypeVar("T")
 
 #: Default seconds a single symbolic step may take before it is undecided.
 DEFAULT_SECONDS = 5.0
+#: Default seconds one whole symbolic call (``symloss analyze``, ``curve``: every step of
+#: it together) may take before what is left is undecided; ``--seconds`` changes it. With
+#: Python's start and sympy's import (1-2 s) a command answers within 10 s.
+CALL_SECONDS = 8.0
 #: Default bytes a single symbolic step may add to the process's address space.
 DEFAULT_MEMORY = 2 * 1024**3
+#: The longest budget a guard takes: a day (longer is no budget, and the OS's interval
+#: timer refuses anything past its ``time_t``, about 1e12 s, with an ``OverflowError``).
+MAX_SECONDS = 86400.0
+
+
+def check_seconds(name: str, seconds: float) -> float:
+    """``seconds`` if it is a budget a guard can keep (a number in ``(0, MAX_SECONDS]``),
+    else a one-line ``ValueError`` naming ``name`` and the accepted range.
+
+    >>> check_seconds("seconds", 2.5)
+    2.5
+    >>> check_seconds("total_seconds", float("nan"))
+    Traceback (most recent call last):
+    ...
+    ValueError: total_seconds must be positive and at most 86400 (a day), got nan
+    """
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or \
+            not 0 < seconds <= MAX_SECONDS:
+        raise ValueError(f"{name} must be positive and at most {MAX_SECONDS:g} (a day), "
+                         f"got {seconds!r}")
+    return seconds
 
 
 class SymbolicTimeout(Exception):
@@ -139,8 +164,7 @@ def bounded(
     >>> bounded(lambda: 1 / 0, undecided_on=(ZeroDivisionError,)).reason
     'sympy cannot decide it (ZeroDivisionError: division by zero)'
     """
-    if seconds <= 0:
-        raise ValueError(f"seconds must be positive, got {seconds!r}")
+    check_seconds("seconds", seconds)
     if not _can_alarm():
         try:
             return Outcome(call())
@@ -154,6 +178,11 @@ def bounded(
     finally:
         if restore is not None:
             resource.setrlimit(resource.RLIMIT_AS, restore)
+
+
+def _seconds_text(seconds: float) -> str:
+    """``4.867`` → ``'4.9'``, ``60.0`` → ``'60'``, ``0.05`` → ``'0.05'``."""
+    return f"{seconds:.2g}" if seconds < 1 else f"{seconds:.1f}".removesuffix(".0")
 
 
 def _why(error: BaseException) -> str:
@@ -184,7 +213,7 @@ def _alarmed(call, seconds, undecided_on) -> Outcome:
     except SymbolicTimeout:
         if not level.binding:
             raise  # the outer guard's deadline came first: it decides
-        return Outcome(None, f"took longer than {seconds:g} s")
+        return Outcome(None, f"took longer than {_seconds_text(seconds)} s")
     except undecided_on as error:
         return Outcome(None, _why(error))
     except RecursionError:
