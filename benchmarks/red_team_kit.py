@@ -167,6 +167,14 @@ def one_line(ran: Ran, *needles: str) -> str:
     return lines[-1]
 
 
+def clean_or_one_line(ran: Ran, *needles: str) -> str:
+    """Exit 0 without a traceback (what the command is for, done), or :func:`one_line`."""
+    survived(ran)
+    if ran.code == 0:
+        return "exit 0"
+    return one_line(ran, *needles)
+
+
 def strict_json(ran: Ran) -> dict:
     """Exit 0 and stdout valid JSON (no bare NaN/Infinity)."""
     survived(ran)
@@ -251,22 +259,26 @@ from symloss.harness.search.evaluate import Budget
 from symloss.harness.search.runner import SearchConfig, search
 from symloss.harness.search.store import RunStore
 path, generations, stop = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+run_id = sys.argv[4] if len(sys.argv) > 4 else None
 config = SearchConfig("taylorglo", generations=generations, population=4,
                       budget=Budget(dataset="digits", steps=5))
 with RunStore.open(path) as store:
     if stop < 0:  # -N: N runs created, none trained
-        print(" ".join(store.create_run("taylorglo", config.to_dict()) for _ in range(-stop)))
+        print("\\n".join(store.create_run("taylorglo", config.to_dict()) for _ in range(-stop)))
     else:
-        print(search(config, store=store, stop_after=stop or None))
+        print(search(config, store=store, stop_after=stop or None, run_id=run_id))
 """
 
 
-def make_runs(box: Sandbox, store: Path, generations: int, stop: int) -> list[str]:
-    """``stop`` > 0: interrupted after that many generations; 0: finished; −N: N empty runs."""
-    ran = box.python(SETUP_RUNS, str(store), str(generations), str(stop), timeout=180)
+def make_runs(box: Sandbox, store: Path, generations: int, stop: int,
+              run_id: str | None = None) -> list[str]:
+    """``stop`` > 0: interrupted after that many generations; 0: searched; −N: N empty runs.
+    ``run_id``: the id of the (one) trained run, chosen through the Python API."""
+    ran = box.python(SETUP_RUNS, str(store), str(generations), str(stop),
+                     *([run_id] if run_id else []), timeout=180)
     if ran.code != 0:
         raise RuntimeError(f"setup failed: {ran.err[-400:]}")
-    return ran.out.split()
+    return ran.out.splitlines()
 
 
 
