@@ -128,3 +128,95 @@ def _stability_lines(found: Stability) -> list[str]:
                  f"{basin.target_probability:.6g}")
     lines.append(f"{'null epoch →':<15} {where}   ({found.method})")
     return lines
+
+
+# --- writing stored strings into generated files -----------------------------------------------
+
+#: Characters that start Markdown inline syntax mid-line (emphasis, code, links, images,
+#: table cells, headings, strikethrough, math); ``<``, ``>`` and ``&`` become entities.
+_MARKDOWN_SPECIAL = frozenset("\\`*_[]()#!|~$")
+
+
+def markdown_text(value: object) -> str:
+    """``value`` as literal Markdown text inside a line: each character that Markdown
+    would read is backslash-escaped, ``<``, ``>`` and ``&`` become HTML entities (shown,
+    never run), line breaks and other unprintable characters become spaces. For a stored
+    string (a run id, a status, a dataset's name) written into a report: it shows as it
+    is and cannot add a heading, a link, an image, a table cell or raw HTML.
+
+    >>> markdown_text("run <script>alert(1)</script>")
+    'run &lt;script&gt;alert\\\\(1\\\\)&lt;/script&gt;'
+    >>> markdown_text("a | b\\n# title")
+    'a \\\\| b \\\\# title'
+    """
+    text = " ".join(str(value).splitlines())
+    out = []
+    for character in text:
+        if character == "<":
+            out.append("&lt;")
+        elif character == ">":
+            out.append("&gt;")
+        elif character == "&":
+            out.append("&amp;")
+        elif character in _MARKDOWN_SPECIAL:
+            out.append("\\" + character)
+        elif not character.isprintable():
+            out.append(" ")
+        else:
+            out.append(character)
+    return "".join(out)
+
+
+def markdown_code(value: object, *, in_table: bool = False) -> str:
+    """``value`` as a Markdown code span on one line (a formula, a JSON config). A code
+    span shows its text literally (no emphasis, links or HTML), so only what could end
+    it is changed: the fence is longer than any run of backticks inside, line breaks
+    become spaces, and in a table (``in_table``) ``|`` is ``\\|``, which GitHub's tables
+    read as a literal bar inside a span too.
+
+    >>> markdown_code("-y*log(h)")
+    '`-y*log(h)`'
+    >>> markdown_code("a``b")
+    '``` a``b ```'
+    >>> markdown_code("h | y", in_table=True)
+    '`h \\\\| y`'
+    """
+    text = "".join(c if c.isprintable() else " " for c in " ".join(str(value).splitlines()))
+    if in_table:
+        text = text.replace("|", "\\|")
+    fence = "`" * (_longest_backtick_run(text) + 1)
+    if len(fence) > 1 or text.startswith("`") or text.endswith("`"):
+        text = f" {text} "
+    return f"{fence}{text}{fence}"
+
+
+def _longest_backtick_run(text: str) -> int:
+    longest = current = 0
+    for character in text:
+        current = current + 1 if character == "`" else 0
+        longest = max(longest, current)
+    return longest
+
+
+def strict_json(value: object, **options) -> str:
+    """``json.dumps`` that writes strict JSON: a non-finite float is ``"inf"``/``"-inf"``
+    (as :func:`symloss.analysis.to_json` writes infinities) or ``null`` (NaN), never the
+    bare ``Infinity``/``NaN`` that strict parsers refuse (``allow_nan=False`` guards it).
+
+    >>> strict_json({"best": float("inf"), "median": float("nan"), "p": [0.5]})
+    '{"best": "inf", "median": null, "p": [0.5]}'
+    """
+    import json
+
+    return json.dumps(finite(value), allow_nan=False, **options)
+
+
+def finite(value: object) -> object:
+    """``value`` with every non-finite float replaced as :func:`strict_json` does."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if value != value else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(item) for item in value]
+    return value
