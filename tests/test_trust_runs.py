@@ -302,9 +302,9 @@ def test_a_second_resume_of_a_running_run_is_refused(interrupted, capsys):
 
 
 @pytest.mark.parametrize(("out", "csv", "message"), [
-    ("folder", None, "--out {folder} is a directory"),
+    ("folder", None, "--out {folder} is a folder"),
     ("/dev/full", None, "cannot write --out /dev/full: No space left on device"),
-    ("c.png", "folder", "--csv {folder} is a directory"),
+    ("c.png", "folder", "--csv {folder} is a folder"),
     ("c.png", "/dev/full", "cannot write --csv /dev/full: No space left on device"),
     ("c.png", "c.png", "are the same file"),
     ("report.md/c.png", None, "report.md is a file"),
