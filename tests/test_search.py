@@ -285,7 +285,7 @@ def test_unknown_run_names_the_known_ones(store):
 def test_readers_see_a_writer_through_wal(tmp_path):
     path = tmp_path / "runs.sqlite"
     with RunStore.open(path) as writer, RunStore.open(path, create=False) as reader:
-        run_id = writer.create_run("taylorglo", {"a": 1})
+        run_id = writer.create_run("taylorglo", SearchConfig().to_dict())
         writer.add_candidate(run_id, CandidateRecord(0, 0, "ok", 0.7, [1.0], "h"))
         assert reader.run(run_id).best_fitness == 0.7
         assert json.loads(json.dumps(reader.counts(run_id))) == {"ok": 1}

@@ -149,7 +149,9 @@ def test_a_running_run_is_not_deleted(store, capsys, tmp_path):
     assert [r["run_id"] for r in json.loads(out)] == [run_id]
 
 
-def test_resume_needs_only_the_run_id_and_keeps_the_runs_out(store, capsys, tmp_path):
+def test_resume_needs_only_the_run_id_and_writes_where_the_user_says(store, capsys, tmp_path):
+    """Issue 20: the stored report folder is shown, never trusted — a resume without --out
+    writes beside the store; with --out naming the earlier folder, there again."""
     out_dir = tmp_path / "my-report"
     code, out, err = _run(["search", "taylorglo", *TINY, "--store", store, "--json",
                            "--out", str(out_dir)], capsys)
@@ -158,9 +160,15 @@ def test_resume_needs_only_the_run_id_and_keeps_the_runs_out(store, capsys, tmp_
     (out_dir / "report.md").unlink()
     code, out, err = _run(["search", "--resume", run_id, "--store", store, "--json"], capsys)
     assert code == 0, err
+    default = tmp_path / "runs" / run_id
+    assert json.loads(out)["report"] == str(default / "report.md")
+    assert (default / "report.md").exists() and not (out_dir / "report.md").exists()
+    assert f"the run's earlier folder {str(out_dir)!r}" in err
+    code, out, err = _run(["search", "--resume", run_id, "--store", store, "--json", "--out",
+                           str(out_dir)], capsys)
+    assert code == 0, err
     assert json.loads(out)["report"] == str(out_dir / "report.md")
     assert (out_dir / "report.md").exists()
-    assert not (tmp_path / "runs").exists()  # not the default folder
 
 
 def test_search_without_an_algorithm_or_a_resume_is_one_line(store, capsys):

@@ -225,7 +225,8 @@ def search_losses(fitness: Fitness | None = None, algorithm: str = "taylorglo", 
     -> score`` (your test score; the built-in trainer has its own) retrains the best
     loss and the baselines (``baselines``, default
     :data:`symloss.harness.search.final.BASELINES`) on those seeds for the report, once per run.
-    The report goes to ``report_dir`` (default ``runs/RUN_ID`` beside the store).
+    The report goes to ``report_dir`` (default ``runs/RUN_ID`` beside the store; a resumed
+    run's too: a folder read from the store is never written without being named here).
     """
     if config is None:
         config = make_config(algorithm, fitness, name=name, **settings)
@@ -246,10 +247,7 @@ def resume_search(run_id: str, fitness: Fitness | None = None, *,
     are :func:`search_losses`'s that are not settings (``final_score``, ``workers``, ...).
     """
     with RunStore.open(_store_file(store), create=False) as opened:
-        record = opened.run(run_id)
-        if record.damage:
-            raise ValueError(f"run {run_id} in {opened.path} is damaged: {record.damage}")
-        config = SearchConfig.from_dict(record.config)
+        config = SearchConfig.from_dict(opened.run(run_id).config)  # damage: one line
     return _run(config, fitness, store=store, run_id=run_id, resume=True, **options)
 
 
@@ -268,7 +266,7 @@ def _run(config: SearchConfig, fitness: Fitness | None, *, store: str | Path | N
     """The search, its final evaluation and report, under the run's lock (as the CLI)."""
     import sys
 
-    from symloss.harness.search.cli import _Reporter, check_output, default_report_folder
+    from symloss.harness.search.cli import _Reporter, report_folder
     from symloss.harness.search.executors import make_executor
     from symloss.harness.search.final import stored_final, write_report
     from symloss.harness.search.lock import run_lock
@@ -289,33 +287,29 @@ def _run(config: SearchConfig, fitness: Fitness | None, *, store: str | Path | N
                              f"processes, so it must be picklable (a module-level function): "
                              f"{type(error).__name__}: {error}") from None
     store_file = _store_file(store)
-    with RunStore.open(store_file) as opened:
-        stored = {r.run_id for r in opened.runs()}
-        if resume is None:
-            resume = run_id in stored
-        run_id = run_id or uuid.uuid4().hex[:12]
-        previous = opened.run(run_id).report_dir if resume else None
-        out = Path(report_dir or previous or default_report_folder(store_file, run_id))
-        check_output(out)
-        with run_lock(opened.path, run_id):
-            runner = executor or make_executor(workers, scheduler)
-            reporter = _Reporter(config, quiet=not progress, stream=sys.stderr)
-            try:
-                search(config, store=opened, executor=runner, run_id=run_id, resume=resume,
-                       on_result=reporter.result, on_generation=reporter.generation,
-                       batched=batched, report_dir=str(out), evaluate=evaluate)
-            except KeyboardInterrupt:
-                reporter.close()
-                print(f"interrupted: run {run_id} resumes with the same call and "
-                      f"run_id={run_id!r}, store={str(store_file)!r}", file=sys.stderr)
-                raise
-            finally:
-                reporter.close()
-                if executor is None:
-                    runner.close()
-            result = stored_final(opened, run_id, config, final_score)
-            opened.set_status(run_id, "finished")
-            report = write_report(opened, run_id, out, result)
+    run_id = run_id or uuid.uuid4().hex[:12]
+    out = report_folder(report_dir, store_file, run_id, "report_dir")
+    with RunStore.open(store_file) as opened, run_lock(opened.path, run_id):
+        if resume is None:  # decided under the lock: no other process creates it meanwhile
+            resume = opened.has_run(run_id)
+        runner = executor or make_executor(workers, scheduler)
+        reporter = _Reporter(config, quiet=not progress, stream=sys.stderr)
+        try:
+            search(config, store=opened, executor=runner, run_id=run_id, resume=resume,
+                   on_result=reporter.result, on_generation=reporter.generation,
+                   batched=batched, report_dir=str(out), evaluate=evaluate)
+        except KeyboardInterrupt:
+            reporter.close()
+            print(f"interrupted: run {run_id} resumes with the same call and "
+                  f"run_id={run_id!r}, store={str(store_file)!r}", file=sys.stderr)
+            raise
+        finally:
+            reporter.close()
+            if executor is None:
+                runner.close()
+        result = stored_final(opened, run_id, config, final_score)
+        opened.set_status(run_id, "finished")
+        report = write_report(opened, run_id, out, result)
         return _result(opened, run_id, config, report, result)
 
 

@@ -4,20 +4,27 @@ Importing this module imports neither torch nor the search runtime; the
 handlers do, when they run.
 
 Nothing paid is lost, nothing is paid twice: every flag is checked (finite,
-in range) and the report folder validated before a run is created; a run
-trains under its lock (:mod:`symloss.harness.search.lock`), so a second ``--resume``
-of a running run is refused in one line; SIGTERM stops a search as Ctrl-C
-does (the run is marked ``interrupted``, resumable); the final evaluation is
-stored before the report is written and reused on resume, and ``symloss show
-RUN_ID --report [--out DIR]`` rebuilds a report from the store alone.
-``runs`` and ``show`` only read the store (``readonly=True``).
+in range) and the report folder validated (:mod:`symloss.paths`) before a run is
+created; a run trains under its lock (:mod:`symloss.harness.search.lock`, held on
+the store file whatever path names it), so a second ``--resume`` of a running run,
+or ``runs --delete`` of it, is refused in one line; SIGTERM stops a search as
+Ctrl-C does (the run is marked ``interrupted``, resumable); each training of the
+final evaluation is stored as it returns and the result before the report is
+written, both reused on resume, and ``symloss show RUN_ID --report [--out DIR]``
+rebuilds a report from the store alone. ``runs`` and ``show`` only read the store
+(``readonly=True``).
+
+Reports go only where the user says: ``--out``, else ``runs/RUN_ID`` beside the
+store — never to a folder read from the store (``runs.report_dir`` is shown, not
+trusted: a changed store must not choose where symloss writes). A damaged stored
+value is one line naming its table and column; JSON output is strict (no bare
+``Infinity``/``NaN``: :func:`symloss.report.strict_json`).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import re
@@ -80,7 +87,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--data-dir", help="folder with MNIST/Fashion-MNIST/CIFAR-10 files")
     search.add_argument("--store", default=None, help=f"SQLite run store (default "
                         f"$SYMLOSS_STORE or ./{DEFAULT_STORE})")
-    search.add_argument("--out", help="report folder (default runs/RUN_ID next to the store)")
+    search.add_argument("--out", help="report folder (default runs/RUN_ID next to the store, "
+                        "also for --resume: pass the run's earlier --out to write there again)")
     search.add_argument("--workers", type=int, help="local worker processes")
     search.add_argument("--scheduler", help="Dask scheduler address tcp://HOST:PORT")
     search.add_argument("--gpus-per-task", type=float, default=None,
@@ -117,7 +125,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     show.add_argument("--json", action="store_true", help="print one JSON object")
     show.add_argument("--report", action="store_true", help="rebuild the run's report from "
                       "the store (no training)")
-    show.add_argument("--out", help="folder for --report (default: the run's report folder)")
+    show.add_argument("--out", help="folder for --report (default runs/RUN_ID next to the "
+                      "store)")
     show.set_defaults(handler=_show)
 
     export = commands.add_parser("export", help="write a found loss as a standalone PyTorch "
@@ -168,7 +177,7 @@ _BOUNDS = (("generations", (), 1, True), ("population", (), 2, True), ("order", 
            ("final_steps", (), 1, True), ("sigma0", (), 0, False), ("seed", (), 0, True),
            ("steps", ("budget",), 1, True), ("batch_size", ("budget",), 1, True),
            ("lr", ("budget",), 0, False), ("smoothing", (), 0, True),
-           ("threads", ("budget",), 1, True))
+           ("threads", ("budget",), 1, True), ("classes", (), 2, True))
 
 
 def validate_config(config: dict[str, Any]) -> None:
@@ -214,6 +223,8 @@ def _search(args: argparse.Namespace) -> int:
     from symloss.harness.search.lock import run_lock
     from symloss.harness.search.runner import best_candidates, search
     from symloss.harness.search.store import RunStore, store_path
+    from symloss.paths import check_output_folder
+    from symloss.report import strict_json
 
     store_file = store_path(args.store or default_store())
     if args.resume is not None and not re.fullmatch(r"\S{1,200}", args.resume):
@@ -223,7 +234,7 @@ def _search(args: argparse.Namespace) -> int:
         if value is not None and not (math.isfinite(value) and value > 0):
             raise ValueError(f"{flag} must be finite and > 0, got {value!r}")
     if args.out is not None:
-        check_output(Path(args.out))
+        check_output_folder("--out", args.out)
     if not args.resume and args.algorithm is None:
         raise ValueError("search needs the algorithm: taylorglo or glo (or --resume RUN_ID)")
     if not args.resume:  # a bad config or dataset leaves no store and no run behind
@@ -237,10 +248,8 @@ def _search(args: argparse.Namespace) -> int:
         if args.resume:
             _check_dataset(config)
         run_id = args.resume or uuid.uuid4().hex[:12]
-        stored_out = store.run(run_id).report_dir if args.resume else None
-        out = (Path(args.out) if args.out else Path(stored_out) if stored_out
-               else default_report_folder(store_file, run_id))  # a resume keeps its --out
-        check_output(out)
+        out = report_folder(args.out, store_file, run_id)
+        resume_command = _resume_command(run_id, store_file, args.out)
         resources = {"GPU": args.gpus_per_task} if args.gpus_per_task else None
         with run_lock(store.path, run_id), _terminate_as_interrupt():
             try:
@@ -255,19 +264,23 @@ def _search(args: argparse.Namespace) -> int:
                        on_generation=reporter.generation, batched=args.batched,
                        report_dir=str(out))
             except SchedulerLost as error:
-                raise ValueError(f"{error}; resume with: {_resume_command(run_id, store_file)}"
-                                 ) from None
+                raise ValueError(f"{error}; resume with: {resume_command}") from None
             except KeyboardInterrupt:
                 reporter.close()
-                print(f"resume with: {_resume_command(run_id, store_file)}", file=sys.stderr)
+                print(f"resume with: {resume_command}", file=sys.stderr)
                 raise
             finally:
                 reporter.close()
                 executor.close()
             best = best_candidates(store, run_id, 1)
-            final = stored_final(store, run_id, config,  # paid once: a resume reuses it
-                                 announce=lambda line: print(line, file=sys.stderr))
+            try:  # paid once: each training is stored as it returns, a resume reuses them
+                final = stored_final(store, run_id, config,
+                                     announce=lambda line: print(line, file=sys.stderr))
+            except KeyboardInterrupt:
+                print(f"resume with: {resume_command}", file=sys.stderr)
+                raise
             store.set_status(run_id, "finished")
+            _say_where_the_report_goes(store.run(run_id).report_dir, out)
             report = _report(store, run_id, out, final)
         record = store.run(run_id)
         payload = {"run_id": run_id, "best": best_entry(best[0]) if best else None,
@@ -279,7 +292,7 @@ def _search(args: argparse.Namespace) -> int:
                                 ("test_accuracy", "baseline_test_accuracy", "p_value",
                                  "baselines", "best_baseline") if key in final}
     if args.json:
-        print(json.dumps(payload, indent=2))
+        print(strict_json(payload, indent=2))
     else:
         best_text = (f"{payload['best']['fitness']:.4f}  ℓ = {payload['best']['loss']}"
                      if payload["best"] else "none")
@@ -289,14 +302,38 @@ def _search(args: argparse.Namespace) -> int:
             f = payload["final"]
             rows = f.get("baselines") or {"cross_entropy": {
                 "test_accuracy": f["baseline_test_accuracy"], "p_value": f["p_value"]}}
-            print(f"final test accuracy {f['test_accuracy']['mean']:.4f} ± "
-                  f"{f['test_accuracy']['std']:.4f}; against (one-sided Welch p, H1: it beats "
-                  "the baseline):")
+            print(f"final test accuracy {_accuracy(f['test_accuracy'])}; against (one-sided "
+                  "Welch p, H1: it beats the baseline):")
             for name, row in rows.items():
-                print(f"  {name:<30} {row['test_accuracy']['mean']:.4f} ± "
-                      f"{row['test_accuracy']['std']:.4f}  p = {_rounded(row['p_value'])}")
+                print(f"  {name:<30} {_accuracy(row['test_accuracy'])}  "
+                      f"p = {_rounded(row['p_value'])}")
         print(f"report {report}")
     return 0
+
+
+def report_folder(out: str | os.PathLike | None, store_file: Path, run_id: str,
+                  flag: str = "--out") -> Path:
+    """Where a run's report goes: ``out`` (the user's ``--out``, checked), else
+    ``runs/RUN_ID`` beside the store — never a folder read from the store."""
+    from symloss.paths import check_output_folder
+
+    if out is not None:
+        return check_output_folder(flag, out)
+    return check_output_folder("the report folder", default_report_folder(store_file, run_id))
+
+
+def _say_where_the_report_goes(stored: str | None, out: Path) -> None:
+    """A run reported elsewhere before (a resume without ``--out``) is told where its report
+    goes now (the stored folder, quoted, is not written without the user's ``--out``)."""
+    if stored is not None and Path(stored) != out:
+        print(f"report: {out} (the run's earlier folder {stored!r} is written again only "
+              "with --out naming it)", file=sys.stderr)
+
+
+def _accuracy(summary: dict[str, Any]) -> str:
+    """``mean ± std`` of a stored accuracy summary (``-`` where there is none)."""
+    mean, std = (("-" if v is None else f"{v:.4f}") for v in (summary["mean"], summary["std"]))
+    return f"{mean} ± {std}"
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -331,11 +368,14 @@ def _baselines(text: str | None) -> list[str] | None:
     return list(check_baselines([name for name in text.split(",") if name.strip()]))
 
 
-def _resume_command(run_id: str, store_file: Path) -> str:
-    """The exact command that continues ``run_id`` (its config and --out come from the store)."""
+def _resume_command(run_id: str, store_file: Path, out: str | None = None) -> str:
+    """The exact command that continues ``run_id`` (its config comes from the store; the
+    report folder from this command's ``--out``, given again)."""
     import shlex
 
-    return f"symloss search --resume {run_id} --store {shlex.quote(str(store_file))}"
+    command = (f"symloss search --resume {shlex.quote(run_id)} "
+               f"--store {shlex.quote(str(store_file))}")
+    return command + (f" --out {shlex.quote(out)}" if out is not None else "")
 
 
 def _rounded(p_value: float | None) -> str:
@@ -345,16 +385,16 @@ def _rounded(p_value: float | None) -> str:
 def _search_config(record: dict[str, Any]):
     from symloss.harness.search.runner import SearchConfig
 
-    try:
-        return SearchConfig.from_dict(record)
-    except TypeError as error:
-        raise ValueError(f"the run's config does not fit this symloss: {error}") from None
+    return SearchConfig.from_dict(record)
 
 
 def _stored_config(store, run_id: str) -> dict[str, Any]:
+    """The run's stored config, checked (a damaged run is one line naming what is damaged)."""
     record = store.run(run_id)
-    if record.damage:
-        raise ValueError(f"run {run_id} in {store.path} is damaged: {record.damage}")
+    try:
+        _search_config(record.config)
+    except ValueError as error:
+        raise ValueError(f"run {run_id} in {store.path} is damaged: {error}") from None
     return record.config
 
 
@@ -375,21 +415,6 @@ def default_report_folder(store_file: Path, run_id: str) -> Path:
     """``runs/RUN_ID`` beside the store (a run id that is not a plain name is not a path)."""
     name = run_id if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", run_id) else "run"
     return store_file.parent / "runs" / name
-
-
-def check_output(out: Path) -> None:
-    """Refuse a report folder that cannot be written, before any training (creates nothing)."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder; pass a folder for the report")
-    ancestor = out
-    while not ancestor.exists():
-        if ancestor.parent == ancestor:
-            break
-        ancestor = ancestor.parent
-    if ancestor.exists() and not ancestor.is_dir():
-        raise ValueError(f"--out {out}: {ancestor} is a file, so the report folder cannot be made")
-    if ancestor.exists() and not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {out}: {ancestor} is not writable")
 
 
 @contextlib.contextmanager
@@ -454,6 +479,7 @@ class _Reporter:
 
 def _runs(args: argparse.Namespace) -> int:
     from symloss.harness.search.store import RunStore
+    from symloss.report import strict_json
 
     if args.delete is not None:
         return _delete(args.store or default_store(), args.delete)
@@ -466,7 +492,7 @@ def _runs(args: argparse.Namespace) -> int:
              "created": _when(r.created), "updated": _when(r.updated)}
             for r in runs]
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(strict_json(rows, indent=2))
         return 0
     if not rows:
         print("no runs")
@@ -475,7 +501,7 @@ def _runs(args: argparse.Namespace) -> int:
             print(f"{row['run_id']}  damaged: {row['damage']}")
             continue
         best = "-" if row["best_fitness"] is None else f"{row['best_fitness']:.4f}"
-        print(f"{row['run_id']}  {row['algorithm']:<9} {row['dataset'] or '':<8} "
+        print(f"{row['run_id']}  {row['algorithm']:<9} {row['dataset'] or ''!s:<8} "
               f"{row['status']:<11} evaluations {row['evaluations']:>4}  best {best}  "
               f"created {row['created']}  updated {row['updated']}")
     return 0
@@ -487,7 +513,10 @@ def _when(stamp: float | None) -> str | None:
 
     if stamp is None:
         return None
-    return datetime.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M")
+    try:
+        return datetime.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M")
+    except (OverflowError, ValueError, OSError):  # a stored time no calendar holds
+        return repr(stamp)
 
 
 def _delete(store_file: str, run_id: str) -> int:
@@ -515,16 +544,16 @@ def _show(args: argparse.Namespace) -> int:
     from symloss.harness.search.final import best_entry
     from symloss.harness.search.runner import best_candidates
     from symloss.harness.search.store import RunStore
+    from symloss.report import strict_json
 
     store_file = args.store or default_store()
+    if args.out is not None and not args.report:
+        raise ValueError("--out applies to --report only (show --report --out DIR)")
     with RunStore.open(store_file, readonly=True) as store:
         run = store.run(args.run_id)
-        if run.damage:
-            raise ValueError(f"run {run.run_id} in {store.path} is damaged: {run.damage}")
+        _stored_config(store, run.run_id)
         if args.report:
-            out = Path(args.out or run.report_dir or default_report_folder(store.path,
-                                                                           run.run_id))
-            check_output(out)
+            out = report_folder(args.out, store.path, run.run_id)
             report = _report(store, run.run_id, out, store.final(run.run_id),
                              update_store=False)
             print(f"report {report}")
@@ -539,7 +568,7 @@ def _show(args: argparse.Namespace) -> int:
                    "report": (str(Path(run.report_dir) / "report.md") if run.report_dir
                               else None)}
     if args.json:
-        print(json.dumps(payload, indent=2))
+        print(strict_json(payload, indent=2))
         return 0
     print(f"run {run.run_id} ({run.algorithm}, {payload['status']}): {run.evaluations} "
           f"trainings, "
@@ -552,8 +581,9 @@ def _show(args: argparse.Namespace) -> int:
         print(f"  {row['fitness']:.4f}  ℓ = {row['loss']}")
     if payload["final"]:
         final = payload["final"]
-        print(f"  final test accuracy {final['test_accuracy']['mean']:.4f} vs cross-entropy "
-              f"{final['baseline_test_accuracy']['mean']:.4f} (p = {final['p_value']})")
+        print(f"  final test accuracy {_accuracy(final['test_accuracy'])} vs cross-entropy "
+              f"{_accuracy(final['baseline_test_accuracy'])} (p = "
+              f"{_rounded(final['p_value'])})")
     if run.report_dir:
         print(f"report {Path(run.report_dir) / 'report.md'}")
     return 0

@@ -11,7 +11,8 @@ attraction curve and the fitness per generation go into ``report.md``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,12 @@ import numpy as np
 from symloss.catalog import loss as catalog_loss
 from symloss.catalog import taylorglo
 from symloss.harness.search.runner import SearchConfig, best_candidates
-from symloss.harness.search.store import CandidateRecord, RunStore
+from symloss.harness.search.store import CandidateRecord, FinalTraining, RunStore, StoreError
 from symloss.harness.stats import welch_p_value
 from symloss.loss import Loss
+from symloss.report import markdown_code as code
+from symloss.report import markdown_text as text
+from symloss.report import strict_json
 
 
 def best_entry(record: CandidateRecord, loss: str | None = None,
@@ -86,9 +90,15 @@ def check_baselines(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(chosen))
 
 
-def _summary(values: list[float]) -> dict[str, Any]:
-    return {"mean": float(np.mean(values)) if values else None,
-            "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+def _finite(values: list[float | None]) -> list[float]:
+    return [v for v in values if v is not None and math.isfinite(v)]
+
+
+def _summary(values: list[float | None]) -> dict[str, Any]:
+    """Mean and std of the trainings that gave a number; ``per_seed`` keeps every one."""
+    numbers = _finite(values)
+    return {"mean": float(np.mean(numbers)) if numbers else None,
+            "std": float(np.std(numbers, ddof=1)) if len(numbers) > 1 else 0.0,
             "per_seed": values}
 
 
@@ -96,14 +106,15 @@ def _summary(values: list[float]) -> dict[str, Any]:
 class FinalResult:
     """The found loss and each baseline on the same seeds; p: one-sided Welch, H1: the
     found loss beats that baseline. ``baseline_test_accuracy``/``p_value``: the first
-    baseline's (cross-entropy by default), as earlier reports had them."""
+    baseline's (cross-entropy by default), as earlier reports had them. An accuracy is
+    ``None`` where a training gave no number (a user's score that was NaN)."""
 
     loss: str
-    test_accuracy: list[float]
-    baseline_test_accuracy: list[float]
+    test_accuracy: list[float | None]
+    baseline_test_accuracy: list[float | None]
     p_value: float | None
     statuses: list[str]
-    baselines: dict[str, list[float]] = field(default_factory=dict)
+    baselines: dict[str, list[float | None]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         record = {"loss": self.loss, "test_accuracy": _summary(self.test_accuracy),
@@ -114,37 +125,107 @@ class FinalResult:
                 name: {"test_accuracy": _summary(values),
                        "p_value": welch_p_value(self.test_accuracy, values)}
                 for name, values in self.baselines.items()}
-            record["best_baseline"] = max(self.baselines,
-                                          key=lambda n: np.mean(self.baselines[n] or [0.0]))
+            record["best_baseline"] = max(
+                self.baselines, key=lambda n: np.mean(_finite(self.baselines[n]) or [0.0]))
         return record
 
 
+class Ledger:
+    """The trainings of one final evaluation: those already done (a resumed one's, from
+    the store) and where each new one goes the moment it returns (``record``).
+
+    >>> ledger = Ledger()
+    >>> ledger.add(FinalTraining("found", "h", 0, "ok", 0.5))
+    >>> ledger.missing("found", "h", 2)
+    [1]
+    """
+
+    def __init__(self, done: list[FinalTraining] = (),
+                 record: Callable[[FinalTraining], None] | None = None):
+        self.done = {(t.loss, t.seed): t for t in done}
+        self.record = record
+
+    @classmethod
+    def of(cls, store: RunStore, run_id: str) -> Ledger:
+        """The run's stored trainings; each new one is stored at once."""
+        return cls(store.final_trainings(run_id),
+                   lambda training: store.add_final_training(run_id, training))
+
+    def missing(self, name: str, expression: str, seeds: int) -> list[int]:
+        """The seeds of ``name`` still to train (a stored one of another loss is refused)."""
+        for seed in range(seeds):
+            done = self.done.get((name, seed))
+            if done is not None and done.expression != expression:
+                raise StoreError(f"final_trainings.expression of {name} seed {seed} is "
+                                 f"{done.expression[:60]!r}, not the loss evaluated now "
+                                 f"({expression[:60]!r}): the store was changed")
+        return [seed for seed in range(seeds) if (name, seed) not in self.done]
+
+    def add(self, training: FinalTraining) -> None:
+        if self.record is not None:
+            self.record(training)
+        self.done[(training.loss, training.seed)] = training
+
+    def results(self, name: str, seeds: int) -> tuple[list[float | None], list[str]]:
+        rows = [self.done[(name, seed)] for seed in range(seeds)]
+        return [r.test_accuracy for r in rows], [r.status for r in rows]
+
+
+#: A trainer of the final evaluation: (loss, seeds) → (seed, test accuracy, status) for
+#: each seed, yielded as each training returns.
+Trainer = Callable[[Loss, list[int]], Iterator[tuple[int, float | None, str]]]
+
+
 def final_evaluation(loss: Loss, config: SearchConfig, seeds: int,
-                     score: Callable[[Loss, int], float] | None = None) -> FinalResult:
+                     score: Callable[[Loss, int], float] | None = None,
+                     ledger: Ledger | None = None) -> FinalResult:
     """Train ``loss`` and each baseline (``config.baselines``, default :data:`BASELINES`)
     on seeds ``0 … seeds−1`` for ``final_steps`` steps — a loss's seeds stacked where
     that pays (:func:`symloss.harness.batched.batching_pays`). ``score(loss, seed)``
-    replaces the built-in training (a user's own test score, :mod:`~.api`).
+    replaces the built-in training (a user's own test score, :mod:`~.api`); a score that
+    is not finite is a ``diverged`` training without a number.
+
+    ``ledger``: the trainings already done (they are not trained again) and where each
+    new one is recorded as it returns (:meth:`Ledger.of`: the run store).
 
     The default length is the search's own: the regime the loss was selected in.
     """
+    ledger = ledger or Ledger()
     if score is not None:
-        classes = config.classes
-
-        def accuracies(item: Loss) -> tuple[list[float], list[str]]:
-            return [float(score(item, seed)) for seed in range(seeds)], ["ok"] * seeds
+        classes, train = config.classes, _scored(score)
     else:
-        classes, accuracies = _built_in_accuracies(config, seeds)
-    ours, statuses = accuracies(loss)
-    baselines = {name: accuracies(baseline_loss(name, classes))[0]
+        classes, train = _built_in_trainer(config)
+
+    def accuracies(name: str, item: Loss) -> tuple[list[float | None], list[str]]:
+        expression = str(item.expression)
+        for seed, accuracy, status in train(item, ledger.missing(name, expression, seeds)):
+            ledger.add(FinalTraining(name, expression, seed, status, accuracy))
+        return ledger.results(name, seeds)
+
+    ours, statuses = accuracies(FOUND, loss)
+    baselines = {name: accuracies(name, baseline_loss(name, classes))[0]
                  for name in config.baselines or BASELINES}
     first = next(iter(baselines.values()))
     return FinalResult(str(loss.expression), ours, first, welch_p_value(ours, first), statuses,
                        baselines)
 
 
-def _built_in_accuracies(config: SearchConfig, seeds: int):
-    """The dataset's classes, and a loss → (test accuracies, statuses) over the seeds."""
+#: The found loss's name in the final evaluation's trainings (the baselines go by theirs).
+FOUND = "found"
+
+
+def _scored(score: Callable[[Loss, int], float]) -> Trainer:
+    """A user's ``score(loss, seed)`` as a trainer."""
+    def train(item: Loss, seeds: list[int]) -> Iterator[tuple[int, float | None, str]]:
+        for seed in seeds:
+            value = float(score(item, seed))
+            yield (seed, value, "ok") if math.isfinite(value) else (seed, None, "diverged")
+
+    return train
+
+
+def _built_in_trainer(config: SearchConfig) -> tuple[int, Trainer]:
+    """The dataset's classes, and the built-in trainer over seeds."""
     from symloss.harness.batched import batching_pays, train_population
     from symloss.harness.data import load_dataset
     from symloss.harness.models import DEFAULT_MODELS
@@ -157,33 +238,36 @@ def _built_in_accuracies(config: SearchConfig, seeds: int):
                                device=budget.device, evaluations=1)
     data = load_dataset(budget.dataset, data_dir=budget.data_dir)
     model = budget.model or DEFAULT_MODELS.get(data.name, "mlp")
-    stacked = seeds > 1 and batching_pays(model, device=budget.device)
+    stacked = batching_pays(model, device=budget.device)
 
-    def accuracies(item: Loss) -> tuple[list[float], list[str]]:
-        if stacked:
-            results = train_population([item] * seeds, data, train_config,
-                                       seed=list(range(seeds)))
+    def trainer(item: Loss, seeds: list[int]) -> Iterator[tuple[int, float | None, str]]:
+        if stacked and len(seeds) > 1:  # one population: its trainings return together
+            results = train_population([item] * len(seeds), data, train_config, seed=seeds)
         else:
-            results = [train(item, data, train_config, seed=seed) for seed in range(seeds)]
-        return ([float(r.metrics.get("test_accuracy") or 0.0) for r in results],
-                [r.status for r in results])
+            results = (train(item, data, train_config, seed=seed) for seed in seeds)
+        for seed, result in zip(seeds, results, strict=True):
+            yield seed, float(result.metrics.get("test_accuracy") or 0.0), result.status
 
-    return data.classes, accuracies
+    return data.classes, trainer
 
 
 def stored_final(store: RunStore, run_id: str, config: SearchConfig,
                  score: Callable[[Loss, int], float] | None = None,
                  announce: Callable[[str], None] | None = None) -> dict[str, Any] | None:
     """The run's final evaluation: the stored one, or — with ``final_seeds`` and a best
-    loss — a new one, stored at once (paid once per run, before any report is written)."""
+    loss — a new one, each training stored as it returns (a killed evaluation resumes
+    with the missing ones) and the result stored at once, before any report is written."""
     best = best_candidates(store, run_id, 1)
     stored = store.final(run_id)
     if stored is not None or not config.final_seeds or not best:
         return stored
+    ledger = Ledger.of(store, run_id)
     if announce:
-        announce(f"final evaluation: {config.final_seeds} seeds, best loss vs the baselines")
+        done = f" ({len(ledger.done)} trainings stored)" if ledger.done else ""
+        announce(f"final evaluation: {config.final_seeds} seeds, best loss vs the "
+                 f"baselines{done}")
     record = final_evaluation(rebuild_loss(best[0], config), config, config.final_seeds,
-                              score).to_dict()
+                              score, ledger).to_dict()
     store.save_final(run_id, record)
     return record
 
@@ -193,7 +277,7 @@ def _mean_std(summary: dict[str, Any]) -> str:
 
 
 def _seeds(summary: dict[str, Any]) -> str:
-    return ", ".join(f"{v:.3f}" for v in summary["per_seed"])
+    return ", ".join("-" if v is None else f"{v:.3f}" for v in summary["per_seed"])
 
 
 def _p(value: float | None) -> str:
@@ -273,27 +357,34 @@ def write_report(store: RunStore, run_id: str, out_dir: str | Path,
     so a report can be rebuilt at any time (``symloss show RUN_ID --report``, with
     ``update_store=False``: the store is then only read). The best loss's analysis is
     best-effort: if the symbolic side cannot analyze it, the report says so.
+
+    Every stored string enters ``report.md`` escaped (:func:`symloss.report.markdown_text`,
+    formulas and the config as code spans, :func:`symloss.report.markdown_code`), so a
+    stored run id, name or formula cannot add Markdown or HTML to it; ``summary.json``
+    is strict JSON. The store is read (and a damaged value refused) before ``out_dir``
+    is made.
     """
     from symloss.analysis import analyze
     from symloss.curves import plot_attraction
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     run = store.run(run_id)
     config = SearchConfig.from_dict(run.config)
     summary = store.generation_summary(run_id)
     counts = store.counts(run_id)
     best = best_candidates(store, run_id, 5)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     shown = dict(run.config)
     if config.fitness is not None:  # the user's function trains: the budget's settings do not
         shown["budget"] = {"dataset": config.budget.dataset}  # apply; its dataset is a label
-    lines = [f"# Search {run_id}: {run.algorithm} on {config.budget.dataset}", "",
-             f"- status: {run.status}; evaluations paid: {run.evaluations}; "
-             f"counts: {json.dumps(counts)}"]
+    lines = [f"# Search {text(run_id)}: {text(run.algorithm)} on "
+             f"{text(config.budget.dataset)}", "",
+             f"- status: {text(run.status)}; evaluations paid: {run.evaluations}; "
+             f"counts: {code(json.dumps(counts))}"]
     if config.fitness is not None:
-        lines.append(f"- fitness: `{config.fitness}` (your function; it trains, so the "
+        lines.append(f"- fitness: {code(config.fitness)} (your function; it trains, so the "
                      "built-in trainer's settings do not apply)")
-    lines += [f"- config: `{json.dumps(shown, sort_keys=True)}`", ""]
+    lines += [f"- config: {code(strict_json(shown, sort_keys=True))}", ""]
     if summary:
         plot_progress(summary, generation_counts(store, run_id), out / "progress.png")
         lines += ["## Fitness per generation", "", "![search progress](progress.png)", "",
@@ -304,7 +395,7 @@ def write_report(store: RunStore, run_id: str, out_dir: str | Path,
     record: dict[str, Any] = {"run_id": run_id, "counts": counts, "generations": summary}
     if best:
         lines += ["## Best losses", "", "| fitness | ℓ(y, h) |", "| --- | --- |"]
-        lines += [f"| {r.fitness:.4f} | `{r.expression}` |" for r in best]
+        lines += [f"| {r.fitness:.4f} | {code(r.expression, in_table=True)} |" for r in best]
         record["best"] = best_entry(best[0])
         try:
             top = rebuild_loss(best[0], config)
@@ -315,16 +406,16 @@ def write_report(store: RunStore, run_id: str, out_dir: str | Path,
         except Exception as error:  # best effort: the results are already stored
             reason = f"{type(error).__name__}: {str(error)[:120]}"
             lines += ["", "## Analysis of the best loss", "",
-                      f"- not available: the analysis failed ({reason})", ""]
+                      f"- not available: the analysis failed ({text(reason)})", ""]
             record["best"]["analysis_error"] = reason
         else:
             lines += ["", "## Analysis of the best loss", "",
                       f"- trainable at the null epoch: {verdicts['trainable']} "
                       f"(paper's invariant: {verdicts['paper_invariant']['trainable']})",
                       f"- zero training error: limit of Δ(ε) = "
-                      f"{verdicts['zero_error']['limit']}, "
+                      f"{text(verdicts['zero_error']['limit'])}, "
                       f"attractor: {verdicts['zero_error']['attractor']}",
-                      f"- binary minimum at p = {verdicts['binary_minimum']}", "",
+                      f"- binary minimum at p = {text(verdicts['binary_minimum'])}", "",
                       "![attraction](attraction.png)", ""]
             record["best"] = best_entry(best[0], str(top.expression), verdicts)
     if final is not None:
@@ -336,13 +427,13 @@ def write_report(store: RunStore, run_id: str, out_dir: str | Path,
                   "| loss | mean ± std | per seed | p |", "| --- | --- | --- | ---: |",
                   f"| found | {_mean_std(data['test_accuracy'])} | "
                   f"{_seeds(data['test_accuracy'])} | |"]
-        lines += [f"| {name} | {_mean_std(row['test_accuracy'])} | "
+        lines += [f"| {text(name)} | {_mean_std(row['test_accuracy'])} | "
                   f"{_seeds(row['test_accuracy'])} | {_p(row['p_value'])} |"
                   for name, row in baselines.items()]
         lines.append("")
         record["final"] = data
     (out / "report.md").write_text("\n".join(lines))
-    (out / "summary.json").write_text(json.dumps(record, indent=2, default=str))
+    (out / "summary.json").write_text(strict_json(record, indent=2, default=str))
     if update_store:
         store.set_status(run_id, run.status, report_dir=str(out))
     return out / "report.md"

@@ -19,7 +19,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -105,11 +105,29 @@ class SearchConfig:
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> SearchConfig:
-        values = dict(record)
-        values["budget"] = Budget(**values["budget"])
-        if values.get("baselines") is not None:
-            values["baselines"] = tuple(values["baselines"])
-        return cls(**values)
+        """A stored config (``runs.config``) as a checked :class:`SearchConfig`: a key this
+        symloss does not know, a value of the wrong type or out of range is a ``ValueError``
+        naming it (a changed store is one line, never a traceback later)."""
+        from symloss.harness.search.cli import validate_config
+
+        try:
+            values = dict(record)
+            budget = dict(values["budget"])
+            problem = _mistyped(Budget, budget, "budget.") or _mistyped(cls, values)
+            if problem is None and values.get("algorithm") not in ALGORITHMS:
+                problem = f"algorithm is {values.get('algorithm')!r}, not one of " + \
+                    ", ".join(ALGORITHMS)
+            if problem is None:
+                values["budget"] = Budget(**budget)
+                if values.get("baselines") is not None:
+                    values["baselines"] = tuple(values["baselines"])
+                config = cls(**values)
+                validate_config(config.to_dict())
+                return config
+        except (TypeError, ValueError, KeyError) as error:
+            problem = str(error)[:160]
+        raise ValueError(f"the stored config (runs.config) does not fit this symloss: "
+                         f"{problem}")
 
     def strategy(self):
         """A fresh strategy for this config (deterministic in ``seed``)."""
@@ -136,6 +154,32 @@ class SearchConfig:
     @property
     def total_generations(self) -> int:
         return self.generations + (self.cma_generations if self.algorithm == "glo" else 0)
+
+
+#: The Python types a field annotated with these names may hold (:func:`_mistyped`).
+_SIMPLE_TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
+                 "None": (type(None),)}
+
+
+def _mistyped(kind: type, values: dict[str, Any], prefix: str = "") -> str | None:
+    """The first of ``values`` whose type its dataclass field's simple annotation
+    (``str``, ``int | None``, ``float``, ...) does not allow, as ``"name is value, not
+    type"``; fields with other annotations are left to their own checks.
+
+    >>> _mistyped(Budget, {"dataset": 5, "steps": 10})
+    'dataset is 5, not str'
+    """
+    for item in fields(kind):
+        if item.name not in values:
+            continue
+        names = [name.strip() for name in str(item.type).split("|")]
+        if not all(name in _SIMPLE_TYPES for name in names):
+            continue
+        allowed = tuple(t for name in names for t in _SIMPLE_TYPES[name])
+        value = values[item.name]
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            return f"{prefix}{item.name} is {value!r:.40}, not {item.type}"
+    return None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ the evaluations still in flight; on ``--resume`` the run is replayed from its
 seed to the interrupted generation, which is asked again (the same candidates)
 and every candidate already in the store is taken from it instead of trained again.
 
-Tables (``SCHEMA_VERSION`` 1):
+Tables (``SCHEMA_VERSION`` 2):
 
 - ``runs``: ``run_id``, ``algorithm``, ``config`` (JSON), ``config_hash``,
   ``status``, ``created``, ``updated``, ``report_dir``.
@@ -17,10 +17,20 @@ Tables (``SCHEMA_VERSION`` 1):
 - ``generations``: ``(run_id, generation)`` → the optimizer state's JSON summary
   (never unpickled; resume replays the run, ``symloss.harness.search.strategies``) and the
   generation's best/median fitness.
+- ``final_trainings`` (version 2): one row per training of the final evaluation,
+  ``(run_id, loss, seed)`` → ``expression``, ``status``, ``test_accuracy``, stored as
+  each training returns, so a killed final evaluation resumes with the missing ones.
 - ``finals``: ``run_id`` → the final evaluation's results (JSON), stored before the
   report is written, so a report can always be rebuilt (``symloss show RUN_ID --report``).
 
 Opening, refusing and read-only access: :mod:`symloss.harness.search.storefile`.
+
+Every value read back is checked before it is used: a number column holding text, a
+blob or ±inf, a JSON column that does not parse (or holds ``NaN``/``Infinity``), a
+final evaluation of the wrong shape. A damaged value is a :class:`StoreError` naming
+the run, the table and the column (``symloss`` prints it in one line, exit 2);
+:meth:`RunStore.runs` reports it per run (:attr:`RunRecord.damage`) and hides no other.
+What is written is strict JSON (``allow_nan=False``).
 
 Test hook: ``SYMLOSS_TEST_SLOW_WRITE=SECONDS`` sleeps inside every write
 transaction, after its statements and before its ``COMMIT``, so a test can
@@ -32,6 +42,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import os
 import sqlite3
 import time
@@ -47,24 +58,159 @@ from symloss.harness.search.storefile import (
     SCHEMA_VERSION,  # noqa: F401  (re-exported: the store's public names live here)
     StoreError,
     _store_error,
+    add_final_trainings,
     connect,
+    connection_closed,
+    connection_opened,
+    file_key,
+    has_table,
     store_path,  # noqa: F401
 )
+from symloss.report import finite
 
 STATUSES = ("ok", "filtered", "diverged", "failed")
+
+
+class Damaged(ValueError):
+    """A stored value that is not what symloss wrote; its message names the table and
+    column (the store method adds the run and the file)."""
+
+
+def _shown(value: Any) -> str:
+    """A stored value as a message shows it: its SQLite type and a short repr."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bytes):
+        return f"a blob of {len(value)} bytes"
+    if isinstance(value, str):
+        return f"the text {value[:40]!r}"
+    return repr(value)
+
+
+def _number(value: Any, column: str, where: str, *, nullable: bool = False) -> float | None:
+    """A stored number: finite, never text, a blob or ±inf (NULL only where ``nullable``)."""
+    if value is None and nullable:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not math.isfinite(value):
+        raise Damaged(f"{column} of {where} is {_shown(value)}, not a finite number")
+    return value
+
+
+def _integer(value: Any, column: str, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Damaged(f"{column} of {where} is {_shown(value)}, not an integer")
+    return value
+
+
+def _text(value: Any, column: str, where: str, *, nullable: bool = False) -> str | None:
+    if value is None and nullable:
+        return None
+    if not isinstance(value, str):
+        raise Damaged(f"{column} of {where} is {_shown(value)}, not text")
+    return value
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _json(value: Any, column: str, where: str, kind: type, *, strict: bool = True) -> Any:
+    """Stored JSON text of type ``kind``; ``strict``: ``NaN``/``Infinity`` refused (a
+    candidate's free-form ``metrics`` may hold them, as stores before version 2 wrote)."""
+    _text(value, column, where)
+    try:
+        parsed = json.loads(value, parse_constant=_no_constant if strict else None)
+    except (ValueError, RecursionError):
+        raise Damaged(f"{column} of {where} is not JSON") from None
+    if not isinstance(parsed, kind):
+        raise Damaged(f"{column} of {where} is {value[:40]!r}, not a JSON "
+                      f"{'object' if kind is dict else 'list'}")
+    return parsed
+
+
+def _dumps(value: Any) -> str:
+    """Strict JSON for the store (non-finite numbers as ``symloss.report.finite`` has them)."""
+    return json.dumps(finite(value), sort_keys=True, allow_nan=False)
 
 
 def _config(text: Any) -> tuple[dict[str, Any], str | None]:
     """A stored config and ``None``, or ``{}`` and what is wrong with it."""
     try:
-        value = json.loads(text)
-    except (TypeError, ValueError, RecursionError):
-        return {}, "its config is not JSON"
-    if not isinstance(value, dict):
-        return {}, f"its config is {json.dumps(value)[:40]}, not a JSON object"
+        value = _json(text, "runs.config", "the run", dict)
+    except Damaged as damage:
+        return {}, str(damage)
     if not isinstance(value.get("budget"), dict):
-        return {}, "its config has no budget object"
+        return {}, "runs.config of the run has no budget object"
     return value, None
+
+
+#: Candidate rows of a run whose cheap columns are damaged (the first one).
+_SUSPECT = ("SELECT generation, idx, status, fitness, params, expression, canonical_key, "
+            "metrics, seconds, worker FROM candidates WHERE run_id = ? AND NOT ("
+            "typeof(fitness) IN ('integer', 'real') AND abs(fitness) <= 1.7976931348623157e308 "
+            "AND status IN ('ok', 'filtered', 'diverged', 'failed') "
+            "AND typeof(generation) = 'integer' AND typeof(idx) = 'integer') LIMIT 1")
+
+
+def _candidate(row: tuple) -> CandidateRecord:
+    """A stored candidate row, every column checked (:class:`Damaged` names the bad one)."""
+    generation, idx = row[0], row[1]
+    where = (f"generation {generation} candidate {idx}"
+             if isinstance(generation, int) and isinstance(idx, int) else "a candidate row")
+    _integer(generation, "candidates.generation", where)
+    _integer(idx, "candidates.idx", where)
+    if row[2] not in STATUSES:
+        raise Damaged(f"candidates.status of {where} is {_shown(row[2])}, not one of "
+                      f"{', '.join(STATUSES)}")
+    fitness = _number(row[3], "candidates.fitness", where)
+    params = None
+    if row[4] is not None:
+        params = _json(row[4], "candidates.params", where, list)
+        for value in params:
+            _number(value, "candidates.params", where)
+    metrics = _json(row[7], "candidates.metrics", where, dict, strict=False)
+    return CandidateRecord(generation, idx, row[2], fitness, params,
+                           _text(row[5], "candidates.expression", where, nullable=True),
+                           _text(row[6], "candidates.canonical_key", where, nullable=True),
+                           metrics, _number(row[8], "candidates.seconds", where),
+                           _text(row[9], "candidates.worker", where, nullable=True))
+
+
+def _summary_problem(value: Any) -> str | None:
+    """What is wrong with a stored accuracy summary (``mean``, ``std``, ``per_seed``)."""
+    if not isinstance(value, dict) or not isinstance(value.get("per_seed"), list):
+        return "has no per_seed list"
+    numbers = [value.get("mean"), value.get("std"), *value["per_seed"]]
+    if any(v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)))
+           for v in numbers):
+        return "holds a value that is not a number"
+    return None
+
+
+def _final_problem(value: dict[str, Any]) -> str | None:
+    """What is wrong with a stored final evaluation (``FinalResult.to_dict``'s shape)."""
+    rows = {"test_accuracy": value.get("test_accuracy"),
+            "baseline_test_accuracy": value.get("baseline_test_accuracy")}
+    p_values = [value.get("p_value")]
+    baselines = value.get("baselines", {})
+    if not isinstance(baselines, dict) or not all(isinstance(b, dict) for b in
+                                                   baselines.values()):
+        return "its baselines are not an object of objects"
+    for name, row in baselines.items():
+        rows[f"baselines.{name[:40]}"] = row.get("test_accuracy")
+        p_values.append(row.get("p_value"))
+    for name, row in rows.items():
+        problem = _summary_problem(row)
+        if problem:
+            return f"its {name} {problem}"
+    if any(p is not None and (isinstance(p, bool) or not isinstance(p, (int, float))
+                              or not 0 <= p <= 1) for p in p_values):
+        return "a p-value is not a number in [0, 1]"
+    if not isinstance(value.get("loss", ""), str) or \
+            not isinstance(value.get("best_baseline", ""), str):
+        return "its loss or best baseline is not text"
+    return None
 
 
 
@@ -115,7 +261,18 @@ class RunRecord:
     report_dir: str | None
     evaluations: int
     best_fitness: float | None
-    damage: str | None = None  # what is wrong with the stored row, when something is
+    damage: str | None = None  # what is wrong with the stored run, when something is
+
+
+@dataclass(frozen=True)
+class FinalTraining:
+    """One stored training of a final evaluation (``loss``: ``found`` or a baseline's name)."""
+
+    loss: str
+    expression: str
+    seed: int
+    status: str
+    test_accuracy: float | None
 
 
 class RunStore:
@@ -126,7 +283,8 @@ class RunStore:
         self.connection = connection
         self.path = path
         self.busy_timeout = busy_timeout
-
+        self._file = file_key(path)
+        connection_opened(self._file)
 
     @classmethod
     def open(cls, path: str | Path, *, create: bool = True, readonly: bool = False,
@@ -140,6 +298,8 @@ class RunStore:
 
     def close(self) -> None:
         self.connection.close()
+        connection_closed(self._file)
+        self._file = None
 
     def __enter__(self) -> RunStore:
         return self
@@ -164,45 +324,81 @@ class RunStore:
 
     # runs -----------------------------------------------------------------------------------
 
+    def _damaged(self, run_id: str, damage: Damaged | str) -> StoreError:
+        return StoreError(f"run {run_id} in {self.path} is damaged: {damage}")
+
     @_translated
     def create_run(self, algorithm: str, config: dict[str, Any], run_id: str | None = None) -> str:
         run_id = run_id or uuid.uuid4().hex[:12]
         now = time.time()
         with self._transaction() as db:
             db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, 'running', ?, ?, NULL)",
-                       (run_id, algorithm, json.dumps(config, sort_keys=True),
-                        config_hash(config), now, now))
+                       (run_id, algorithm, _dumps(config), config_hash(config), now, now))
         return run_id
 
     @_translated
     def run(self, run_id: str) -> RunRecord:
+        """The stored run; a :class:`StoreError` if there is none or it is damaged (naming
+        the table and column)."""
+        record = self._record(run_id)
+        if record.damage:
+            raise self._damaged(record.run_id, record.damage)
+        return record
+
+    def _record(self, run_id: str) -> RunRecord:
+        """The stored run with what is damaged in it, if anything (:attr:`RunRecord.damage`)."""
+        row = self._row(run_id)
+        where = "the run"
+        try:
+            algorithm = _text(row[1], "runs.algorithm", where)
+            status = _text(row[3], "runs.status", where)
+            created = _number(row[4], "runs.created", where)
+            updated = _number(row[5], "runs.updated", where)
+            report_dir = _text(row[6], "runs.report_dir", where, nullable=True)
+            suspect = self.connection.execute(_SUSPECT, (run_id,)).fetchone()
+            if suspect is not None:
+                _candidate(suspect)
+        except Damaged as damage:
+            return RunRecord(run_id, str(row[1]), {}, str(row[3]), None, None, None, 0, None,
+                             str(damage))
+        count, best = self.connection.execute(
+            "SELECT COUNT(*), MAX(fitness) FROM candidates WHERE run_id = ? AND status != "
+            "'filtered' AND COALESCE(worker, '') != 'cache'", (run_id,)).fetchone()
+        config, damage = _config(row[2])
+        return RunRecord(run_id, algorithm, config, status, created, updated, report_dir, count,
+                         best, damage)
+
+    def _row(self, run_id: str) -> tuple:
         row = self.connection.execute(
             "SELECT run_id, algorithm, config, status, created, updated, report_dir FROM runs "
             "WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
             known = ", ".join(r.run_id for r in self.runs()[:10]) or "none"
             raise StoreError(f"no run {run_id!r} in {self.path}; runs: {known}")
-        count, best = self.connection.execute(
-            "SELECT COUNT(*), MAX(fitness) FROM candidates WHERE run_id = ? AND status != "
-            "'filtered' AND COALESCE(worker, '') != 'cache'", (run_id,)).fetchone()
-        config, damage = _config(row[2])
-        return RunRecord(row[0], row[1], config, row[3], row[4], row[5], row[6], count, best,
-                         damage)
+        return row
+
+    @_translated
+    def has_run(self, run_id: str) -> bool:
+        return self.connection.execute("SELECT 1 FROM runs WHERE run_id = ?",
+                                       (run_id,)).fetchone() is not None
 
     @_translated
     def runs(self) -> list[RunRecord]:
+        """Every run, newest first; a damaged one carries its :attr:`RunRecord.damage`."""
         ids = [r[0] for r in self.connection.execute(
             "SELECT run_id FROM runs ORDER BY created DESC")]
-        return [self.run(i) for i in ids]
+        return [self._record(i) for i in ids]
 
     @_translated
     def delete_run(self, run_id: str) -> int:
-        """Remove a run and everything stored for it; returns the candidates removed."""
-        self.run(run_id)  # a StoreError naming the store's runs when there is none
+        """Remove a run and everything stored for it (a damaged run too); returns the
+        candidates removed."""
+        self._row(run_id)  # a StoreError naming the store's runs when there is none
         with self._transaction() as db:
             removed = db.execute("DELETE FROM candidates WHERE run_id = ?", (run_id,)).rowcount
-            for table in ("generations", "finals", "runs"):
-                db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            for table in ("generations", "finals", "final_trainings", "runs"):
+                if has_table(db, table):
+                    db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
         return removed
 
     @_translated
@@ -222,9 +418,9 @@ class RunStore:
             db.execute(
                 "INSERT INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, record.generation, record.idx,
-                 None if record.params is None else json.dumps(record.params),
+                 None if record.params is None else _dumps(record.params),
                  record.expression, record.canonical_key, record.status, float(record.fitness),
-                 json.dumps(record.metrics), float(record.seconds), record.worker, time.time()))
+                 _dumps(record.metrics), float(record.seconds), record.worker, time.time()))
             db.execute("UPDATE runs SET updated = ? WHERE run_id = ?", (time.time(), run_id))
 
     @_translated
@@ -237,12 +433,9 @@ class RunStore:
             args += (generation,)
         rows = self.connection.execute(query + " ORDER BY generation, idx", args).fetchall()
         try:
-            return [CandidateRecord(r[0], r[1], r[2], r[3],
-                                    None if r[4] is None else json.loads(r[4]), r[5], r[6],
-                                    json.loads(r[7]), r[8], r[9]) for r in rows]
-        except (TypeError, ValueError, RecursionError):
-            raise StoreError(f"run {run_id} has a damaged candidate row (params or metrics "
-                             "not JSON) in {self.path}") from None
+            return [_candidate(row) for row in rows]
+        except Damaged as damage:
+            raise self._damaged(run_id, damage) from None
 
     @_translated
     def cached(self, run_id: str, canonical_key: str) -> CandidateRecord | None:
@@ -255,7 +448,53 @@ class RunStore:
             return None
         return next(c for c in self.candidates(run_id, row[0]) if c.idx == row[1])
 
+    @_translated
+    def counts(self, run_id: str) -> dict[str, int]:
+        rows = self.connection.execute(
+            "SELECT status, COUNT(*) FROM candidates WHERE run_id = ? GROUP BY status",
+            (run_id,)).fetchall()
+        for status, _ in rows:
+            if status not in STATUSES:
+                raise self._damaged(run_id, f"candidates.status is {_shown(status)}, not one "
+                                            f"of {', '.join(STATUSES)}")
+        return {status: count for status, count in rows}
+
     # final evaluations ----------------------------------------------------------------------
+
+    @_translated
+    def add_final_training(self, run_id: str, training: FinalTraining) -> None:
+        """Store one training of the final evaluation the moment it returns (a store of
+        schema version 1 gains the table first)."""
+        accuracy = training.test_accuracy
+        if accuracy is not None and not math.isfinite(accuracy):
+            accuracy = None
+        with self._transaction() as db:
+            add_final_trainings(db)
+            db.execute("INSERT INTO final_trainings VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (run_id, training.loss, training.expression, training.seed,
+                        training.status, accuracy, time.time()))
+
+    @_translated
+    def final_trainings(self, run_id: str) -> list[FinalTraining]:
+        """The final evaluation's trainings stored so far (none in a store before version 2)."""
+        if not has_table(self.connection, "final_trainings"):
+            return []
+        rows = self.connection.execute(
+            "SELECT loss, expression, seed, status, test_accuracy FROM final_trainings "
+            "WHERE run_id = ? ORDER BY loss, seed", (run_id,)).fetchall()
+        trainings = []
+        for loss, expression, seed, status, accuracy in rows:
+            where = f"loss {loss!r} seed {seed!r}"
+            try:
+                trainings.append(FinalTraining(
+                    _text(loss, "final_trainings.loss", where),
+                    _text(expression, "final_trainings.expression", where),
+                    _integer(seed, "final_trainings.seed", where),
+                    _text(status, "final_trainings.status", where),
+                    _number(accuracy, "final_trainings.test_accuracy", where, nullable=True)))
+            except Damaged as damage:
+                raise self._damaged(run_id, damage) from None
+        return trainings
 
     @_translated
     def save_final(self, run_id: str, result: dict[str, Any]) -> None:
@@ -264,24 +503,24 @@ class RunStore:
             db.execute("CREATE TABLE IF NOT EXISTS finals (run_id TEXT PRIMARY KEY REFERENCES "
                        "runs(run_id), result TEXT NOT NULL, created REAL NOT NULL)")
             db.execute("INSERT OR REPLACE INTO finals VALUES (?, ?, ?)",
-                       (run_id, json.dumps(result, sort_keys=True), time.time()))
+                       (run_id, _dumps(result), time.time()))
 
     @_translated
     def final(self, run_id: str) -> dict[str, Any] | None:
         """The stored final evaluation, or ``None`` (none run, or a store from before finals)."""
-        if self.connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
-                                   "name = 'finals'").fetchone() is None:
+        if not has_table(self.connection, "finals"):
             return None
         row = self.connection.execute("SELECT result FROM finals WHERE run_id = ?",
                                       (run_id,)).fetchone()
         if row is None:
             return None
         try:
-            value = json.loads(row[0])
-        except (TypeError, ValueError, RecursionError):
-            value = None
-        if not isinstance(value, dict):
-            raise StoreError(f"run {run_id}'s stored final evaluation is damaged")
+            value = _json(row[0], "finals.result", "the run", dict)
+        except Damaged as damage:
+            raise self._damaged(run_id, damage) from None
+        problem = _final_problem(value)
+        if problem:
+            raise self._damaged(run_id, f"finals.result of the run: {problem}")
         return value
 
     # generations ----------------------------------------------------------------------------
@@ -302,21 +541,33 @@ class RunStore:
             "LIMIT 1", (run_id,)).fetchone()
         if row is None:
             return None
-        return row[0], bytes(row[1])
+        where = f"generation {row[0]!r}"
+        try:
+            _integer(row[0], "generations.generation", where)
+            if not isinstance(row[1], bytes):
+                raise Damaged(f"generations.state of {where} is {_shown(row[1])}, not a blob")
+        except Damaged as damage:
+            raise self._damaged(run_id, damage) from None
+        return row[0], row[1]
 
     @_translated
     def generation_summary(self, run_id: str) -> list[dict[str, Any]]:
         rows = self.connection.execute(
             "SELECT generation, best_fitness, median_fitness FROM generations WHERE run_id = ? "
             "ORDER BY generation", (run_id,)).fetchall()
-        return [{"generation": g, "best_fitness": b, "median_fitness": m} for g, b, m in rows]
-
-    @_translated
-    def counts(self, run_id: str) -> dict[str, int]:
-        rows = self.connection.execute(
-            "SELECT status, COUNT(*) FROM candidates WHERE run_id = ? GROUP BY status",
-            (run_id,)).fetchall()
-        return {status: count for status, count in rows}
+        summary = []
+        for generation, best, median in rows:
+            where = f"generation {generation!r}"
+            try:  # NULL: no candidate was trained (NaN is stored as NULL)
+                summary.append({
+                    "generation": _integer(generation, "generations.generation", where),
+                    "best_fitness": _number(best, "generations.best_fitness", where,
+                                            nullable=True),
+                    "median_fitness": _number(median, "generations.median_fitness", where,
+                                              nullable=True)})
+            except Damaged as damage:
+                raise self._damaged(run_id, damage) from None
+        return summary
 
     @_translated
     def integrity_check(self) -> str:

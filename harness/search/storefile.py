@@ -15,17 +15,34 @@ default ``$SYMLOSS_STORE_BUSY_TIMEOUT`` or 30 s).
 and never creates, converts or migrates anything. A ``runs.config`` row that
 is not a JSON object is reported per row (:attr:`RunRecord.damage`) and hides
 no other run.
+
+A path that cannot be a store file (a name longer than the file system allows, a
+folder below a file) is refused by :func:`symloss.paths.path_problem`, in one line.
+
+Schema versions: 1 (runs, candidates, generations, finals); 2 adds
+``final_trainings``, one row per training of the final evaluation. A version-1
+store opens and resumes as it is; it becomes version 2 when its first final
+training is stored (:func:`add_final_trainings`).
+
+SQLite keeps POSIX locks on a store for as long as a connection is open, and the
+kernel drops *all* of a process's POSIX locks on a file when *any* descriptor of it
+is closed. So a descriptor symloss opens on a store itself (the header read, the run
+lock, :mod:`symloss.harness.search.lock`) is closed through :func:`close_descriptor`,
+which waits until this process has no store connection to that file open.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 import urllib.parse
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+from symloss.paths import path_problem
+
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 30.0
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -72,7 +89,21 @@ CREATE TABLE IF NOT EXISTS finals (
     created REAL NOT NULL
 );
 """
-TABLES = frozenset({"meta", "runs", "candidates", "generations", "finals"})
+#: Schema version 2: one row per training of a run's final evaluation (``loss``: ``found``
+#: or the baseline's catalog name; ``test_accuracy`` NULL where the training gave none).
+_FINAL_TRAININGS = """
+CREATE TABLE IF NOT EXISTS final_trainings (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    loss TEXT NOT NULL,
+    expression TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    test_accuracy REAL,
+    created REAL NOT NULL,
+    PRIMARY KEY (run_id, loss, seed)
+);
+"""
+TABLES = frozenset({"meta", "runs", "candidates", "generations", "finals", "final_trainings"})
 REQUIRED_TABLES = frozenset({"meta", "runs", "candidates", "generations"})
 
 
@@ -145,20 +176,17 @@ def connect(path: str | Path, *, create: bool = True, readonly: bool = False,
     path = store_path(path)
     timeout = _busy_timeout() if busy_timeout is None else float(busy_timeout)
     create = create and not readonly
-    if not create and not path.exists():
+    if not create and not os.path.exists(path):
         raise StoreError(f"no run store at {path}; pass --store FILE of an existing store")
+    problem = path_problem(path)
+    if problem:
+        raise StoreError(f"run store {path}{problem}")
     if path.is_dir():
         raise StoreError(f"run store {path} is a folder; pass --store FILE")
     existing = path.exists() and path.stat().st_size > 0
-    if existing:
-        try:
-            with path.open("rb") as handle:
-                header = handle.read(len(SQLITE_MAGIC))
-        except OSError as error:
-            raise StoreError(f"run store {path} cannot be read: {error}") from None
-        if header != SQLITE_MAGIC:
-            raise StoreError(f"run store {path} cannot be used: it is not a SQLite "
-                             "database (wrong header); nothing was changed")
+    if existing and _header(path) != SQLITE_MAGIC:
+        raise StoreError(f"run store {path} cannot be used: it is not a SQLite "
+                         "database (wrong header); nothing was changed")
     if readonly:
         return _open_readonly(path, timeout)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -170,12 +198,90 @@ def connect(path: str | Path, *, create: bool = True, readonly: bool = False,
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA foreign_keys=ON")
         if not complete:  # a new store (a complete one is opened without a write)
-            connection.executescript(_SCHEMA)
+            connection.executescript(_SCHEMA + _FINAL_TRAININGS)
             connection.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
                                (str(SCHEMA_VERSION),))
     except (StoreError, sqlite3.Error) as error:
         _give_up(connection, path, error, timeout)
     return connection, path, timeout
+
+
+def add_final_trainings(connection: sqlite3.Connection) -> None:
+    """Schema 1 → 2, inside the caller's write transaction: the ``final_trainings`` table
+    (nothing else changes; every version-1 row reads as before)."""
+    connection.execute(_FINAL_TRAININGS)
+    connection.execute("UPDATE meta SET value = ? WHERE key = 'schema_version' AND "
+                       "CAST(value AS INTEGER) < ?", (str(SCHEMA_VERSION), SCHEMA_VERSION))
+
+
+def has_table(connection: sqlite3.Connection, name: str) -> bool:
+    """Whether the store has table ``name`` (an older store lacks the newer ones)."""
+    return connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                              (name,)).fetchone() is not None
+
+
+# --- descriptors of a store file opened beside SQLite's own --------------------------------
+
+_GUARD = threading.Lock()
+_CONNECTIONS: dict[tuple[int, int], int] = {}  # (device, inode) → this process's connections
+_PENDING: dict[tuple[int, int], list[int]] = {}  # descriptors whose close waits for them
+
+
+def file_key(path: str | Path) -> tuple[int, int] | None:
+    """The store file's ``(device, inode)`` — the same through any path to it."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def connection_opened(key: tuple[int, int] | None) -> None:
+    """Count a store connection of this process to the file ``key``."""
+    if key is not None:
+        with _GUARD:
+            _CONNECTIONS[key] = _CONNECTIONS.get(key, 0) + 1
+
+
+def connection_closed(key: tuple[int, int] | None) -> None:
+    """Uncount it; with the file's last connection gone, close the descriptors that waited."""
+    if key is None:
+        return
+    with _GUARD:
+        left = _CONNECTIONS.get(key, 0) - 1
+        if left > 0:
+            _CONNECTIONS[key] = left
+            return
+        _CONNECTIONS.pop(key, None)
+        waiting = _PENDING.pop(key, [])
+    for descriptor in waiting:
+        os.close(descriptor)
+
+
+def close_descriptor(descriptor: int) -> None:
+    """Close a descriptor of a store file — once no connection of this process uses the file
+    (closing it earlier would drop SQLite's POSIX locks on it: see the module docstring)."""
+    status = os.fstat(descriptor)
+    key = (status.st_dev, status.st_ino)
+    with _GUARD:
+        if _CONNECTIONS.get(key):
+            _PENDING.setdefault(key, []).append(descriptor)
+            return
+    os.close(descriptor)
+
+
+def _header(path: Path, size: int = len(SQLITE_MAGIC)) -> bytes:
+    """The first ``size`` bytes of the file (a :class:`StoreError` if it cannot be read)."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError as error:
+        raise StoreError(f"run store {path} cannot be read: {error}") from None
+    try:
+        return os.pread(descriptor, size, 0)
+    except OSError as error:
+        raise StoreError(f"run store {path} cannot be read: {error}") from None
+    finally:
+        close_descriptor(descriptor)
 
 
 def _give_up(connection: sqlite3.Connection | None, path: Path, error: Exception,
@@ -190,8 +296,7 @@ def _give_up(connection: sqlite3.Connection | None, path: Path, error: Exception
 
 
 def _open_readonly(path: Path, timeout: float) -> tuple[sqlite3.Connection, Path, float]:
-    with path.open("rb") as handle:
-        header = handle.read(20)
+    header = _header(path, 20)
     wal_mode = len(header) == 20 and header[18] == 2
     wal_file = path.with_name(path.name + "-wal")
     flags = "mode=ro&immutable=1" if wal_mode and not wal_file.exists() else "mode=ro"
@@ -204,7 +309,7 @@ def _open_readonly(path: Path, timeout: float) -> tuple[sqlite3.Connection, Path
             # nothing to read yet; an empty store in memory answers "no runs"
             connection.close()
             connection = sqlite3.connect(":memory:", isolation_level=None)
-            connection.executescript(_SCHEMA)
+            connection.executescript(_SCHEMA + _FINAL_TRAININGS)
     except (StoreError, sqlite3.Error) as error:
         _give_up(connection, path, error, timeout)
     return connection, path, timeout
@@ -230,7 +335,7 @@ def _check_existing(connection: sqlite3.Connection, path: Path) -> bool:
         if row is not None:
             try:
                 version = int(row[0])
-            except ValueError:
+            except (TypeError, ValueError):
                 raise StoreError(f"run store {path} has an unreadable schema version "
                                  f"{row[0]!r}") from None
             if version > SCHEMA_VERSION:
