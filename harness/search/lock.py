@@ -106,7 +106,11 @@ def run_lock(store: Path, run_id: str) -> Iterator[None]:
         yield
         return
     if _ofd_supported():
-        descriptor = os.open(store, os.O_RDWR)
+        try:
+            descriptor = os.open(store, os.O_RDWR)
+        except OSError as error:
+            raise StoreError(f"run store {store} cannot be locked for writing: "
+                             f"{error.strerror}") from None
         try:
             _byte_lock(descriptor, fcntl.F_WRLCK, run_id, fcntl.F_OFD_SETLK)
         except OSError as error:
