@@ -1,15 +1,42 @@
-"""Sympy → torch code generation for per-class loss terms ``ℓ(y, h)``.
+"""Sympy → torch code generation for per-class loss terms ``ℓ(y, h)``, in log space.
 
-A loss term is printed once per expression *structure* into the source of a
-Python function ``term(y, h, parameters)`` that works elementwise on tensors;
-a family's parameters (TaylorGLO's λ, a GP tree's coefficients) are unpacked
-from ``parameters`` — a 1-D tensor (what :class:`symloss.harness.losses.SymbolicLoss`
-passes under ``torch.compile``, so a new candidate does not recompile) or a
-tuple of floats (what it passes in eager mode, where Python scalars are the
-faster operands) — so a new candidate of the same family reuses the code.
+**The rewrite** (derived at generation time, for any formula; docs/conventions.md §1):
+the torch side never forms ``h = softmax(f)`` and takes its logarithm; it gets
+``L = log h = log_softmax(f)``, exact for every logit gap. So ``ℓ`` is rewritten
+with ``h = exp(L)`` for a real symbol ``L`` (:func:`log_space`): sympy's own
+rules turn ``log(h)`` into ``L``, ``log(c·h)`` into ``log(c) + L``, ``1/h`` into
+``exp(−L)``, ``√h`` into ``exp(L/2)``. Where ``1 − h`` is the argument of a log,
+or the base of a root or a denominator — the places where its *relative*
+precision matters and ``1 − exp(L)`` loses it as ``h → 1`` — it becomes
+``exp(M)`` with ``M = log(1 − h)``, which the caller computes exactly from the
+logits (:func:`symloss.harness.losses.log_complement`). What is left is
+printed with sympy's ``expm1``/``log1p`` rewrites (``1 − exp(x)`` →
+``−expm1(x)``, ``log(1 + x)`` → ``log1p(x)``). Nothing is clamped.
+
+**Three functions per formula**, in one generated source:
+
+* ``term(y, log_h, log_rest, parameters)`` — ``ℓ`` for any label values
+  (probability targets, smoothed labels). A label factor ``y`` multiplying an
+  exponential has the exponential's argument zeroed where ``y = 0``, so
+  ``0·exp(−L)`` is 0 for a non-target class however small its ``h`` (with
+  ``exp(−L)`` alone it overflows to ``0·inf = nan``);
+* ``off_target_term`` and ``on_target_term`` ``(log_h, log_rest, parameters)`` —
+  ``ℓ(0, ·)`` and ``ℓ(1, ·)``, for one-hot class targets: the symbolic ``y = 0``
+  removes those products outright, and cross-entropy's non-target term is
+  the constant 0 (no work at all). Used when ``ℓ`` is not a polynomial in
+  ``(y, h)`` (:attr:`GeneratedTerm.by_target`); a polynomial has no ``0·∞`` and
+  is cheaper evaluated once with one-hot ``y``.
+
+``parameters`` unpacks a family's parameters (TaylorGLO's λ, a GP tree's
+coefficients): a 1-D tensor (what :class:`symloss.harness.losses.SymbolicLoss`
+passes under ``torch.compile``, so a new candidate does not recompile), a tuple
+of floats (eager mode, where Python scalars are the faster operands) or of
+per-candidate tensors (the population trainer) — a new candidate of the same
+family reuses the code. :func:`generate_with_derivative` adds ``∂ℓ/∂L`` beside
+each value, what the population trainer back-propagates without autograd.
 
 The printer is sympy's :class:`~sympy.printing.pytorch.TorchPrinter`, with the
-parts that are wrong for elementwise losses replaced (docs/conventions.md §1 conventions):
+parts that are wrong for elementwise losses replaced:
 
 * every constant subexpression (``log(2)``, ``sqrt(2)``, ``pi``, ``1/3``) is
   evaluated to a Python float — sympy prints ``torch.log(2)``, which fails on
@@ -26,24 +53,34 @@ parts that are wrong for elementwise losses replaced (docs/conventions.md §1 co
 
 >>> from symloss.catalog import loss
 >>> print(generate(loss("baikal").expr, ()).source)
-def term(y, h, parameters):
-    return y/h - torch.log(h)
+def term(y, log_h, log_rest, parameters):
+    return y*torch.exp(torch.where(y == 0, 0.0, -log_h)) - log_h
+<BLANKLINE>
+def off_target_term(log_h, log_rest, parameters):
+    return -log_h
+<BLANKLINE>
+def on_target_term(log_h, log_rest, parameters):
+    return torch.exp(-log_h) - log_h
 <BLANKLINE>
 >>> import torch
->>> term = generate(loss("baikal").expr, ()).function
->>> round(float(term(torch.tensor(1.0), torch.tensor(0.5), None)), 6)  # 1/0.5 + log 2
+>>> on_target = generate(loss("baikal").expr, ()).on_target_term
+>>> round(float(on_target(torch.tensor(-1000.0), None, ())), 1)  # h = e^-1000: 1/h overflows
+inf
+>>> round(float(on_target(torch.log(torch.tensor(0.5)), None, ())), 6)  # 1/0.5 + log 2
 2.693147
 """
 
 from __future__ import annotations
 
 import functools
+import keyword
 import linecache
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import sympy as sp
 import torch
+from sympy.codegen.cfunctions import expm1, log1p
 from sympy.printing.precedence import precedence
 from sympy.printing.pytorch import TorchPrinter
 
@@ -52,8 +89,23 @@ from symloss.symbols import h, y
 #: Integer exponents up to this are written as repeated products (measured faster for 2 only).
 PRODUCT_MAX_EXPONENT = 2
 
-#: The generated function's name and arguments.
-FUNCTION_NAME = "term"
+#: ``L = log h`` and ``M = log(1 − h)``: the generated functions' ``log_h`` and ``log_rest``.
+LOG_H = sp.Dummy("log_h", real=True, nonpositive=True)
+LOG_REST = sp.Dummy("log_rest", real=True, nonpositive=True)
+
+#: The generated functions: (name, arguments, label value substituted for ``y``).
+FUNCTIONS = (("term", "y, log_h, log_rest, parameters", None),
+             ("off_target_term", "log_h, log_rest, parameters", sp.S.Zero),
+             ("on_target_term", "log_h, log_rest, parameters", sp.S.One))
+
+#: Python names the generated source defines or uses; a parameter never takes one.
+RESERVED = frozenset({"y", "log_h", "log_rest", "parameters", "torch",
+                      *(name for name, _, _ in FUNCTIONS)})
+
+
+class _LabelGuard(sp.Function):
+    """``E`` where the label ``y`` is non-zero, 0 where it is zero: the argument of an
+    exponential that a label factor multiplies (printed as ``torch.where``)."""
 
 
 class LossPrinter(TorchPrinter):
@@ -65,6 +117,7 @@ class LossPrinter(TorchPrinter):
 
     def __init__(self, names: dict[sp.Symbol, str]) -> None:
         super().__init__()
+        self.mapping = {**self.mapping, expm1: "torch.expm1", log1p: "torch.log1p"}
         self._names = dict(names)
         self.prelude: list[str] = []
         self._temporaries = 0
@@ -85,6 +138,8 @@ class LossPrinter(TorchPrinter):
             return self._names[expr]
         raise ValueError(f"unexpected symbol {expr} in a loss term; allowed: y, h, parameters")
 
+    _print_Dummy = _print_Symbol
+
     def _print_Function(self, expr) -> str:
         if type(expr) not in self.mapping:
             raise NotImplementedError(
@@ -95,6 +150,9 @@ class LossPrinter(TorchPrinter):
 
     _print_Expr = _print_Function
     _print_Application = _print_Function
+
+    def _print__LabelGuard(self, expr) -> str:
+        return f"torch.where({self._names[y]} == 0, 0.0, {self._print(expr.args[0])})"
 
     def _print_Add(self, expr, order=None) -> str:
         """Like sympy's, but a positive term leads when there is one (``y - a``, not ``-a + y``:
@@ -156,61 +214,174 @@ class LossPrinter(TorchPrinter):
         """The step ``Max``/``Min`` differentiate to; ``H(0)`` as sympy's (1/2 unless given),
         which is also torch's gradient of ``maximum``/``minimum`` at a tie."""
         at_zero = expr.args[1] if len(expr.args) > 1 else sp.S.Half
-        return f"torch.heaviside({self._print(expr.args[0])}, {self._constant_tensor(at_zero)})"
-
-    def _constant_tensor(self, value: sp.Basic) -> str:
-        # heaviside needs its value at 0 as a tensor; a 0-d one broadcasts and keeps the dtype
-        return f"h.new_tensor({self._print_constant(value)})"
+        # heaviside wants its value at 0 as a tensor; a 0-d one of log_h's dtype broadcasts
+        return (f"torch.heaviside({self._print(expr.args[0])}, "
+                f"{self._names[LOG_H]}.new_tensor({self._print_constant(at_zero)}))")
 
 
-@dataclass(frozen=True)
-class GeneratedTerm:
-    """A compiled loss term: ``function(y, h, parameters)`` and the ``source`` it came from.
+def log_space(expr: sp.Expr) -> sp.Expr:
+    """``ℓ`` in ``L = log h`` (:data:`LOG_H`) and, where it needs it, ``M = log(1 − h)``
+    (:data:`LOG_REST`); see the module docstring.
 
-    ``expr`` is a tuple when the function returns several outputs
-    (:func:`generate_with_derivative`)."""
-
-    expr: sp.Expr | tuple[sp.Expr, ...]
-    parameters: tuple[sp.Symbol, ...]
-    source: str
-    function: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
-
-
-def term_source(expr: sp.Expr | tuple[sp.Expr, ...],
-                parameters: tuple[sp.Symbol, ...] = ()) -> str:
-    """The Python source of ``term(y, h, parameters)`` for ``ℓ = expr``.
-
-    A tuple of expressions gives a function that returns a tuple, their common
-    subexpressions computed once (:func:`generate_with_derivative`).
-
-    >>> from symloss.catalog import taylorglo
-    >>> print(term_source(taylorglo(2).expr, taylorglo(2).parameters))
-    def term(y, h, parameters):
-        lambda_0, lambda_1, lambda_2, lambda_3, lambda_4 = parameters
-        _t0 = h - lambda_1
-        return -(_t0*_t0)*lambda_3 - _t0*lambda_2 - _t0*lambda_4*(y - lambda_0)
-    <BLANKLINE>
+    >>> from symloss.catalog import loss
+    >>> log_space(loss("baikal_cma").expr)  # log(1.5352 h) = log(1.5352) + L
+    -2.69052777*_log_h + 4.95334423628582*y*exp(-_log_h) - 1.15332342500308
+    >>> log_space(-sp.log(1 - h) + sp.sqrt(1 - h))  # 1 − h as exp(M): exact as h → 1
+    -_log_rest + exp(_log_rest/2)
     """
-    outputs = tuple(map(sp.sympify, expr)) if isinstance(expr, tuple) else (sp.sympify(expr),)
-    stray = set().union(*(o.free_symbols for o in outputs)) - {y, h, *parameters}
+    rewritten = sp.expand_log(sp.sympify(expr).xreplace({h: sp.exp(LOG_H)}))
+    complemented = _complement(rewritten)
+    return rewritten if complemented == rewritten else sp.expand_log(complemented)
+
+
+def _complement(expr: sp.Expr) -> sp.Expr:
+    """``c·(1 − exp(L))`` → ``c·exp(M)`` inside logs and non-polynomial powers, bottom up."""
+    if expr.is_Atom:
+        return expr
+    args = [_complement(argument) for argument in expr.args]
+    if isinstance(expr, sp.log):
+        return sp.log(_complement_factors(args[0]))
+    if expr.is_Pow and not (args[1].is_Integer and args[1] > 0):
+        return sp.Pow(_complement_factors(args[0]), args[1])
+    return expr.func(*args) if args != list(expr.args) else expr
+
+
+def _complement_factors(argument: sp.Expr) -> sp.Expr:
+    if not argument.has(LOG_H):
+        return argument
+    factored = sp.factor(argument) if argument.is_Add else argument
+    factors = [_one_complement(f) for f in sp.Mul.make_args(factored)]
+    if all(new is old for new, old in zip(factors, sp.Mul.make_args(factored), strict=True)):
+        return argument
+    return sp.Mul(*factors)
+
+
+def _one_complement(factor: sp.Expr) -> sp.Expr:
+    if factor.is_Pow and factor.exp.is_Integer:
+        return _one_complement(factor.base) ** factor.exp
+    if not factor.is_Add:
+        return factor
+    coefficients = factor.as_coefficients_dict()
+    exponential = sp.exp(LOG_H)
+    if set(coefficients) == {sp.S.One, exponential} and coefficients[sp.S.One] != 0 \
+            and coefficients[exponential] == -coefficients[sp.S.One]:
+        return coefficients[sp.S.One] * sp.exp(LOG_REST)
+    return factor
+
+
+def stable_forms(expr: sp.Expr) -> sp.Expr:
+    """``c − c·exp(x)`` (among an Add's terms) → ``−c·expm1(x)`` and ``log(1 + x)`` →
+    ``log1p(x)``: the forms that keep their relative precision as ``x → 0``.
+
+    >>> x = sp.Symbol("x", real=True)
+    >>> stable_forms(sp.log(1 + x**2) + 2 - 2 * sp.exp(x) - x)
+    -x - 2*expm1(x) + log1p(x**2)
+    """
+    def exponential_minus_one(node: sp.Expr) -> sp.Expr:
+        constant, rest = node.as_coeff_Add()
+        for term in sp.Add.make_args(rest) if constant != 0 else ():
+            coefficient, factor = term.as_coeff_Mul()
+            if isinstance(factor, sp.exp) and coefficient == -constant:
+                return -constant * expm1(factor.args[0]) + (rest - term)
+        return node
+
+    def log_one_plus(node: sp.Expr) -> sp.Expr:
+        constant, rest = node.args[0].as_coeff_Add()
+        return log1p(rest) if constant == 1 else node
+
+    rewritten = expr.replace(lambda node: node.is_Add, exponential_minus_one)
+    return rewritten.replace(lambda node: isinstance(node, sp.log), log_one_plus)
+
+
+def _guard_labels(expr: sp.Expr) -> sp.Expr:
+    """In each product with a factor ``y**k`` (k > 0), the exponentials' arguments are
+    ``_LabelGuard``-ed: 0 where ``y`` is (so the product is an exact 0, never ``0·inf``)."""
+    def guarded(product: sp.Expr) -> sp.Expr:
+        return product.func(*(sp.exp(_LabelGuard(f.args[0])) if isinstance(f, sp.exp) else f
+                              for f in product.args))
+
+    def is_labelled_product(node: sp.Basic) -> bool:
+        return node.is_Mul and any(isinstance(f, sp.exp) for f in node.args) and any(
+            f == y or (f.is_Pow and f.base == y and f.exp.is_positive) for f in node.args)
+
+    return expr.replace(is_labelled_product, guarded)
+
+
+@dataclass(frozen=True, eq=False)
+class GeneratedTerm:
+    """The compiled functions of one loss term (see the module docstring) and their ``source``.
+
+    ``uses_complement``: the functions read ``log_rest`` (``M = log(1 − h)``);
+    ``by_target``: class-index targets go through ``off_target_term``/``on_target_term``;
+    ``with_derivative``: each function returns ``(ℓ, ∂ℓ/∂L)``. A pickle or a deep copy
+    holds the expression, and regenerates the functions (from the cache) when loaded.
+    """
+
+    expr: sp.Expr
+    parameters: tuple[sp.Symbol, ...]
+    with_derivative: bool
+    source: str
+    term: Callable
+    off_target_term: Callable
+    on_target_term: Callable
+    uses_complement: bool
+    by_target: bool
+
+    def __reduce__(self):
+        return (_regenerate, (self.expr, self.parameters, self.with_derivative))
+
+
+def _regenerate(expr: sp.Expr, parameters: tuple[sp.Symbol, ...],
+                with_derivative: bool) -> GeneratedTerm:
+    return (generate_with_derivative if with_derivative else generate)(expr, parameters)
+
+
+def _variants(expr: sp.Expr, parameters: tuple[sp.Symbol, ...],
+              with_derivative: bool) -> list[tuple[sp.Expr, ...]]:
+    """Per generated function, its outputs in log space: ``(ℓ,)`` or ``(ℓ, ∂ℓ/∂L)``."""
+    stray = expr.free_symbols - {y, h, *parameters}
     if stray:
         raise ValueError(f"loss term has symbols {sorted(map(str, stray))} that are not "
                          "y, h or its parameters")
-    names: dict[sp.Symbol, str] = {y: "y", h: "h"}
-    identifiers = [str(p) if str(p).isidentifier() and str(p) not in _RESERVED else f"p{i}"
-                   for i, p in enumerate(parameters)]
-    if len(set(identifiers)) != len(identifiers):
-        identifiers = [f"p{i}" for i in range(len(parameters))]
-    names.update(zip(parameters, identifiers, strict=True))
+    variants = []
+    for _, _, label in FUNCTIONS:
+        value = log_space(expr if label is None else expr.xreplace({y: label}))
+        outputs = [value]
+        if with_derivative:
+            if value.has(LOG_REST):
+                raise NotImplementedError(
+                    "the hand-derived gradient of a term with log(1 - h) loses precision as "
+                    "h -> 1; autograd differentiates it (symloss.harness.losses.log_complement)")
+            outputs.append(sp.diff(value, LOG_H))
+        outputs = [stable_forms(o) for o in outputs]
+        variants.append(tuple(_guard_labels(o) if label is None else o for o in outputs))
+    return variants
+
+
+def _parameter_names(parameters: tuple[sp.Symbol, ...]) -> list[str]:
+    """Each parameter's Python name: its own when that is a safe identifier, else ``p{i}``."""
+    names = [str(p) if _safe_identifier(str(p)) else f"p{i}" for i, p in enumerate(parameters)]
+    if len(set(names)) != len(names):
+        names = [f"p{i}" for i in range(len(parameters))]
+    return names
+
+
+def _safe_identifier(name: str) -> bool:
+    return (name.isidentifier() and not keyword.iskeyword(name)
+            and not keyword.issoftkeyword(name) and name not in RESERVED
+            and not name.startswith("_"))
+
+
+def _function_source(name: str, arguments: str, outputs: tuple[sp.Expr, ...],
+                     names: dict[sp.Symbol, str], parameters: tuple[sp.Symbol, ...]) -> str:
     temporaries = sp.numbered_symbols("_t")
     assignments, reduced = sp.cse(list(outputs), symbols=temporaries)
-    for symbol, _ in assignments:
-        names[symbol] = str(symbol)
-    printer = LossPrinter(names)
+    printer = LossPrinter({**names, **{symbol: str(symbol) for symbol, _ in assignments}})
     body: list[str] = []
-    if parameters:
-        unpacked = ", ".join(identifiers) + ("," if len(identifiers) == 1 else "")
-        body.append(f"{unpacked} = parameters")
+    used = set().union(*(o.free_symbols for o in outputs))
+    unpacked = [names[p] if p in used else "_" for p in parameters]
+    if any(n != "_" for n in unpacked):
+        body.append(", ".join(unpacked) + ("," if len(unpacked) == 1 else "") + " = parameters")
     for symbol, value in assignments:
         text = printer.doprint(value)
         body.extend(printer.prelude)
@@ -219,56 +390,75 @@ def term_source(expr: sp.Expr | tuple[sp.Expr, ...],
     results = [printer.doprint(item) for item in reduced]
     body.extend(printer.prelude)
     body.append("return " + ", ".join(results))
-    return f"def {FUNCTION_NAME}(y, h, parameters):\n" + "".join(f"    {line}\n" for line in body)
+    return f"def {name}({arguments}):\n" + "".join(f"    {line}\n" for line in body)
 
 
-_RESERVED = frozenset({"y", "h", "parameters", "torch", FUNCTION_NAME})
+def term_source(expr: sp.Expr, parameters: tuple[sp.Symbol, ...] = (), *,
+                with_derivative: bool = False) -> str:
+    """The Python source of the three functions of ``ℓ = expr`` (the module docstring).
 
-
-def derivative(expr: sp.Expr) -> sp.Expr:
-    """``∂ℓ/∂h`` of a loss term, what the batched trainer back-propagates instead of autograd.
-
-    >>> from symloss.catalog import loss
-    >>> derivative(loss("baikal").expr)
-    -1/h - y/h**2
+    >>> from symloss.catalog import taylorglo
+    >>> print(term_source(taylorglo(1).expr, taylorglo(1).parameters).split("\\n\\n")[0])
+    def term(y, log_h, log_rest, parameters):
+        _, lambda_1, lambda_2 = parameters
+        return -lambda_2*(torch.exp(log_h) - lambda_1)
     """
-    return sp.diff(sp.sympify(expr), h)
+    expr, parameters = sp.sympify(expr), tuple(parameters)
+    return _source(_variants(expr, parameters, with_derivative), parameters)
+
+
+def _source(variants: list[tuple[sp.Expr, ...]], parameters: tuple[sp.Symbol, ...]) -> str:
+    names: dict[sp.Symbol, str] = dict(zip(parameters, _parameter_names(parameters),
+                                           strict=True))
+    names.update({y: "y", LOG_H: "log_h", LOG_REST: "log_rest"})
+    return "\n".join(_function_source(name, arguments, outputs, names, parameters)
+                     for (name, arguments, _), outputs in zip(FUNCTIONS, variants, strict=True))
 
 
 @functools.lru_cache(maxsize=512)
 def generate_with_derivative(expr: sp.Expr,
                              parameters: tuple[sp.Symbol, ...] = ()) -> GeneratedTerm:
-    """:func:`generate` for ``(ℓ, ∂ℓ/∂h)`` in one function, shared subexpressions once.
+    """:func:`generate` for ``(ℓ, ∂ℓ/∂L)`` in each function, shared subexpressions once.
 
-    Raises :class:`NotImplementedError` when the derivative has no torch
-    translation (say a ``DiracDelta``); callers fall back to autograd. Cached like
-    :func:`generate`, so the derivative is taken once per expression, not per chunk.
+    ``∂ℓ/∂L = h·∂ℓ/∂h`` is taken in log space, so it stays exact where ``h`` underflows;
+    the softmax Jacobian then gives ``∂ℓ/∂f_j = g_j − h_j Σ_k g_k``. Raises
+    :class:`NotImplementedError` when a derivative has no torch translation (say a
+    ``DiracDelta``) or the term needs ``M = log(1 − h)`` (its hand-derived gradient
+    would lose precision as ``h → 1``); callers fall back to autograd. Cached like
+    :func:`generate`.
 
     >>> from symloss.catalog import loss
-    >>> print(generate_with_derivative(loss("baikal").expr).source)
-    def term(y, h, parameters):
-        _t0 = torch.reciprocal(h)
-        return _t0*y - torch.log(h), -_t0 - y/(h*h)
+    >>> print(generate_with_derivative(loss("baikal").expr).source.split("\\n\\n")[2])
+    def on_target_term(log_h, log_rest, parameters):
+        _t0 = torch.exp(-log_h)
+        return _t0 - log_h, -_t0 - 1.0
     <BLANKLINE>
     """
-    return generate((sp.sympify(expr), derivative(expr)), tuple(parameters))
+    return _compile(sp.sympify(expr), tuple(parameters), True)
 
 
 @functools.lru_cache(maxsize=512)
-def generate(expr: sp.Expr | tuple[sp.Expr, ...],
-             parameters: tuple[sp.Symbol, ...] = ()) -> GeneratedTerm:
+def generate(expr: sp.Expr, parameters: tuple[sp.Symbol, ...] = ()) -> GeneratedTerm:
     """Print and compile ``ℓ = expr`` once per (structure, parameter symbols).
 
     Sympy expressions compare and hash structurally, so the cache key is the
     expression tree itself; ``generate.cache_info().misses`` counts code
     generations. The source is registered with :mod:`linecache` so tracebacks
-    through the generated function show its lines.
+    through the generated functions show its lines.
     """
-    source = term_source(expr, parameters)
-    filename = f"<symloss-term-{generate.cache_info().misses}>"
+    return _compile(sp.sympify(expr), tuple(parameters), False)
+
+
+def _compile(expr: sp.Expr, parameters: tuple[sp.Symbol, ...],
+             with_derivative: bool) -> GeneratedTerm:
+    variants = _variants(expr, parameters, with_derivative)
+    source = _source(variants, parameters)
+    filename = f"<symloss-term-{generate.cache_info().misses}-{int(with_derivative)}>"
     namespace: dict[str, object] = {"torch": torch}
     # Our printer's output for a sympy tree we built, not user text (STYLE: no eval of strings).
     exec(compile(source, filename, "exec"), namespace)
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    expr = tuple(map(sp.sympify, expr)) if isinstance(expr, tuple) else sp.sympify(expr)
-    return GeneratedTerm(expr, tuple(parameters), source, namespace[FUNCTION_NAME])
+    functions = [namespace[name] for name, _, _ in FUNCTIONS]
+    return GeneratedTerm(expr, parameters, with_derivative, source, *functions,
+                         uses_complement=any(o.has(LOG_REST) for v in variants for o in v),
+                         by_target=not expr.is_polynomial(h, y))

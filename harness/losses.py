@@ -3,36 +3,56 @@
 
 A sample's loss is ``Σ_k w_k ℓ(y_k, h_k)`` with ``h = softmax(logits)`` and class
 weights ``w`` (default 1), reduced over the batch as ``nn.CrossEntropyLoss``
-reduces it — so ``torch_loss(loss("cross_entropy"))`` *is* ``nn.CrossEntropyLoss``
-for every reduction, ``weight``, ``ignore_index``, ``label_smoothing``, input of
-shape ``(N, C)``, ``(N, C, d1, …)`` or ``(C,)``, integer or probability targets
-(``tests/test_harness_losses.py``). ``scale="paper"`` multiplies by the papers'
-``1/n`` (:mod:`symloss.scale`: why the trainer's default is the sum). The
-per-class term comes from :func:`symloss.harness.codegen.generate`, keyed by the
-*family* expression: a bound member's parameter values live in a buffer, so
-:meth:`SymbolicLoss.set_values` swaps a TaylorGLO candidate without regenerating
-code or recompiling a ``torch.compile``-d model: under ``torch.compile`` the
-generated term reads the values from that buffer (a graph input), in eager
-mode from the same values as Python floats (scalar operands are cheaper than
-0-d tensors: ``benchmarks/bench_torch_loss.py``).
+reduces it — so ``torch_loss("cross_entropy")`` *is* ``nn.CrossEntropyLoss``:
+every reduction, ``weight``, ``ignore_index``, ``label_smoothing``, input of
+shape ``(N, C)``, ``(N, C, d1, …)`` or ``(C,)``, integer or probability targets,
+checked on PyTorch's own test samples (``tests/test_torch_exact.py``).
+``scale="paper"`` multiplies by the papers' ``1/n`` (:mod:`symloss.scale`: why the
+trainer's default is the sum).
 
-``h`` is clamped to ``[eps, 1]`` before ``ℓ`` sees it, so ``log h`` and ``1/h``
-stay finite. The clamp passes the gradient straight through (its backward is
-the identity): a sample whose target probability has fallen below ``eps`` is
-still pushed by ``γ(eps)·∂h/∂f`` — bounded, with the right sign — instead of
-silently dropping out of training as it would under ``torch.clamp``. The
-default ``eps`` is the dtype's machine epsilon (1.19e-7 in float32,
-2.2e-16 in float64), so ``1/h ≤ 1/eps`` never overflows.
+**Exact in log space.** The per-class term is generated from the formula in
+``L = log h = log_softmax(logits)`` (:mod:`symloss.harness.codegen`), never from a
+rounded ``h``: cross-entropy is ``−L_T``, Baikal ``−L + y·exp(−L)``, and a
+confidently wrong sample keeps its loss and its gradient at any logit gap
+(float32, gap 1e4: loss 1e4 and target-logit gradient −1, as torch's). Nothing
+is clamped. Where a formula needs ``log(1 − h)`` (or ``1 − h`` under a root or a
+denominator), :func:`log_complement` gives it exactly, also as ``h → 1``. What
+stays non-finite is what the formula's value is (Baikal's ``1/h`` beyond
+``exp(88)`` in float32); a training run reports it as diverged.
+
+**Torch's precision policy.** float16 and bfloat16 inputs are computed in float32
+and the loss returned in the input's dtype; under :func:`torch.autocast` the loss
+is float32 (float64 stays float64), as ``nn.CrossEntropyLoss``'s.
+
+**Errors like torch's**: ``IndexError`` for a class index out of range,
+``RuntimeError`` for shapes, weights, ``label_smoothing`` outside ``[0, 1]`` and
+``ignore_index`` with probability targets, ``ValueError`` for a batch-size
+mismatch and a bad ``reduction`` — each message naming the bad value.
+
+**Transforms.** Pickle, ``torch.save``, ``copy.deepcopy`` (the generated code is
+regenerated from the formula), ``state_dict``/``load_state_dict`` (a family's
+parameter values, the same meaning in eager and compiled modes),
+``torch.func.grad``/``vmap``, ``torch.compile(fullgraph=True)``. Not
+``torch.jit.script``: the term is a Python function generated at run time, which
+TorchScript would need rewritten with static types; ``torch.compile`` is the
+supported compiler.
+
+One code path: :class:`PerClassLoss` and the module-level functions above it
+import only torch; :mod:`symloss.harness.search.export` copies their source into
+an exported loss, and the population trainer (:mod:`symloss.harness.batched.loss`)
+calls :func:`per_class_terms`.
 
 >>> import torch
->>> from symloss.catalog import loss
->>> criterion = torch_loss(loss("cross_entropy"))
+>>> criterion = torch_loss("cross_entropy")
 >>> logits, target = torch.tensor([[2.0, 0.0, -1.0]]), torch.tensor([0])
 >>> bool(torch.isclose(criterion(logits, target), torch.nn.CrossEntropyLoss()(logits, target)))
 True
->>> paper = torch_loss(loss("cross_entropy"), scale="paper")  # the papers' (1/n) Σ_k
+>>> paper = torch_loss("cross_entropy", scale="paper")  # the papers' (1/n) Σ_k
 >>> bool(torch.isclose(paper(logits, target) * 3, criterion(logits, target)))
 True
+>>> criterion  # doctest: +NORMALIZE_WHITESPACE
+SymbolicLoss(cross_entropy: ℓ(y, h) = -y*log(h), reduction='mean', ignore_index=-100,
+             label_smoothing=0.0, scale='sum')
 """
 
 from __future__ import annotations
@@ -40,7 +60,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import nn
 
 from symloss.harness.codegen import GeneratedTerm, generate
 from symloss.loss import Loss
@@ -48,109 +67,188 @@ from symloss.scale import LOSS_SCALES, check_scale
 
 REDUCTIONS = ("mean", "sum", "none")
 
-__all__ = ["LOSS_SCALES", "REDUCTIONS", "SymbolicLoss", "clamp_probabilities", "torch_loss"]
+__all__ = ["LOSS_SCALES", "REDUCTIONS", "PerClassLoss", "SymbolicLoss", "log_complement",
+           "log_probabilities", "per_class_terms", "torch_loss"]
+
+# ---- The torch-only core: symloss export copies everything from here to the end marker. ----
 
 
-class _ClampPassGradient(torch.autograd.Function):
-    """``h.clamp_min(eps)`` forward, identity backward."""
+def log_complement(log_h):
+    """``M_k = log(1 − h_k)`` for ``h = softmax``, from ``log h`` (classes last), exact for
+    every ``h``.
 
-    @staticmethod
-    def forward(h: torch.Tensor, eps: float) -> torch.Tensor:
-        return h.clamp_min(eps)
+    ``1 − h_k = Σ_{j≠k} h_j``. For a class that is not the largest, ``h_k ≤ 1/2`` and
+    ``log1p(−h_k)`` is exact; for the largest, ``1 − h_k`` is the log-sum-exp of the
+    others' ``log h_j`` — never ``1 − h_k`` rounded to 0 (gap 40 in float32:
+    ``1 − h = 4e-18``, where ``log1p(−h)`` gives ``−inf``).
 
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        pass
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return grad, None
-
-
-def clamp_probabilities(h: torch.Tensor, eps: float) -> torch.Tensor:
-    """``max(h, eps)`` whose gradient is that of ``h`` (see the module docstring).
-
-    >>> h = torch.tensor([1e-9, 0.5], dtype=torch.float64, requires_grad=True)
-    >>> clamped = clamp_probabilities(h, 1e-7)
-    >>> clamped.tolist(), torch.autograd.grad(clamped.sum(), h)[0].tolist()
-    ([1e-07, 0.5], [1.0, 1.0])
+    >>> log_h = torch.log_softmax(torch.tensor([40.0, 0.0], dtype=torch.float64), dim=-1)
+    >>> log_complement(log_h).tolist()  # log(1 − h_1) = log h_2 = −40; log(1 − h_2) ≈ −e^−40
+    [-40.0, -4.248354255291589e-18]
+    >>> torch.log1p(-torch.exp(log_h)).tolist()  # the naive form: h_1 rounds to 1
+    [-inf, -4.248354255291589e-18]
     """
-    return _ClampPassGradient.apply(h, eps)
+    classes = torch.arange(log_h.shape[-1], device=log_h.device)
+    is_top = classes == log_h.argmax(dim=-1, keepdim=True)
+    rest_of_top = torch.logsumexp(log_h.masked_fill(is_top, -torch.inf), dim=-1, keepdim=True)
+    below_top = torch.log1p(-torch.exp(log_h.masked_fill(is_top, -1.0)))  # a safe value there
+    return torch.where(is_top, rest_of_top, below_top)
 
 
+def log_probabilities(logits, dim):
+    """``log_softmax(logits, dim)``, the class dimension moved last.
+
+    Classes along the last dimension: the softmax runs along the second-to-last of the
+    transposed logits when that needs no copy (the population trainer's logits come
+    so), or on CPU with few classes and many rows: torch's kernel along a short
+    contiguous last dimension is slow (measured, forward and backward, batch 4096 of
+    10 classes: 1.83 ms, 0.35 ms this way).
+
+    >>> log_probabilities(torch.zeros(2, 4, 3), 1).shape  # (N, C, d) → (N, d, C)
+    torch.Size([2, 3, 4])
+    """
+    classes = logits.shape[dim]
+    few = logits.device.type == "cpu" and classes <= 16 and logits.numel() >= 256 * classes
+    if dim in (-1, logits.dim() - 1) and logits.dim() > 1 and (logits.stride(-1) != 1 or few):
+        return torch.log_softmax(logits.transpose(-1, -2).contiguous(), dim=-2).transpose(-1, -2)
+    return torch.log_softmax(logits, dim=dim).movedim(dim, -1)
 
 
-class SymbolicLoss(nn.Module):
-    """``forward(input, target)`` → the loss; build it with :func:`torch_loss`.
+def per_class_terms(generated, log_h, target, parameters, label_smoothing=0.0):
+    """``ℓ(y_k, h_k)`` per class, classes last: ``log_h [..., C]``; ``target`` class
+    indices ``[...]`` (every one in range: the caller replaces ignored ones) or
+    probabilities ``[..., C]``; ``generated`` the functions of
+    :class:`symloss.harness.codegen.GeneratedTerm`.
 
-    ``input``: logits ``(N, C)``, ``(N, C, d1, …)`` or ``(C,)``; ``target``: class
-    indices ``(N)``, ``(N, d1, …)`` or ``()``, or probabilities of the input's shape
-    (the conventions of :class:`torch.nn.CrossEntropyLoss`).
+    One-hot targets of a non-polynomial term go through ``ℓ(0, ·)`` on every class and
+    ``ℓ(1, ·)`` on the target's (``generated.by_target``); otherwise ``ℓ`` sees the
+    labels, smoothed by α to ``y(1−α) + α/C`` (docs/conventions.md §2.7). With
+    functions that return ``(ℓ, ∂ℓ/∂L)``, a tuple of two such tensors.
+    """
+    classes = log_h.shape[-1]
+    log_rest = log_complement(log_h) if generated.uses_complement else None
+    if target.dtype.is_floating_point:
+        labels = target.to(log_h.dtype)
+    else:
+        index = target.unsqueeze(-1)
+        is_target = torch.arange(classes, device=log_h.device) == index
+        if generated.by_target and not label_smoothing:
+            index = index.expand(*log_h.shape[:-1], 1)
+            rest = None if log_rest is None else log_rest.gather(-1, index)
+            on = generated.on_target_term(log_h.gather(-1, index), rest, parameters)
+            off = generated.off_target_term(log_h, log_rest, parameters)
+            if isinstance(on, tuple):
+                return tuple(_selected(is_target, a, b, log_h)
+                             for a, b in zip(on, off, strict=True))
+            return _selected(is_target, on, off, log_h)
+        labels = is_target.to(log_h.dtype)
+    if label_smoothing:
+        labels = labels * (1.0 - label_smoothing) + label_smoothing / classes
+    terms = generated.term(labels, log_h, log_rest, parameters)
+    if isinstance(terms, tuple):
+        return tuple(_filled(t, log_h) for t in terms)
+    return _filled(terms, log_h)
+
+
+def _filled(value, like):
+    """``value`` (a tensor or a constant the formula reduced to) at ``like``'s shape."""
+    if not isinstance(value, torch.Tensor):
+        return like.new_full(like.shape, float(value))
+    return value if value.shape == like.shape else value.expand_as(like)
+
+
+def _selected(is_target, on, off, like):
+    if not isinstance(off, torch.Tensor) and float(off) == 0.0:  # cross-entropy: ℓ(0, h) = 0
+        return torch.where(is_target, _filled(on, like[..., :1]), 0.0)
+    return torch.where(is_target, _filled(on, like[..., :1]), _filled(off, like))
+
+
+def _inspectable(tensor):
+    """Whether a check may read ``tensor``'s values: not while ``torch.compile`` traces,
+    nor inside ``torch.func`` transforms (``vmap``), where values are not concrete."""
+    return not (torch.compiler.is_compiling()
+                or torch._C._functorch.is_functorch_wrapped_tensor(tensor))
+
+
+class PerClassLoss(torch.nn.Module):
+    """``nn.CrossEntropyLoss``'s arguments and semantics for the per-class term of
+    ``generated`` (a subclass sets it): per sample ``Σ_k w_k ℓ(y_k, h_k)``.
+
+    ``values``: the family's parameter values, a buffer (``state_dict``); ``scale``:
+    ``"sum"`` or ``"paper"`` (times ``1/C``).
     """
 
-    def __init__(self, loss: Loss, *, reduction: str = "mean",
-                 weight: torch.Tensor | Sequence[float] | None = None, ignore_index: int = -100,
-                 label_smoothing: float = 0.0, scale: str = "sum",
-                 eps: float | None = None) -> None:
+    formula = "ℓ(y, h)"
+
+    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                 reduction="mean", label_smoothing=0.0, *, scale="sum", values=()):
         super().__init__()
-        if loss.is_family:
-            raise ValueError(f"loss {loss.name!r} is a family; bind its "
-                             f"{len(loss.parameters)} parameters first")
+        if size_average is not None or reduce is not None:
+            reduction = torch.nn._reduction.legacy_get_string(size_average, reduce)
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        if scale not in LOSS_SCALES:
+            raise ValueError(f"loss scale must be one of {LOSS_SCALES}, got {scale!r}")
         if not 0.0 <= label_smoothing <= 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
-        if eps is not None and not 0.0 < eps < 1.0:
-            raise ValueError(f"eps must be in (0, 1), got {eps!r}")
-        self.loss = loss
-        self.reduction = reduction
-        self.ignore_index = int(ignore_index)
-        self.label_smoothing = float(label_smoothing)
-        self.scale = check_scale(scale)
-        self.eps = eps
+            raise RuntimeError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
         if weight is not None:  # a tensor keeps its dtype (as nn.CrossEntropyLoss's does)
             weight = (weight if isinstance(weight, torch.Tensor)
                       else torch.as_tensor(weight, dtype=torch.get_default_dtype()))
-            if weight.dim() != 1 or not bool(torch.isfinite(weight).all()):
-                raise ValueError(f"weight must be a 1-D tensor of finite class weights, "
-                                 f"got shape {tuple(weight.shape)}")
+            if weight.dim() != 1:
+                raise RuntimeError(f"weight must be a 1-D tensor of class weights, "
+                                   f"got shape {tuple(weight.shape)}")
         self.register_buffer("weight", weight)
-        self.term: GeneratedTerm = generate(loss.expr, tuple(loss.parameters))
-        values = loss.values if loss.values is not None else ()
         self.register_buffer("loss_parameters", torch.tensor(values, dtype=torch.float64))
-        self._values = tuple(float(v) for v in values)
+        self.ignore_index, self.reduction = int(ignore_index), reduction
+        self.label_smoothing, self.scale = float(label_smoothing), scale
+        self._refresh()
 
-    def set_values(self, values: Sequence[float]) -> None:
-        """Swap in another member of the same family, in place (no code generation)."""
-        values = torch.as_tensor(values, dtype=self.loss_parameters.dtype)
-        if values.shape != self.loss_parameters.shape:
-            raise ValueError(f"loss {self.loss.name!r} takes {self.loss_parameters.numel()} "
-                             f"parameter values, got {values.numel()}")
-        with torch.no_grad():
-            self.loss_parameters.copy_(values)
-        self._values = tuple(values.tolist())
-        self.loss = self.loss.bind(self._values)
+    def _refresh(self):
+        """Eager mode reads the parameter values as Python floats (cheaper operands than
+        0-d tensors); compiled code reads the buffer, a graph input."""
+        self._values = tuple(self.loss_parameters.tolist())
 
-    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._refresh()
+
+    def forward(self, input, target):
+        autocast = torch.is_autocast_enabled(input.device.type)
+        dtype = torch.promote_types(input.dtype, torch.float32) if autocast else input.dtype
+        if input.dtype in (torch.float16, torch.bfloat16):
+            input = input.float()
+        if autocast:
+            with torch.autocast(input.device.type, enabled=False):
+                return self._loss(input, target).to(dtype)
+        return self._loss(input, target).to(dtype)
+
+    def _loss(self, input, target):
+        if input.dim() == 0:
+            raise RuntimeError("input must be logits (C), (N, C) or (N, C, d1, ...), "
+                               "got a 0-d tensor")
         unbatched = input.dim() == 1
         logits = input.unsqueeze(0) if unbatched else input
-        if unbatched:
-            target = target.unsqueeze(0)
+        target = target.unsqueeze(0) if unbatched else target
         classes = logits.shape[1]
-        logits = logits.movedim(1, -1)  # classes last: (N, d1, …, C)
-        labels, valid = self._labels(logits, target, classes)
-        eps = self.eps if self.eps is not None else torch.finfo(logits.dtype).eps
-        h = clamp_probabilities(torch.softmax(logits, dim=-1), eps)
+        log_h = log_probabilities(logits, 1)  # classes last
+        weight = self.weight
+        if weight is not None:
+            if weight.shape != (classes,):
+                raise RuntimeError(f"weight has shape {tuple(weight.shape)}; it needs one "
+                                   f"entry per class, ({classes},)")
+            weight = weight.to(log_h.dtype)
+        valid = None
+        if target.dtype.is_floating_point:
+            self._check_probabilities(logits, target)
+            target = target.movedim(1, -1)
+        else:
+            self._check_indices(logits, target, classes)
+            valid = target != self.ignore_index
+            target = torch.where(valid, target, 0)
         parameters = self.loss_parameters if torch.compiler.is_compiling() else self._values
-        terms = self.term.function(labels, h, parameters)
-        terms = terms.expand_as(h) if isinstance(terms, torch.Tensor) else h.new_full(
-            h.shape, float(terms))
-        if self.weight is not None:
-            if self.weight.shape != (classes,):
-                raise ValueError(f"weight has {self.weight.numel()} entries for {classes} "
-                                 "classes")
-            terms = terms * self.weight.to(terms.dtype)
-        per_sample = terms.sum(dim=-1)
+        terms = per_class_terms(self.generated, log_h, target, parameters,
+                                self.label_smoothing)
+        per_sample = (terms if weight is None else terms * weight).sum(dim=-1)
         if self.scale == "paper":
             per_sample = per_sample / classes
         if valid is not None:
@@ -161,62 +259,117 @@ class SymbolicLoss(nn.Module):
             return per_sample.sum()
         if valid is None:  # probability targets: the mean over samples
             return per_sample.mean()
-        if self.weight is None:
+        if weight is None:
             return per_sample.sum() / valid.sum()
-        chosen = self.weight.to(per_sample.dtype)[torch.where(valid, target, 0)]
-        return per_sample.sum() / torch.where(valid, chosen, 0.0).sum()
+        return per_sample.sum() / torch.where(valid, weight[target], 0.0).sum()
 
-    def _labels(self, logits: torch.Tensor, target: torch.Tensor,
-                classes: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The (smoothed) label values ``(N, d1, …, C)`` and, for class indices, which
-        samples count (``target != ignore_index``)."""
-        if target.dtype.is_floating_point:
-            labels = target.movedim(1, -1).to(logits.dtype) if target.dim() > 1 else target
-            if labels.shape != logits.shape:
-                raise ValueError(f"probability targets must have the input's shape "
-                                 f"{tuple(logits.movedim(-1, 1).shape)}, "
-                                 f"got {tuple(target.shape)}")
-            valid = None
-        else:
-            if target.shape != logits.shape[:-1]:
-                raise ValueError(f"class-index targets must have shape "
-                                 f"{tuple(logits.shape[:-1])}, got {tuple(target.shape)}")
-            valid = target != self.ignore_index
-            index = torch.where(valid, target, 0)
-            if not torch.compiler.is_compiling() and bool(
-                    ((index < 0) | (index >= classes)).any()):
-                bad = target[valid & ((target < 0) | (target >= classes))][0].item()
-                raise ValueError(f"target {bad} is out of bounds for {classes} classes")
-            labels = torch.zeros_like(logits).scatter_(-1, index.unsqueeze(-1), 1.0)
-        if self.label_smoothing:
-            labels = labels * (1.0 - self.label_smoothing) + self.label_smoothing / classes
-        return labels, valid
+    def _check_probabilities(self, logits, target):
+        if target.shape != logits.shape:
+            raise RuntimeError(f"probability targets must have the input's shape "
+                               f"{tuple(logits.shape)}, got {tuple(target.shape)}")
+        if self.ignore_index >= 0:
+            raise RuntimeError(f"ignore_index={self.ignore_index} applies to class-index "
+                               "targets, not to probability targets")
 
-    def extra_repr(self) -> str:
-        return (f"{self.loss.name}: {self.loss.expression}, reduction={self.reduction!r}, "
+    def _check_indices(self, logits, target, classes):
+        if target.dtype == torch.bool or target.is_complex():
+            raise RuntimeError(f"targets must be class indices (an integer dtype) or "
+                               f"probabilities (a floating one), got {target.dtype}")
+        if target.shape[:1] != logits.shape[:1]:
+            raise ValueError(f"input batch size {logits.shape[0]} does not match target "
+                             f"batch size {target.shape[0] if target.dim() else '()'}")
+        expected = (logits.shape[0], *logits.shape[2:])
+        if target.shape != expected:
+            raise RuntimeError(f"class-index targets must have shape {expected}, "
+                               f"got {tuple(target.shape)}")
+        if _inspectable(target):
+            bad = (target != self.ignore_index) & ((target < 0) | (target >= classes))
+            if bool(bad.any()):
+                raise IndexError(f"target {target[bad][0].item()} is out of bounds for "
+                                 f"{classes} classes (0 to {classes - 1}, or "
+                                 f"ignore_index={self.ignore_index})")
+
+    def extra_repr(self):
+        weight = "" if self.weight is None else f", weight={self.weight.tolist()}"
+        return (f"{self.formula}{weight}, reduction={self.reduction!r}, "
+                f"ignore_index={self.ignore_index}, label_smoothing={self.label_smoothing}, "
                 f"scale={self.scale!r}")
 
+# ---- end of the torch-only core ----
 
-def torch_loss(loss: Loss, *, reduction: str = "mean",
-               weight: torch.Tensor | Sequence[float] | None = None, ignore_index: int = -100,
-               label_smoothing: float = 0.0, scale: str = "sum",
-               eps: float | None = None) -> SymbolicLoss:
+
+class SymbolicLoss(PerClassLoss):
+    """``forward(input, target)`` → the loss of a symloss :class:`~symloss.loss.Loss`;
+    build it with :func:`torch_loss`.
+
+    ``input``: logits ``(N, C)``, ``(N, C, d1, …)`` or ``(C,)``; ``target``: class
+    indices ``(N)``, ``(N, d1, …)`` or ``()``, or probabilities of the input's shape
+    (the conventions of :class:`torch.nn.CrossEntropyLoss`).
+    """
+
+    def __init__(self, loss: Loss, weight: torch.Tensor | Sequence[float] | None = None,
+                 size_average=None, ignore_index: int = -100, reduce=None,
+                 reduction: str = "mean", label_smoothing: float = 0.0, *,
+                 scale: str = "sum") -> None:
+        if loss.is_family:
+            raise ValueError(f"loss {loss.name!r} is a family; bind its "
+                             f"{len(loss.parameters)} parameters first")
+        self.loss = loss
+        super().__init__(weight, size_average, ignore_index, reduce, reduction,
+                         label_smoothing, scale=check_scale(scale), values=loss.values or ())
+        self.generated: GeneratedTerm = generate(loss.expr, tuple(loss.parameters))
+
+    @property
+    def formula(self) -> str:
+        return f"{self.loss.name}: ℓ(y, h) = {self.loss.expression}"
+
+    def _refresh(self) -> None:
+        super()._refresh()
+        if self.loss.parameters:
+            self.loss = self.loss.bind(self._values)
+
+    def set_values(self, values: Sequence[float]) -> None:
+        """Swap in another member of the same family, in place (no code generation)."""
+        values = torch.as_tensor(values, dtype=self.loss_parameters.dtype)
+        if values.shape != self.loss_parameters.shape:
+            raise ValueError(f"loss {self.loss.name!r} takes {self.loss_parameters.numel()} "
+                             f"parameter values, got {values.numel()}")
+        with torch.no_grad():
+            self.loss_parameters.copy_(values)
+        self._refresh()
+
+
+def torch_loss(loss: Loss | str, weight: torch.Tensor | Sequence[float] | None = None,
+               size_average=None, ignore_index: int = -100, reduce=None,
+               reduction: str = "mean", label_smoothing: float = 0.0, *,
+               scale: str = "sum") -> SymbolicLoss:
     """The torch loss module of ``loss``: per sample ``Σ_k w_k ℓ(y_k, h_k)``.
 
-    The arguments are :class:`torch.nn.CrossEntropyLoss`'s: ``reduction``
-    (``"mean"``, ``"sum"``, ``"none"``; with class weights the mean divides by
-    the summed weights of the targets), ``weight`` (per class), ``ignore_index``
-    (class-index targets equal to it count for nothing), ``label_smoothing`` α
+    ``loss``: a bound :class:`~symloss.loss.Loss`, a catalog name or a formula in
+    ``y`` and ``h`` (read by :func:`symloss.catalog.loss`, never evaluated). The
+    other arguments are :class:`torch.nn.CrossEntropyLoss`'s, in its order:
+    ``weight`` (per class), the deprecated ``size_average``/``reduce``,
+    ``ignore_index`` (class-index targets equal to it count for nothing),
+    ``reduction`` (``"mean"``, ``"sum"``, ``"none"``; with class weights the mean
+    divides by the summed weights of the targets), ``label_smoothing`` α
     (``y → y(1−α) + α/n``, docs/conventions.md §2.7). ``scale``: ``"sum"`` (the
     default, as above) or ``"paper"`` (times ``1/n``, the papers' equations;
-    :mod:`symloss.scale`). ``eps``: the lower clamp of ``h``, default the logits
-    dtype's machine epsilon.
+    :mod:`symloss.scale`).
 
     >>> import torch
     >>> from symloss.catalog import taylorglo
     >>> criterion = torch_loss(taylorglo(3).bind([0, 0, 0, -1, 0, 2, 0, 0]))
     >>> criterion(torch.zeros(2, 4), torch.tensor([1, 3])).item()  # Σ_k h² − 2hy at h = 1/4
     -0.25
+    >>> torch_loss("-log(h) + y/h", torch.ones(4), reduction="sum").loss.expression
+    -log(h) + y/h
     """
-    return SymbolicLoss(loss, reduction=reduction, weight=weight, ignore_index=ignore_index,
-                        label_smoothing=label_smoothing, scale=scale, eps=eps)
+    if isinstance(loss, str):
+        from symloss.catalog import loss as catalog_loss
+
+        loss = catalog_loss(loss)
+    if not isinstance(loss, Loss):
+        raise TypeError(f"loss must be a symloss Loss, a catalog name or a formula, "
+                        f"got {type(loss).__name__}")
+    return SymbolicLoss(loss, weight, size_average, ignore_index, reduce, reduction,
+                        label_smoothing, scale=scale)

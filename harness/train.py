@@ -274,7 +274,7 @@ def _run(model: nn.Module, criterion: nn.Module, data: Dataset, config: TrainCon
             if recorder is not None and step % steps_per_epoch == 0:
                 recorder.record(model, step // steps_per_epoch, paper_lr(config.lr * factor),
                                 eval_transform)
-    except (RuntimeError, ValueError, FloatingPointError, ZeroDivisionError) as caught:
+    except (RuntimeError, ValueError, IndexError, FloatingPointError, ZeroDivisionError) as caught:
         status, error = "failed", f"{type(caught).__name__}: {caught}"
     finally:
         if progress is not None:

@@ -313,14 +313,19 @@ def test_a_loss_torch_cannot_run_fails_alone(float64):
         assert largest_difference(first, second) == 0
 
 
+#: Two identical candidates without dropout, float32: the fused SGD kernel's vector
+#: tails straddle the stacked candidates, so their updates may round differently.
+ROUNDING = 1e-6
+
+
 def test_dropout_masks_are_independent_per_candidate(digits):
     config = TrainConfig(model="mlp", model_options={"dropout": 0.5}, steps=5, batch_size=64,
                          evaluations=1)
     same = [loss("cross_entropy")] * 2
     _, parameters = batched(same, digits, config, 0)
-    assert largest_difference(parameters[0], parameters[1]) > 0
+    assert largest_difference(parameters[0], parameters[1]) > 1000 * ROUNDING
     _, without = batched(same, digits, dataclasses.replace(config, model_options={}), 0)
-    assert largest_difference(without[0], without[1]) == 0
+    assert largest_difference(without[0], without[1]) <= ROUNDING
 
 
 def test_gradient_clipping_is_per_candidate():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 
@@ -34,8 +35,9 @@ def stored_run(tmp_path_factory):
     return store, run_id
 
 
-def _compare_in_a_fresh_interpreter(module_file, class_name, reference, tmp_path):
-    """Import the written file with nothing but torch and compare with ``reference``."""
+def _compare_in_a_fresh_interpreter(module_file, class_name, reference, tmp_path, extra=""):
+    """Import the written file with nothing but torch and compare with ``reference``;
+    ``extra``: more lines run after (with ``module`` imported), in the test's folder."""
     generator = torch.Generator().manual_seed(0)
     cases = []
     for options in ({}, {"reduction": "sum", "label_smoothing": 0.1},
@@ -65,9 +67,10 @@ def _compare_in_a_fresh_interpreter(module_file, class_name, reference, tmp_path
         "    expected = torch.tensor(case['expected'], dtype=torch.float64)\n"
         f"    assert torch.allclose(value, expected, rtol={TOLERANCE}, atol={TOLERANCE}), "
         "(case['options'], (value - expected).abs().max().item())\n"
+        f"{extra}"
         "print('ok')\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=False)
+                            check=False, cwd=tmp_path)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
 
 
@@ -121,3 +124,79 @@ def test_export_and_run_spec_errors_are_one_line(stored_run, argv, message, caps
     err = capsys.readouterr().err
     assert code == EXIT_USAGE and len(err.strip().splitlines()) == 1 and message in err, err
     assert not (tmp_path / "x.py").exists()
+
+
+#: Text that would run code (or break the file) if it reached the source unescaped: it
+#: closes a docstring, calls open(), and holds a \N escape (a SyntaxError in a literal).
+ATTACK = '""";open("MARK","w");"""\\N'
+
+
+def _tampered_copy(store, run_id, folder):
+    """A copy of ``store`` in ``folder`` whose run is renamed ``run_id + ATTACK``."""
+    folder.mkdir()
+    copy = folder / "runs.sqlite"
+    with sqlite3.connect(store) as source, sqlite3.connect(copy) as target:
+        source.backup(target)
+        target.execute("PRAGMA foreign_keys = OFF")
+        tables = [row[0] for row in target.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            if "run_id" in [c[1] for c in target.execute(f"PRAGMA table_info({table})")]:
+                target.execute(f"UPDATE {table} SET run_id = ? WHERE run_id = ?",
+                               (run_id + ATTACK, run_id))
+    source.close()
+    target.close()
+    return copy, run_id + ATTACK
+
+
+def test_a_hostile_store_path_and_run_id_stay_data(stored_run, tmp_path, capsys):
+    """issue 20: a \"\"\" or \\N in --store or in a stored run id reaches the module only
+    through repr: it imports, computes the loss, runs nothing, and keeps them verbatim."""
+    store, run_id = stored_run
+    copy, hostile_id = _tampered_copy(store, run_id, tmp_path / f"store{ATTACK}")
+    out = tmp_path / "found.py"
+    assert main(["export", hostile_id, "--store", str(copy), "--out", str(out)]) == 0
+    capsys.readouterr()
+    reference = run_loss(f"run:{hostile_id}", copy)
+    check = (f"assert module.ORIGIN['store'] == {str(copy)!r}, module.ORIGIN\n"
+             f"assert module.ORIGIN['run'] == {hostile_id!r}\n"
+             "import os\n"
+             "assert not os.path.exists('MARK'), 'the module ran code'\n")
+    _compare_in_a_fresh_interpreter(out, "FoundLoss", reference, tmp_path, extra=check)
+    assert not (tmp_path / "MARK").exists()
+
+
+@pytest.mark.parametrize("name", ["class", "None", "match", "_", "torch", "super",
+                                  "per_class_terms", "PerClassLoss", "FORMULA", "term",
+                                  "isinstance", "annotations"])
+def test_class_names_that_break_the_module_are_refused(stored_run, name, tmp_path, capsys):
+    store, run_id = stored_run
+    out = tmp_path / "x.py"
+    code = main(["export", run_id, "--store", str(store), "--out", str(out), "--class-name",
+                 name])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE and len(err.strip().splitlines()) == 1, err
+    assert repr(name) in err and not out.exists()
+
+
+def test_out_is_never_overwritten_unasked_nor_written_through_a_link(stored_run, tmp_path,
+                                                                     capsys):
+    store, run_id = stored_run
+    existing = tmp_path / "mine.py"
+    existing.write_text("precious = True\n")
+    victim = tmp_path / "notes.txt"
+    victim.write_text("precious\n")
+    link = tmp_path / "link.py"
+    link.symlink_to(victim)
+    for out, force in ((existing, False), (link, False), (link, True),
+                       (tmp_path / "mine.py" / "below.py", False)):
+        argv = ["export", run_id, "--store", str(store), "--out", str(out)]
+        code = main(argv + ["--force"] * force)
+        err = capsys.readouterr().err
+        assert code == EXIT_USAGE and len(err.strip().splitlines()) == 1, (out, err)
+    assert existing.read_text() == "precious = True\n" and victim.read_text() == "precious\n"
+    assert link.is_symlink()
+    assert main(["export", run_id, "--store", str(store), "--out", str(existing),
+                 "--force"]) == 0
+    assert "class FoundLoss(PerClassLoss)" in existing.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.py", "mine.py", "notes.txt"]

@@ -1,9 +1,12 @@
 """The population's loss: K candidates' losses on their own logits, and its gradient.
 
-Each candidate's value is :class:`symloss.harness.losses.SymbolicLoss` of its own
-logits; the gradient with respect to the logits comes from the derived
-``∂ℓ/∂h`` (:func:`symloss.harness.codegen.generate_with_derivative`, sympy's derivative
-printed next to ``ℓ``) and the softmax Jacobian, without autograd.
+Each candidate's value is :class:`symloss.harness.losses.SymbolicLoss`'s, computed by the
+same code (:func:`symloss.harness.losses.per_class_terms` on ``L = log_softmax``); the
+gradient with respect to the logits comes from the derived ``g = ∂ℓ/∂L``
+(:func:`symloss.harness.codegen.generate_with_derivative`, sympy's derivative in log
+space printed next to ``ℓ``) and the softmax Jacobian ``∂ℓ/∂f_j = g_j − h_j Σ_k g_k``,
+without autograd. ``g = h·∂ℓ/∂h`` stays finite where ``h`` underflows, so a
+confidently wrong sample keeps its gradient (cross-entropy: ``g_T = −1``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from symloss.harness.codegen import generate, generate_with_derivative
+from symloss.harness.codegen import GeneratedTerm, generate, generate_with_derivative
+from symloss.harness.losses import log_probabilities, per_class_terms
 from symloss.loss import Loss
 from symloss.scale import check_scale, class_factor
 
@@ -23,30 +27,31 @@ from symloss.scale import check_scale, class_factor
 class _LossGroup:
     """Candidates sharing one generated term (one family, or one GP expression)."""
 
-    function: object
-    gradient: object  # (ℓ, ∂ℓ/∂h) in one function, or None: autograd differentiates
+    generated: GeneratedTerm
+    gradient: GeneratedTerm | None  # (ℓ, ∂ℓ/∂L) per function, or None: autograd differentiates
     index: torch.Tensor  # positions in the population
     values: tuple[torch.Tensor, ...]  # per-parameter [Kg, 1, 1]
 
-    def value_and_derivative(self, labels: torch.Tensor, h: torch.Tensor,
-                             factor: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-candidate loss ``[Kg]`` (the batch mean of ``factor·Σ_k ℓ``) and its
-        derivative with respect to ``h``."""
+    def losses(self, log_h: torch.Tensor, target: torch.Tensor, smoothing: float,
+               factor: float) -> torch.Tensor:
+        """Per-candidate loss ``[Kg]``: the batch mean of ``factor·Σ_k ℓ``."""
+        terms = per_class_terms(self.generated, log_h, target, self.values, smoothing)
+        return terms.sum(dim=-1).mean(dim=-1) * factor
+
+    def value_and_derivative(self, log_h: torch.Tensor, target: torch.Tensor,
+                             smoothing: float, factor: float
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-candidate loss ``[Kg]`` and its derivative with respect to ``L`` (``[Kg, B, n]``)."""
         if self.gradient is not None:
-            terms, derivative = self.gradient(labels, h, self.values)
-            return (_expand(terms, h).sum(dim=2).mean(dim=1) * factor,
-                    _expand(derivative, h) * (factor / h.shape[1]))
+            terms, derivative = per_class_terms(self.gradient, log_h, target, self.values,
+                                                smoothing)
+            return (terms.sum(dim=-1).mean(dim=-1) * factor,
+                    derivative * (factor / log_h.shape[-2]))
         with torch.enable_grad():
-            leaf = h.detach().requires_grad_()
-            losses = _group_losses(self, labels, leaf, factor)
+            leaf = log_h.detach().requires_grad_()
+            losses = self.losses(leaf, target, smoothing, factor)
             derivative, = torch.autograd.grad(losses.sum(), leaf)
         return losses.detach(), derivative
-
-
-def _expand(terms, h: torch.Tensor) -> torch.Tensor:
-    if not isinstance(terms, torch.Tensor):  # a constant term or derivative
-        return h.new_full(h.shape, float(terms))
-    return terms if terms.shape == h.shape else terms.expand_as(h)
 
 
 class PopulationLoss:
@@ -57,7 +62,7 @@ class PopulationLoss:
     its own logits: TaylorGLO members share one generated function
     with λ as per-candidate tensors; GP trees each get theirs (cached by
     :func:`symloss.harness.codegen.generate`). :meth:`value_and_grad` gives the values and
-    their gradient with respect to the logits from the derived ``∂ℓ/∂h``
+    their gradient with respect to the logits from the derived ``∂ℓ/∂L``
     (:func:`symloss.harness.codegen.generate_with_derivative`) and the softmax Jacobian,
     without autograd.
     """
@@ -79,44 +84,27 @@ class PopulationLoss:
             grouped.setdefault((loss.expr, tuple(loss.parameters)), []).append(position)
         self.groups = []
         for (expr, parameters), positions in grouped.items():
-            function = generate(expr, parameters).function  # a loss torch cannot run: raise
+            generated = generate(expr, parameters)  # a loss torch cannot run: raise
             try:
-                gradient = generate_with_derivative(expr, parameters).function
+                gradient = generate_with_derivative(expr, parameters)
             except (NotImplementedError, ValueError):  # a derivative torch cannot print
                 gradient = None  # autograd differentiates the loss instead
             table = torch.tensor([list(losses[p].values or ()) for p in positions],
                                  dtype=dtype, device=device).reshape(len(positions), -1)
             values = tuple(table[:, j].reshape(-1, 1, 1) for j in range(table.shape[1]))
-            self.groups.append(_LossGroup(function, gradient,
+            self.groups.append(_LossGroup(generated, gradient,
                                           torch.tensor(positions, device=device), values))
         self.single = len(self.groups) == 1
 
-    def _prepare(self, logits: torch.Tensor, target: torch.Tensor, differentiable: bool = True):
-        """Probabilities, the clamped ``h`` the loss sees, and the (smoothed) one-hot labels."""
-        classes = logits.shape[-1]
-        # softmax over the classes taken as dim -2 of the transposed logits: torch's kernel
-        # along the last dim is slow for few classes (measured ~10x for [20, 100, 10])
-        probabilities = torch.softmax(logits.transpose(-1, -2).contiguous(),
-                                      dim=-2).transpose(-1, -2)
-        eps = torch.finfo(logits.dtype).eps
-        h = (_ClampPassGradient.apply(probabilities, eps) if differentiable
-             else probabilities.clamp_min(eps))
-        labels = torch.zeros(target.shape + logits.shape[-1:], dtype=logits.dtype,
-                             device=logits.device)  # target [B], or [K, B] per candidate
-        labels.scatter_(-1, target.unsqueeze(-1), 1.0)
-        if self.label_smoothing:
-            labels = labels * (1.0 - self.label_smoothing) + self.label_smoothing / classes
-        return probabilities, h, labels
-
     def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        _, h, labels = self._prepare(logits, target)
+        log_h = log_probabilities(logits, -1)
         factor = class_factor(self.scale, logits.shape[-1])
         if self.single:
-            return _group_losses(self.groups[0], labels, h, factor)
+            return self.groups[0].losses(log_h, target, self.label_smoothing, factor)
         losses = logits.new_empty(self.count)
         for group in self.groups:
-            part = _group_losses(group, _rows(labels, group), h.index_select(0, group.index),
-                                 factor)
+            part = group.losses(log_h.index_select(0, group.index), _rows(target, group),
+                                self.label_smoothing, factor)
             losses = losses.index_put((group.index,), part)
         return losses
 
@@ -137,49 +125,33 @@ class PopulationLoss:
         True
         """
         with torch.no_grad():
-            probabilities, h, labels = self._prepare(logits, target, differentiable=False)
+            log_h = log_probabilities(logits, -1)
             factor = class_factor(self.scale, logits.shape[-1])
+            smoothing = self.label_smoothing
             if self.single:
-                losses, derivative = self.groups[0].value_and_derivative(labels, h, factor)
+                losses, derivative = self.groups[0].value_and_derivative(log_h, target,
+                                                                         smoothing, factor)
             else:
                 losses = logits.new_empty(self.count)
-                derivative = torch.empty_like(h)
+                derivative = torch.empty_like(log_h)
                 for group in self.groups:
                     part, slope = group.value_and_derivative(
-                        _rows(labels, group), h.index_select(0, group.index), factor)
+                        log_h.index_select(0, group.index), _rows(target, group), smoothing,
+                        factor)
                     losses.index_copy_(0, group.index, part)
                     derivative.index_copy_(0, group.index, slope)
             if active is not None or not math.isfinite(float(losses.sum())):
                 keep = torch.isfinite(losses) if active is None else active & torch.isfinite(
                     losses)
                 derivative = torch.where(keep.view(-1, 1, 1), derivative, 0.0)
-            # the clamp passes the gradient through; then the softmax Jacobian
-            inner = (derivative * probabilities).sum(dim=-1, keepdim=True)
-            return losses, probabilities * (derivative - inner)
+            # the softmax Jacobian, ∂L_k/∂f_j = δ_kj − h_j, in the logits' memory layout
+            # (autograd's), which the network's backward kernels are tuned to
+            grad = torch.empty_like(logits)
+            torch.sub(derivative, torch.exp(log_h) * derivative.sum(dim=-1, keepdim=True),
+                      out=grad)
+            return losses, grad
 
 
-class _ClampPassGradient(torch.autograd.Function):
-    """:func:`symloss.harness.losses.clamp_probabilities` (``max(h, eps)``, identity backward).
-
-    The same operation, written with ``forward(ctx, ...)``: that one's ``setup_context``
-    form makes every call bind default arguments through ``inspect.signature``
-    (measured ~0.2 ms a step, more than the operation).
-    """
-
-    @staticmethod
-    def forward(ctx, h, eps):
-        return h.clamp_min(eps)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad, None
-
-
-def _rows(labels: torch.Tensor, group: _LossGroup) -> torch.Tensor:
-    """The group's labels: all of them when shared ``[B, n]``, its rows of ``[K, B, n]``."""
-    return labels.index_select(0, group.index) if labels.dim() == 3 else labels
-
-
-def _group_losses(group: _LossGroup, labels: torch.Tensor, h: torch.Tensor,
-                  factor: float) -> torch.Tensor:
-    return _expand(group.function(labels, h, group.values), h).sum(dim=2).mean(dim=1) * factor
+def _rows(target: torch.Tensor, group: _LossGroup) -> torch.Tensor:
+    """The group's targets: all of them when shared ``[B]``, its rows of ``[K, B]``."""
+    return target.index_select(0, group.index) if target.dim() == 2 else target

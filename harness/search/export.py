@@ -1,14 +1,23 @@
 """Take a found loss home: ``symloss export RUN_ID`` and ``run:ID[:rank]`` loss specs.
 
 :func:`export_source` writes a standalone PyTorch module — it imports only
-``torch`` — with the loss's per-class term printed by :mod:`symloss.harness.codegen` (the
-parameter values substituted), a ``torch.nn.Module`` with
-:class:`torch.nn.CrossEntropyLoss`'s arguments and semantics (those of
-:func:`symloss.harness.losses.torch_loss`: the per-sample sum ``Σ_k w_k ℓ(y_k, h_k)``,
-``h`` clamped at the dtype's epsilon with the gradient passed through), and the
-formula, its parameter values, where it came from and its symbolic analysis in
-the docstring. ``tests/test_search_export.py`` imports a written file in a fresh
-interpreter and compares it with the harness's loss.
+``torch`` — that computes the loss exactly as :func:`symloss.harness.losses.torch_loss`
+does, from the same source: the torch-only core of :mod:`symloss.harness.losses`
+(:class:`~symloss.harness.losses.PerClassLoss`, log space, torch's precision policy
+and errors) copied verbatim, and the per-class term printed by
+:mod:`symloss.harness.codegen` with the parameter values substituted.
+``tests/test_search_export.py`` imports a written file in a fresh interpreter and
+compares it with the harness's loss; ``tests/test_torch_exact.py`` runs PyTorch's own
+``CrossEntropyLoss`` test samples through an exported cross-entropy.
+
+**Data-safe by construction.** Everything that comes from outside — the formula,
+its parameter values, the run id, the store path, the fitness, the analysis text —
+enters the generated source only through :func:`repr` (the constants ``FORMULA``,
+``PARAMETERS``, ``ORIGIN``, ``ANALYSIS``), never into a docstring or a comment; the
+class name must be an identifier that is no keyword and no name the module uses
+(:func:`check_class_name`); the text is :func:`compile`-d before it is written; and
+:func:`write_module` refuses an existing file unless asked to replace it, and never
+writes through a symbolic link.
 
 A loss spec ``run:ID`` (the best of run ``ID``) or ``run:ID:K`` (its K-th best,
 from 1) names a stored candidate wherever a loss is accepted: :func:`run_loss`.
@@ -16,14 +25,21 @@ from 1) names a stored candidate wherever a loss is accepted: :func:`run_loss`.
 
 from __future__ import annotations
 
+import ast
+import inspect
+import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
-from symloss.harness.codegen import term_source
 from symloss.loss import Loss
 
 #: ``run:ID`` or ``run:ID:RANK``.
 RUN_SPEC = re.compile(r"run:(?P<run_id>[^:\s]{1,200})(?::(?P<rank>\d{1,4}))?")
+
+#: The lines of symloss.harness.losses between which its torch-only core lies.
+CORE_START = "# ---- The torch-only core"
+CORE_END = "# ---- end of the torch-only core ----"
 
 
 def run_loss(spec: str, store_file: str | Path) -> Loss:
@@ -55,123 +71,177 @@ def run_loss(spec: str, store_file: str | Path) -> Loss:
                 (*loss.meta, *meta))
 
 
-def export_source(loss: Loss, *, class_name: str = "FoundLoss", origin: str = "",
-                  classes: int = 10) -> str:
+def export_source(loss: Loss, *, class_name: str = "FoundLoss",
+                  origin: Mapping[str, object] | None = None, classes: int = 10) -> str:
     """The text of a standalone module computing ``loss`` (see the module docstring).
+
+    ``origin``: where the loss came from (run, rank, fitness, store), kept in the
+    module's ``ORIGIN``; default ``{"loss": loss.name}``.
 
     >>> from symloss.catalog import loss
     >>> text = export_source(loss("baikal"))
-    >>> "import torch" in text and "class FoundLoss(torch.nn.Module)" in text
+    >>> "import torch" in text and "class FoundLoss(PerClassLoss)" in text
     True
+    >>> export_source(loss("baikal"), class_name="torch")
+    Traceback (most recent call last):
+    ...
+    ValueError: --class-name 'torch' is a name the exported module uses; choose another...
     """
     from symloss.analysis import analyze
+    from symloss.harness import losses
+    from symloss.harness.codegen import generate
     from symloss.report import format_report
 
     if loss.is_family:
         raise ValueError(f"loss {loss.name!r} is a family; bind its parameters first")
-    if not class_name.isidentifier():
+    check_class_name(class_name)
+    bound = Loss(loss.name, loss.expression)  # the parameter values substituted
+    generated = generate(bound.expr, ())
+    core = inspect.getsource(losses)
+    core = core[core.index(CORE_START):core.index(CORE_END) + len(CORE_END)]
+    parameters = {str(p): v for p, v in zip(loss.parameters, loss.values or (), strict=True)}
+    analysis = format_report(analyze(loss, classes=classes)).splitlines()
+    text = TEMPLATE.format(
+        class_name=class_name, class_name_text=repr(class_name),
+        formula=repr(str(bound.expression)),
+        parameters=repr(parameters), origin=repr(dict(origin or {"loss": loss.name})),
+        analysis="".join(f"    {line!r},\n" for line in analysis),
+        constants=f"REDUCTIONS = {losses.REDUCTIONS!r}\nLOSS_SCALES = {losses.LOSS_SCALES!r}",
+        core=core, term=generated.source.rstrip(),
+        uses_complement=generated.uses_complement, by_target=generated.by_target)
+    check_class_name(class_name, text)
+    compile(text, "<exported loss>", "exec")  # a SyntaxError here is ours: nothing is written
+    return text
+
+
+def check_class_name(class_name: str, text: str = "") -> None:
+    """Refuse a ``--class-name`` that is not an identifier, is a (soft) keyword, or is a
+    name the exported module ``text`` uses (``torch``, ``super``, ``per_class_terms`` …:
+    every name its source mentions, read with :mod:`ast`)."""
+    import keyword
+
+    if not (isinstance(class_name, str) and class_name.isidentifier()):
         raise ValueError(f"--class-name must be a Python identifier, got {class_name!r}")
-    expression = loss.expression  # the parameter values substituted
-    term = term_source(expression, ()).replace("def term(y, h, parameters):",
-                                               "def per_class_term(y, h):")
-    parameters = ", ".join(f"{symbol} = {value!r}" for symbol, value in
-                           zip(loss.parameters, loss.values or (), strict=False)) or "none"
-    analysis = format_report(analyze(loss, classes=classes))
-    return TEMPLATE.format(class_name=class_name, formula=expression, parameters=parameters,
-                           origin=origin or loss.name, analysis=_indent(analysis),
-                           term=term.rstrip() + "\n")
+    if keyword.iskeyword(class_name) or keyword.issoftkeyword(class_name):
+        raise ValueError(f"--class-name {class_name!r} is a Python keyword; choose another "
+                         "name, e.g. FoundLoss")
+    if text and class_name in _module_names(text.replace(f"class {class_name}(",
+                                                          "class _Exported(")):
+        raise ValueError(f"--class-name {class_name!r} is a name the exported module uses; "
+                         "choose another, e.g. FoundLoss")
 
 
-def _indent(text: str) -> str:
-    return "\n".join(("    " + line).rstrip() for line in text.splitlines())
+def _module_names(text: str) -> set[str]:
+    """Every name the source ``text`` binds or reads, builtins included."""
+    names = {"__name__", "__doc__", "__file__", "__builtins__", "__spec__", "__loader__"}
+    for node in ast.walk(ast.parse(text or "\n")):
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, ast.alias):
+            names.add((node.asname or node.name).split(".")[0])
+    return names
 
 
-TEMPLATE = '''"""A loss function found by symloss ({origin}); this file needs only torch.
+def write_module(text: str, out: str | os.PathLike, *, force: bool = False) -> Path:
+    """Write ``text`` to the ``.py`` file ``out``: a new file, or with ``force`` one that
+    replaces a regular file (written beside it, then renamed over it); never through a
+    symbolic link, never over a folder (:func:`symloss.paths.check_output_file`). Any
+    problem is a one-line ``ValueError``."""
+    target = check_destination(out, force=force)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not force:
+            _write_new(target, text)
+            return target
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        _write_new(temporary, text)
+        try:
+            os.replace(temporary, target)  # renames over a link itself, never through it
+        finally:
+            temporary.unlink(missing_ok=True)
+    except FileExistsError:
+        raise ValueError(f"--out {target} exists; pass --force to replace it") from None
+    except OSError as error:
+        raise ValueError(f"cannot write --out {target}: {error.strerror or error}") from None
+    return target
 
-    ℓ(y, h) = {formula}
 
-per class k, with h = softmax(logits) and y the label value (one-hot, or
-smoothed); a sample's loss is Σ_k w_k ℓ(y_k, h_k), reduced over the batch as
-torch.nn.CrossEntropyLoss reduces it. Parameters: {parameters}.
+def check_destination(out: str | os.PathLike, *, force: bool = False) -> Path:
+    """``out`` if :func:`write_module` may write there (what the CLI checks before it
+    computes anything), else a one-line ``ValueError``."""
+    from symloss.paths import check_output_file
+
+    target = check_output_file("--out", out, overwrite=force)
+    if target.suffix != ".py":
+        raise ValueError(f"--out must name a .py file, got {str(out)!r}")
+    return target
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Create ``path`` (it must not exist; a link there is not followed) and write ``text``."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    with os.fdopen(os.open(path, flags, 0o666), "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+TEMPLATE = '''"""A loss function found by symloss; this file needs only torch.
+
+{class_name} computes the per-class loss term FORMULA (below), ℓ(y, h) for each
+class k, with h = softmax(logits) and y the label value (one-hot, or smoothed);
+a sample's loss is Σ_k w_k ℓ(y_k, h_k), reduced over the batch as
+torch.nn.CrossEntropyLoss reduces it. PARAMETERS holds the parameter values that
+FORMULA has substituted, ORIGIN where the loss came from, and ANALYSIS its
+symbolic analysis (symloss analyze; docs/conventions.md in symloss).
+
+It is computed from log h = log_softmax(logits), exact at any logit gap, float16
+and bfloat16 in float32, with torch.nn.CrossEntropyLoss's arguments, errors and
+autocast dtype (symloss.harness.losses, whose torch-only core is copied below).
 
 Usage, as torch.nn.CrossEntropyLoss:
 
-    criterion = {class_name}()  # reduction, weight, ignore_index, label_smoothing
-    loss = criterion(logits, target)  # logits (N, C) or (N, C, d1, ...); target indices
-                                      # or probabilities
-
-Its symbolic analysis (symloss analyze, n = 10; docs/conventions.md in symloss):
-
-{analysis}
+    criterion = {class_name}()  # weight, ignore_index, reduction, label_smoothing
+    loss = criterion(logits, target)  # logits (N, C) or (N, C, d1, ...); target
+                                      # class indices or probabilities
 """
+
+from __future__ import annotations
 
 import torch
 
-__all__ = ["{class_name}", "per_class_term"]
+FORMULA = {formula}
+PARAMETERS = {parameters}
+ORIGIN = {origin}
+ANALYSIS = (
+{analysis})
+
+{constants}
+
+{core}
 
 
 {term}
 
-class _ClampPassGradient(torch.autograd.Function):
-    """max(h, eps), with the gradient of h: a probability below eps still gets pushed."""
 
-    @staticmethod
-    def forward(ctx, h, eps):
-        return h.clamp_min(eps)
+class _Generated:
+    """The per-class term in log space (symloss.harness.codegen.GeneratedTerm)."""
 
-    @staticmethod
-    def backward(ctx, grad):
-        return grad, None
+    term = staticmethod(term)
+    off_target_term = staticmethod(off_target_term)
+    on_target_term = staticmethod(on_target_term)
+    uses_complement = {uses_complement}
+    by_target = {by_target}
 
 
-class {class_name}(torch.nn.Module):
-    """ℓ(y, h) = {formula}, with torch.nn.CrossEntropyLoss's arguments."""
+class {class_name}(PerClassLoss):
+    """ℓ(y, h) = FORMULA, with torch.nn.CrossEntropyLoss's arguments."""
 
-    def __init__(self, weight=None, ignore_index=-100, reduction="mean",
-                 label_smoothing=0.0):
-        super().__init__()
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"reduction must be mean, sum or none, got {{reduction!r}}")
-        if not 0.0 <= label_smoothing <= 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1], got {{label_smoothing!r}}")
-        self.register_buffer("weight", None if weight is None else torch.as_tensor(weight))
-        self.ignore_index, self.reduction = int(ignore_index), reduction
-        self.label_smoothing = float(label_smoothing)
+    formula = "ℓ(y, h) = " + FORMULA
+    generated = _Generated
 
-    def forward(self, input, target):
-        unbatched = input.dim() == 1
-        logits = input.unsqueeze(0) if unbatched else input
-        target = target.unsqueeze(0) if unbatched else target
-        classes = logits.shape[1]
-        logits = logits.movedim(1, -1)
-        valid = None
-        if target.dtype.is_floating_point:
-            labels = target.movedim(1, -1).to(logits.dtype)
-        else:
-            valid = target != self.ignore_index
-            index = torch.where(valid, target, 0)
-            labels = torch.zeros_like(logits).scatter_(-1, index.unsqueeze(-1), 1.0)
-        if self.label_smoothing:
-            labels = labels * (1.0 - self.label_smoothing) + self.label_smoothing / classes
-        h = _ClampPassGradient.apply(torch.softmax(logits, dim=-1),
-                                     torch.finfo(logits.dtype).eps)
-        terms = per_class_term(labels, h)
-        if not isinstance(terms, torch.Tensor):
-            terms = h.new_full(h.shape, float(terms))
-        terms = terms.expand_as(h)
-        if self.weight is not None:
-            terms = terms * self.weight.to(terms.dtype)
-        per_sample = terms.sum(dim=-1)
-        if valid is not None:
-            per_sample = torch.where(valid, per_sample, 0.0)
-        if self.reduction == "none":
-            return per_sample[0] if unbatched else per_sample
-        if self.reduction == "sum":
-            return per_sample.sum()
-        if valid is None:
-            return per_sample.mean()
-        if self.weight is None:
-            return per_sample.sum() / valid.sum()
-        chosen = self.weight.to(per_sample.dtype)[torch.where(valid, target, 0)]
-        return per_sample.sum() / torch.where(valid, chosen, 0.0).sum()
+
+__all__ = [{class_name_text}, "FORMULA", "PARAMETERS", "ORIGIN", "ANALYSIS"]
 '''
