@@ -136,7 +136,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                         "second best distinct loss, ...")
     export.add_argument("--store", default=None, help=f"SQLite run store (default "
                         f"$SYMLOSS_STORE or ./{DEFAULT_STORE})")
-    export.add_argument("--out", required=True, help="the .py file to write")
+    export.add_argument("--out", required=True, help="the .py file to write (a new file; "
+                        "never through a symbolic link)")
+    export.add_argument("--force", action="store_true", help="replace --out if it exists")
     export.add_argument("--class-name", default="FoundLoss", help="the module's class name "
                         "(default FoundLoss)")
     export.add_argument("--classes", type=int, default=10, help="n for the analysis in its "
@@ -337,18 +339,22 @@ def _accuracy(summary: dict[str, Any]) -> str:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from symloss.harness.search.export import export_source, run_loss
+    from symloss.harness.search.export import (
+        check_class_name,
+        check_destination,
+        export_source,
+        run_loss,
+        write_module,
+    )
 
-    out = Path(args.out)
-    if out.is_dir() or out.suffix != ".py":
-        raise ValueError(f"--out must name a .py file, got {args.out!r}")
+    check_destination(args.out, force=args.force)
+    check_class_name(args.class_name)
     store_file = args.store or default_store()
     loss = run_loss(f"run:{args.run_id}:{args.rank}", store_file)
-    text = export_source(loss, class_name=args.class_name, classes=args.classes,
-                         origin=f"run {args.run_id}, rank {args.rank}, fitness "
-                                f"{dict(loss.meta)['fitness']:.4f}, store {store_file}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    origin = {"run": args.run_id, "rank": args.rank, "fitness": dict(loss.meta)["fitness"],
+              "store": str(store_file)}
+    text = export_source(loss, class_name=args.class_name, classes=args.classes, origin=origin)
+    out = write_module(text, args.out, force=args.force)
     print(f"wrote {out}: {args.class_name}, ℓ(y, h) = {loss.expression}")
     return 0
 
