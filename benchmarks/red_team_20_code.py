@@ -12,10 +12,13 @@ lose the trainings it finished. How each is judged: ``red_team_kit``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from red_team_kit import (
@@ -142,17 +145,21 @@ def export_class_names(box: Sandbox) -> str:
 # --- the run lock, by any path to the store -----------------------------------------------------
 
 
-def live_search(box: Sandbox, store: Path):
-    """A search that trains for minutes (slow store writes), once its first candidate is in."""
+@contextlib.contextmanager
+def live_search(box: Sandbox, store: Path) -> Iterator[tuple[subprocess.Popen, str]]:
+    """A search that trains for minutes (slow store writes), from its first stored candidate
+    on; then Ctrl-C: it must end as interrupted (exit 130), its rows intact, each once."""
     process = box.start([*box.symloss, "search", "taylorglo", *TINY, "--generations", "40",
                          "--steps", "60", "--store", str(store)],
                         env={"SYMLOSS_TEST_SLOW_WRITE": "0.3"})
-    wait_for(lambda: len(candidates(store)) >= 1, process, 120, "a stored candidate")
-    return process
-
-
-def stop_live(box: Sandbox, process, store: Path) -> None:
-    """Ctrl-C the live search: it ends as interrupted, its rows intact."""
+    try:
+        wait_for(lambda: len(candidates(store)) >= 1, process, 120, "a stored candidate")
+        ((run_id,),) = read_store(store, "SELECT run_id FROM runs")
+        yield process, run_id
+    except BaseException:
+        process.kill()
+        box.finish(process, time.monotonic(), timeout=30)
+        raise
     process.send_signal(signal.SIGINT)
     ran = box.finish(process, time.monotonic(), timeout=60)
     expect(ran.code == 130, f"the live search, interrupted, exited {ran.code}: {ran.last()}")
@@ -176,19 +183,13 @@ def other_paths(box: Sandbox, store: Path) -> dict[str, str]:
         slow=True)
 def delete_through_symlink(box: Sandbox) -> str:
     store = box.path("runs.sqlite")
-    process = live_search(box, store)
-    try:
-        ((run_id,),) = read_store(store, "SELECT run_id FROM runs")
+    with live_search(box, store) as (process, run_id):
         link = box.path("link.sqlite")
         link.symlink_to(store)
         before = len(candidates(store))
         line = one_line(box.cli("runs", "--delete", run_id, "--store", str(link)))
         expect(process.poll() is None, f"the live search ended (exit {process.returncode})")
         expect(len(candidates(store)) >= before, "candidates were deleted")
-    except BaseException:
-        process.kill()
-        raise
-    stop_live(box, process, store)
     return shorten(f"{line}; the search went on, interrupted cleanly")
 
 
@@ -198,9 +199,7 @@ def delete_through_symlink(box: Sandbox) -> str:
         slow=True)
 def resume_through_other_paths(box: Sandbox) -> str:
     store = box.path("runs.sqlite")
-    process = live_search(box, store)
-    try:
-        ((run_id,),) = read_store(store, "SELECT run_id FROM runs")
+    with live_search(box, store) as (process, run_id):
         for kind, path in other_paths(box, store).items():
             ran = box.cli("search", "--resume", run_id, "--store", path, "--no-progress",
                           "--json", "--out", str(box.path("r")), timeout=60)
@@ -211,10 +210,6 @@ def resume_through_other_paths(box: Sandbox) -> str:
             expect(process.poll() is None, f"after the {kind} resume the live search ended")
             ((status,),) = read_store(store, "SELECT status FROM runs")
             expect(status == "running", f"after the {kind} resume the run is {status!r}")
-    except BaseException:
-        process.kill()
-        raise
-    stop_live(box, process, store)
     return "4 × one line (symlink, hard link, relative, ..); the live run intact"
 
 
