@@ -293,23 +293,28 @@ class Gadget:
 
 def idx_bytes(array: np.ndarray) -> bytes:
     """LeCun's IDX format: 0, 0, type code, ndim, big-endian dims, big-endian data."""
-    codes = {np.dtype(np.uint8): 0x08, np.dtype(">i4"): 0x0C}
+    codes = {np.dtype(np.uint8): 0x08, np.dtype(">i4"): 0x0C, np.dtype(">f4"): 0x0D,
+             np.dtype(">f8"): 0x0E}
     header = bytes([0, 0, codes[array.dtype], array.ndim]) + struct.pack(
         f">{array.ndim}I", *array.shape)
     return header + array.tobytes()
 
 
-def mnist_folder(box: Sandbox) -> Path:
-    """Good tiny MNIST files (uncompressed IDX) under ``data/mnist``; returns ``data``."""
-    folder = box.path("data") / "mnist"
+def mnist_folder(box: Sandbox, train: np.ndarray | None = None, test: np.ndarray | None = None,
+                 name: str = "data") -> Path:
+    """MNIST files (uncompressed IDX) under ``NAME/mnist``, labels 0-9 in turn; returns
+    ``NAME``. The images are ``train`` and ``test`` where given, else good tiny ones."""
+    folder = box.path(name) / "mnist"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    for prefix, count in (("train", 60), ("t10k", 20)):
-        images = rng.integers(0, 256, size=(count, 28, 28), dtype=np.uint8)
-        labels = (np.arange(count) % 10).astype(np.uint8)
+    for prefix, images, count in (("train", train, 60), ("t10k", test, 20)):
+        if images is None:
+            images = rng.integers(0, 256, size=(count, 28, 28), dtype=np.uint8)
+        labels = (np.arange(len(images)) % 10).astype(np.uint8)
         (folder / f"{prefix}-images-idx3-ubyte").write_bytes(idx_bytes(images))
         (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(idx_bytes(labels))
-    return box.path("data")
+    return box.path(name)
+
 
 def train_on(box: Sandbox, dataset: str, data: Path) -> Ran:
     return box.cli("train", "--loss", "cross_entropy", "--dataset", dataset, "--data-dir",
