@@ -31,8 +31,8 @@ from red_team_kit import (
     each_once,
     execute,
     expect,
-    make_runs,
     one_line,
+    one_run,
     read_store,
     sha256,
     shorten,
@@ -89,9 +89,7 @@ def export_or_refuse(box: Sandbox, *args: str, out: Path, class_name: str = "Fou
 def _evil_store(box: Sandbox, folder_name: str) -> tuple[Path, str]:
     folder = box.path(folder_name)
     folder.mkdir()
-    store = folder / "runs.sqlite"
-    (run_id,) = make_runs(box, store, 1, 0)
-    return store, run_id
+    return one_run(box, store=folder / "runs.sqlite")
 
 
 @attack(CODE, f"`export` with `{BREAKOUT}` in `--store`, then in `$SYMLOSS_STORE` "
@@ -109,8 +107,7 @@ def export_store_breakout(box: Sandbox) -> str:
               f"`r{BREAKOUT}`",
         "the module imports without running anything and works, or one line, exit 2")
 def export_run_id_breakout(box: Sandbox) -> str:
-    store = box.path("runs.sqlite")
-    (run_id,) = make_runs(box, store, 1, 0, run_id="r" + BREAKOUT)
+    store, run_id = one_run(box, run_id="r" + BREAKOUT)
     return export_or_refuse(box, run_id, "--store", str(store), out=box.path("found.py"))
 
 
@@ -129,8 +126,7 @@ CLASS_NAMES = ("class", "None", "torch", "super", "float", "per_class_term",
               "module uses: exit 0, then it failed to import or run)",
         "one line naming --class-name, exit 2, or a module that imports and works")
 def export_class_names(box: Sandbox) -> str:
-    store = box.path("runs.sqlite")
-    (run_id,) = make_runs(box, store, 1, 0)
+    store, run_id = one_run(box)
     seen = []
     for name in CLASS_NAMES:
         try:
@@ -225,8 +221,7 @@ def _victim(box: Sandbox) -> Path:
                 "(wrote report.md, summary.json and figures there)",
         "nothing written into the stored folder")
 def resume_stored_report_dir(box: Sandbox) -> str:
-    store = box.path("runs.sqlite")
-    (run_id,) = make_runs(box, store, 2, 1)
+    store, run_id = one_run(box, 2, 1)
     victim = _victim(box)
     execute(store, ("UPDATE runs SET report_dir = ?", (str(victim),)))
     before = snapshot(victim)
@@ -242,8 +237,7 @@ def resume_stored_report_dir(box: Sandbox) -> str:
                 "report.md)",
         "nothing written into the stored folder")
 def show_stored_report_dir(box: Sandbox) -> str:
-    store = box.path("runs.sqlite")
-    (run_id,) = make_runs(box, store, 1, 0)
+    store, run_id = one_run(box)
     victim = _victim(box)
     execute(store, ("UPDATE runs SET report_dir = ?", (str(victim),)))
     before = snapshot(victim)
@@ -256,8 +250,7 @@ def show_stored_report_dir(box: Sandbox) -> str:
                 "(both overwritten)",
         "one line, exit 2 each; both files untouched")
 def export_overwrites(box: Sandbox) -> str:
-    store = box.path("runs.sqlite")
-    (run_id,) = make_runs(box, store, 1, 0)
+    store, run_id = one_run(box)
     mine = box.path("mine.py")
     mine.write_text("print('my own code')\n")
     notes = box.path("notes.txt")

@@ -18,8 +18,8 @@ from red_team_kit import (
     Sandbox,
     clean_or_one_line,
     execute,
-    make_runs,
     one_line,
+    one_run,
     read_store,
     shorten,
     strict_json,
@@ -47,8 +47,7 @@ def output_commands(box: Sandbox, bad: str, run_id: str, store: str) -> dict[str
 
 
 def _each_one_line(box: Sandbox, bad: str) -> str:
-    store = box.path("runs.sqlite")
-    (run_id,) = make_runs(box, store, 1, 0)
+    store, run_id = one_run(box)
     commands = output_commands(box, bad, run_id, str(store))
     for name, argv in commands.items():
         try:
@@ -105,8 +104,7 @@ def judge_damage(box: Sandbox, run_id: str, column: str, out: str) -> int:
                 "show --report, export, analyze run:ID, runs, search --resume (tracebacks)",
         "each does its work (exit 0, valid JSON) or one line naming candidates.fitness, exit 2")
 def damaged_fitness(box: Sandbox) -> str:
-    store = box.path("runs.sqlite")
-    (run_id,) = make_runs(box, store, 2, 1)
+    store, run_id = one_run(box, 2, 1)
     count = 0
     for value in ("0.9 or so", b"\x00\x01"):
         execute(store, ("UPDATE candidates SET fitness = ? WHERE idx = 1", (value,)))

@@ -300,6 +300,15 @@ def idx_bytes(array: np.ndarray) -> bytes:
     return header + array.tobytes()
 
 
+def one_run(box: Sandbox, generations: int = 1, stop: int = 0, run_id: str | None = None,
+            store: Path | None = None) -> tuple[Path, str]:
+    """One run in ``runs.sqlite`` (or ``store``): searched, or interrupted after ``stop``
+    generations (:func:`make_runs`); returns the store and the run's id."""
+    store = store or box.path("runs.sqlite")
+    (made,) = make_runs(box, store, generations, stop, run_id)
+    return store, made
+
+
 def mnist_folder(box: Sandbox, train: np.ndarray | None = None, test: np.ndarray | None = None,
                  name: str = "data") -> Path:
     """MNIST files (uncompressed IDX) under ``NAME/mnist``, labels 0-9 in turn; returns
