@@ -20,6 +20,11 @@ from symloss.figures import display_name
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
+#: The most seeds one ``train`` runs. Each seed is a whole training (seconds to hours), its
+#: result kept and printed: 10,000 of the fastest (13 trainings/s batched,
+#: benchmarks/RESULTS.md) take 13 minutes, and a Welch test's p-value has long settled.
+MAX_SEEDS = 10_000
+
 
 def register(subparsers) -> None:
     """Add the harness's commands (train, search, runs, show) to the ``symloss`` CLI."""
@@ -177,9 +182,30 @@ def run_train(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
 
+def _check_flags(args: argparse.Namespace) -> Path | None:
+    """Every number a flag scales checked, and ``--out`` checked, before anything is built:
+    the ``--out`` folder, or ``None``."""
+    from symloss.harness.device import check_learning_rate, check_threads
+    from symloss.paths import check_output_folder
+
+    if not 1 <= args.seeds <= MAX_SEEDS:
+        raise UsageError(f"--seeds must be a whole number from 1 to {MAX_SEEDS}, "
+                         f"got {args.seeds}")
+    if args.attraction_log and args.attraction_samples < 1:
+        raise UsageError(f"--attraction-samples must be a whole number >= 1, got "
+                         f"{args.attraction_samples}")
+    try:
+        if args.threads is not None:
+            check_threads(args.threads, "--threads")
+        if args.lr is not None:
+            check_learning_rate(args.lr, "--lr")
+        return None if args.out is None else check_output_folder("--out", args.out)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
 def _run(args: argparse.Namespace) -> int:
-    if args.seeds < 1:
-        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+    out = _check_flags(args)
     loss = _build_loss(args.loss, args.order, _floats(args.params, "--params"), args.store)
     other = _build_loss(args.compare, args.order, None, args.store) if args.compare else None
     fgsm = _floats(args.fgsm, "--fgsm") or []
@@ -187,6 +213,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--fgsm strengths must be finite and >= 0, got {args.fgsm!r}")
 
     from symloss.harness.data import DataError, load_dataset
+    from symloss.harness.models import check_model_input
     from symloss.harness.train import TrainConfig
 
     try:
@@ -199,9 +226,10 @@ def _run(args: argparse.Namespace) -> int:
             fgsm=tuple(fgsm), threads=args.threads, device=args.device,
             progress=not args.no_progress and not args.json and sys.stderr.isatty(),
         ).resolved(data.name)
+        check_model_input(config.model, data.input_shape, data.classes,
+                          source=data.source or data.name, **config.model_options)
     except (DataError, ValueError) as error:
         raise UsageError(str(error)) from None
-    out = Path(args.out) if args.out else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     report: dict[str, object] = {"dataset": data.name, "model": config.model,

@@ -72,6 +72,8 @@ class Dataset:
     mean: torch.Tensor
     std: torch.Tensor
     bounds: tuple[float, float] | None = None
+    #: Where the inputs come from, for messages: the dataset's name, and its training file.
+    source: str | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -89,9 +91,12 @@ def cache_directory() -> Path:
 
 def _split(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, *, name: str,
            validation: int, seed: int, channel_axes: tuple[int, ...] | None,
-           bounds: tuple[float, float] | None) -> Dataset:
+           bounds: tuple[float, float] | None, source: str | None = None) -> Dataset:
     """Hold ``validation`` samples out of the training set by a seeded permutation."""
     y, y_test = check_labels(y, f"{name} labels"), check_labels(y_test, f"{name} test labels")
+    for part, array in (("training", x), ("test", x_test)):
+        if len(array) == 0:
+            raise DataError(f"{source or name} holds no {part} samples")
     if len(x) <= 2 * validation:
         validation = len(x) // 10
     order = np.random.default_rng(seed).permutation(len(x))
@@ -113,7 +118,7 @@ def _split(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
 
     return Dataset(name, tensor(x_train), labels(y[train]), tensor(x[val]), labels(y[val]),
                    tensor(x_test), labels(y_test), classes, tensor(mean),
-                   tensor(np.maximum(std, 1e-8)), bounds)
+                   tensor(np.maximum(std, 1e-8)), bounds, source or name)
 
 
 # --- mnist1d -------------------------------------------------------------------------------
@@ -183,19 +188,53 @@ def _idx_dataset(dataset: str) -> Callable[[Path | None, Path, int], Dataset]:
         if data_dir is None:
             raise DataError(f"{dataset} needs --data-dir: expected <dir>/{dataset}/"
                             f"{IDX_FILES['train_images']}[.gz] (IDX format); nothing is downloaded")
-        arrays = {key: read_idx(_find_idx(data_dir, stem, dataset))
-                  for key, stem in IDX_FILES.items()}
+        paths = {key: _find_idx(data_dir, stem, dataset) for key, stem in IDX_FILES.items()}
+        arrays = {key: read_idx(path) for key, path in paths.items()}
         for part in ("train", "test"):
             images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
             if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
                 raise DataError(f"{dataset} {part} files disagree: images {images.shape}, "
                                 f"labels {labels.shape} (expected (N, rows, cols) and (N,))")
-        x = arrays["train_images"][:, None].astype(np.float32) / 255.0
-        x_test = arrays["test_images"][:, None].astype(np.float32) / 255.0
+            check_images(images, paths[f"{part}_images"])
+        train, test = arrays["train_images"], arrays["test_images"]
+        if train.shape[1:] != test.shape[1:]:
+            raise DataError(f"{dataset} images differ in size: {paths['test_images']} holds "
+                            f"{_size(test)} images, {paths['train_images']} {_size(train)}; "
+                            "a model takes one size")
+        x = train[:, None].astype(np.float32) / 255.0
+        x_test = test[:, None].astype(np.float32) / 255.0
         return _split(x, arrays["train_labels"], x_test, arrays["test_labels"], name=dataset,
-                      validation=5000, seed=seed, channel_axes=None, bounds=(0.0, 1.0))
+                      validation=5000, seed=seed, channel_axes=None, bounds=(0.0, 1.0),
+                      source=f"{dataset} ({paths['train_images']})")
 
     return load
+
+
+def _size(images: np.ndarray) -> str:
+    return "×".join(str(n) for n in images.shape[1:])
+
+
+def check_images(images: np.ndarray, path: Path) -> None:
+    """Refuse an IDX image file with no images, an image with no pixels, or a pixel that is
+    not a finite number (a float file's NaN or inf would be blamed on the loss as a
+    diverged training), naming ``path``.
+
+    >>> check_images(np.full((2, 3, 3), np.nan, dtype=">f4"), Path("train-images"))
+    Traceback (most recent call last):
+    ...
+    symloss.harness.datafiles.DataError: train-images holds pixels that are not finite numbers (NaN or ±inf): 18 of them, the first in image 0
+    """  # noqa: E501 - a doctest's expected line
+    if len(images) == 0:
+        raise DataError(f"{path} holds no images")
+    if 0 in images.shape[1:]:
+        raise DataError(f"{path} holds images of {_size(images)} pixels: an image needs at "
+                        "least one row and one column")
+    if np.issubdtype(images.dtype, np.floating):
+        bad = ~np.isfinite(images)
+        if bad.any():
+            first = int(np.argmax(bad.reshape(len(images), -1).any(axis=1)))
+            raise DataError(f"{path} holds pixels that are not finite numbers (NaN or ±inf): "
+                            f"{int(bad.sum())} of them, the first in image {first}")
 
 
 # --- CIFAR-10 ------------------------------------------------------------------------------
@@ -215,7 +254,8 @@ def _cifar10(data_dir: Path | None, cache_dir: Path, seed: int) -> Dataset:
     x = np.concatenate([images for images, _ in train]).astype(np.float32) / 255.0
     y = np.concatenate([labels for _, labels in train])
     return _split(x, y, x_test.astype(np.float32) / 255.0, y_test, name="cifar10",
-                  validation=5000, seed=seed, channel_axes=(0, 2, 3), bounds=(0.0, 1.0))
+                  validation=5000, seed=seed, channel_axes=(0, 2, 3), bounds=(0.0, 1.0),
+                  source=f"cifar10 ({folder})")
 
 
 DATASETS: dict[str, Callable[[Path | None, Path, int], Dataset]] = {

@@ -33,12 +33,14 @@ from torch import nn
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A registered model: its builder and the training settings its paper used."""
+    """A registered model: its builder, the training settings its paper used, and the axes
+    of one input its first layer reads (``None``: any shape, flattened)."""
 
     builder: Callable[..., nn.Module]
     description: str
     defaults: dict[str, object] = field(default_factory=dict)
     training: dict[str, object] = field(default_factory=dict)
+    inputs: tuple[str, ...] | None = None
 
 
 class Normalized(nn.Module):
@@ -188,24 +190,28 @@ _MNIST1D = {"lr": 0.05, "momentum": 0.9, "batch_size": 100, "schedule": "cosine"
 _CIFAR_RESNET = {"momentum": 0.9, "weight_decay": 1e-4, "lr": 0.1, "batch_size": 128,
                  "schedule": "step", "milestones": (0.5, 0.75), "gamma": 0.1}
 
+#: What the convolutional models read: one image.
+IMAGE = ("channels", "height", "width")
+
 MODELS: dict[str, ModelSpec] = {
     "mlp": ModelSpec(mlp, "ReLU MLP", {"hidden": (100, 100)}, _MNIST1D),
-    "cnn1d": ModelSpec(cnn1d, "MNIST-1D 1-D CNN", {"channels": 25}, _MNIST1D),
+    "cnn1d": ModelSpec(cnn1d, "MNIST-1D 1-D CNN", {"channels": 25}, _MNIST1D, ("length",)),
     "glo_mnist_cnn": ModelSpec(glo_mnist_cnn, "GLO MNIST CNN", {"dropout": 0.4},
                                {"lr": 0.01, "momentum": 0.0, "batch_size": 100,
-                                "steps": 20000, "schedule": "constant"}),
+                                "steps": 20000, "schedule": "constant"}, IMAGE),
     "glo_cifar_cnn": ModelSpec(glo_cifar_cnn, "GLO CIFAR-10 AlexNet-like CNN", {},
                                {"lr": 0.05, "momentum": 0.0, "weight_decay": 0.004,
                                 "batch_size": 1024, "schedule": "step", "step_epochs": 350,
-                                "gamma": 0.1, "augment": True}),
+                                "gamma": 0.1, "augment": True}, IMAGE),
     "allcnn_c": ModelSpec(allcnn_c, "All-CNN-C", {"width": 96},
                           {"lr": 0.01, "momentum": 0.9, "weight_decay": 1e-3,
                            "batch_size": 128, "epochs": 350, "schedule": "step",
-                           "milestones": (200 / 350, 250 / 350, 300 / 350), "gamma": 0.1}),
-    "preresnet20": ModelSpec(preresnet, "PreResNet-20", {"depth": 20}, _CIFAR_RESNET),
+                           "milestones": (200 / 350, 250 / 350, 300 / 350), "gamma": 0.1},
+                          IMAGE),
+    "preresnet20": ModelSpec(preresnet, "PreResNet-20", {"depth": 20}, _CIFAR_RESNET, IMAGE),
     "wide_resnet": ModelSpec(wide_resnet, "Wide ResNet", {"depth": 16, "width": 8},
                              {**_CIFAR_RESNET, "weight_decay": 5e-4, "epochs": 200,
-                              "milestones": (0.3, 0.6, 0.8), "gamma": 0.2}),
+                              "milestones": (0.3, 0.6, 0.8), "gamma": 0.2}, IMAGE),
 }
 
 ALIASES = {"mnist_cnn": "glo_mnist_cnn", "cifar_cnn": "glo_cifar_cnn", "alexnet": "glo_cifar_cnn",
@@ -247,3 +253,81 @@ def build_model(name: str, *, input_shape: tuple[int, ...], classes: int,
     key, encoded = resolve_model(name)
     spec = MODELS[key]
     return spec.builder(tuple(input_shape), classes, **{**spec.defaults, **encoded, **overrides})
+
+
+def check_model_input(name: str, input_shape: tuple[int, ...], classes: int, *,
+                      source: str = "the data", **overrides: object) -> None:
+    """Refuse, before any training, inputs of a shape the model cannot take.
+
+    The model is built and one zero batch passed through it (on the CPU, in eval mode,
+    without touching torch's global random state); if that fails, the ``ValueError``
+    names ``source`` (a dataset, a file), the shape, and what the model reads: the axes
+    of :attr:`ModelSpec.inputs` and the smallest square image it takes, found by
+    trying sizes (:func:`smallest_image`).
+
+    >>> check_model_input("glo_mnist_cnn", (1, 28, 28), 10)
+    >>> check_model_input("glo_mnist_cnn", (64,), 10, source="digits")
+    Traceback (most recent call last):
+    ...
+    ValueError: model glo_mnist_cnn cannot take the inputs of digits, of shape (64,): it reads images (channels, height, width) of at least 4×4
+    """  # noqa: E501 - a doctest's expected line
+    shape = tuple(int(n) for n in input_shape)
+    if not shape or min(shape) < 1:
+        raise ValueError(f"the inputs of {source} have shape {shape}, with no values: no model "
+                         "can read them")
+    if _input_problem(name, shape, classes, overrides) is None:
+        return
+    key, _ = resolve_model(name)
+    axes = MODELS[key].inputs
+    needs = "inputs of any shape" if axes is None else f"{_what(axes)} ({', '.join(axes)})"
+    if axes == IMAGE:
+        channels = input_shape[0] if len(input_shape) == len(IMAGE) and input_shape[0] else 1
+        side = smallest_image(name, channels, classes, **overrides)
+        needs += "" if side is None else f" of at least {side}×{side}"
+    raise ValueError(f"model {name} cannot take the inputs of {source}, of shape {shape}: "
+                     f"it reads {needs}")
+
+
+def _what(axes: tuple[str, ...]) -> str:
+    return "images" if axes == IMAGE else "vectors"
+
+
+def _input_problem(name: str, input_shape: tuple[int, ...], classes: int,
+                   overrides: dict[str, object]) -> str | None:
+    """Why ``name`` cannot take a batch of ``input_shape`` (``None`` if it can)."""
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            model = build_model(name, input_shape=input_shape, classes=classes, **overrides)
+            output = model.eval()(torch.zeros(2, *input_shape))
+    except (RuntimeError, ValueError, IndexError, TypeError) as error:
+        return str(error).splitlines()[0] if str(error) else type(error).__name__
+    if tuple(output.shape) != (2, classes):
+        return f"its output has shape {tuple(output.shape)}"
+    return None
+
+
+#: The largest side :func:`smallest_image` tries (CIFAR's 32 and MNIST's 28 are far below).
+LARGEST_TRIED_SIDE = 256
+
+
+def smallest_image(name: str, channels: int, classes: int, **overrides: object) -> int | None:
+    """The smallest side of a square ``channels``-channel image that model ``name`` takes
+    (``None`` if none up to :data:`LARGEST_TRIED_SIDE`): doubling, then bisection (a model
+    that takes a side takes every larger one).
+
+    >>> smallest_image("glo_mnist_cnn", 1, 10)  # two 2×2 poolings: 4 → 2 → 1
+    4
+    """
+    def fits(side: int) -> bool:
+        return _input_problem(name, (channels, side, side), classes, overrides) is None
+
+    high = 1
+    while not fits(high):
+        if high >= LARGEST_TRIED_SIDE:
+            return None
+        high *= 2
+    low = high // 2  # does not fit (or 0)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if fits(middle) else (middle, high)
+    return high

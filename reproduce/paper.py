@@ -221,9 +221,12 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _paper(args: argparse.Namespace) -> int:
+    from symloss.paths import check_output_folder
+
     if args.per_group < 1 or args.steps < 1:
         raise ValueError("--per-group and --steps must be >= 1")
-    report = write_paper_report(Path(args.out), per_group=args.per_group, steps=args.steps,
+    out = check_output_folder("--out", args.out)  # before minutes of proofs and training
+    report = write_paper_report(out, per_group=args.per_group, steps=args.steps,
                                 seed=args.seed)
     print(f"wrote {report}")
     return 0

@@ -104,6 +104,20 @@ def _template(budget: Budget):
     return Normalized(model, data.mean, data.std).to(resolve_device(config.device)), config
 
 
+def check_budget(budget: Budget) -> None:
+    """Refuse, before a run exists, a budget no candidate could train under: its dataset
+    missing or broken (:class:`~symloss.harness.data.DataError`), or inputs of a shape its
+    model cannot take (:func:`~symloss.harness.models.check_model_input`); each a one-line
+    ``ValueError``. Loads the dataset once (this process then keeps it, as a worker does).
+    """
+    from symloss.harness.models import check_model_input
+
+    data = _dataset(budget.dataset, budget.data_dir)
+    config = _config(budget)[0].resolved(data.name)
+    check_model_input(config.model, data.input_shape, data.classes,
+                      source=data.source or data.name, **config.model_options)
+
+
 def warm_up(budget: Budget) -> dict[str, Any]:
     """Build this process's warm state for ``budget``; say how large a chunk it takes.
 
@@ -157,7 +171,10 @@ def task_threads() -> int | None:
     for name, need in ((task.resource_restrictions or {}) if task is not None else {}).items():
         if need > 0:
             at_once = min(at_once, int(worker.state.total_resources.get(name, 0) // need))
-    return max(1, nthreads // max(1, at_once))
+    from symloss.harness.device import available_cores
+
+    # a worker started with more threads than its machine's cores still trains on its cores
+    return max(1, min(nthreads // max(1, at_once), available_cores()))
 
 
 def _worker_name() -> str:

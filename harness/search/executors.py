@@ -18,6 +18,12 @@ CPU, :data:`MAX_TASK_CHUNK`. Before the first chunk, :meth:`prepare` warms every
 worker (torch imported, dataset loaded, model template built:
 :func:`symloss.harness.search.evaluate.warm_up`) and learns its memory's cap.
 
+Everything a flag scales is bounded before anything starts (:func:`check_workers`:
+at most this machine's cores; :func:`check_chunk`: at most the largest generation), and
+a scheduler address is checked before a client exists (:func:`check_scheduler`): a
+scheme Dask knows, a host and a port, and, over TCP, a peer whose first message is
+Dask's handshake, so a port that is something else is refused within seconds.
+
 A dying worker never ends a search. A candidate whose evaluation kills its
 worker every time it runs (``MAX_ATTEMPTS`` times: a segfault, the kernel's
 out-of-memory killer) comes back as a ``failed`` :class:`Outcome` with fitness
@@ -31,6 +37,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import socket
+import struct
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -72,19 +80,151 @@ def _worker_died(item: tuple, detail: str):
 
 
 def check_chunk(chunk: int | None) -> int | None:
-    """``--chunk``: ``None`` (chosen per generation) or a whole number >= 1.
+    """``chunk``: ``None`` (chosen per generation) or a whole number from 1 to the largest
+    generation (:data:`~symloss.harness.search.strategies.MAX_POPULATION`: a larger chunk
+    is the whole generation).
 
     >>> check_chunk(None), check_chunk(4)
     (None, 4)
     >>> check_chunk(0)
     Traceback (most recent call last):
     ...
-    ValueError: --chunk must be a whole number >= 1, got 0
+    ValueError: chunk must be a whole number from 1 to 10000, got 0
     """
-    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int)
-                              or chunk < 1):
-        raise ValueError(f"--chunk must be a whole number >= 1, got {chunk!r}")
-    return chunk
+    from symloss.harness.search.strategies import check_population
+
+    return None if chunk is None else check_population(chunk, "chunk", smallest=1)
+
+
+def check_workers(workers: int) -> int:
+    """``workers``: local worker processes, a whole number from 1 to this machine's cores
+    (each trains on one thread, so more only wait for a core; each also imports torch and
+    loads the dataset, a few hundred MB).
+
+    >>> check_workers(1)
+    1
+    >>> check_workers(100_000)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: workers must be a whole number from 1 to ... got 100000
+    """
+    from symloss.harness.device import check_threads
+
+    return check_threads(workers, "workers", "the cores this process may run on: a local "
+                                             "worker trains on one")
+
+
+#: Seconds a scheduler has to send Dask's handshake before its address is refused (a
+#: scheduler sends it the moment it accepts a connection, in milliseconds).
+PROBE_SECONDS = 5.0
+#: The most bytes the first message of a Dask peer may announce: its handshake is about 60.
+MAX_HANDSHAKE_BYTES = 64 * 2**10
+
+
+def check_scheduler(address: str, timeout: float = PROBE_SECONDS) -> str:
+    """``address`` if a Dask scheduler may be there, else a one-line ``ValueError`` (or
+    :class:`SchedulerLost` where nothing accepts the connection: it may come back).
+
+    The scheme must be one Dask has a transport for (``tcp``, ``tls``, ...), with a host
+    and a port from 1 to 65535. Over TCP the peer is asked before any client exists:
+    it must accept a connection within ``timeout`` and send Dask's handshake (a small
+    msgpack dict with ``python`` and ``compression``). A port that is something else
+    (an HTTP server waits for a request; another protocol announces a message of
+    exabytes, which Dask's client would try to allocate) is refused in one line.
+
+    >>> check_scheduler("bogus://x")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: scheduler address 'bogus://x': unknown scheme 'bogus'; Dask knows inproc, ...
+    >>> check_scheduler("tcp://localhost")
+    Traceback (most recent call last):
+    ...
+    ValueError: scheduler address 'tcp://localhost' needs a port: tcp://HOST:PORT
+    """
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import backends
+
+    if not isinstance(address, str) or not address.strip():
+        raise ValueError(f"scheduler address must be SCHEME://HOST:PORT, got {address!r}")
+    scheme, location = parse_address(address.strip(), strict=False)
+    if scheme not in backends:
+        raise ValueError(f"scheduler address {address!r}: unknown scheme {scheme!r}; Dask "
+                         f"knows {', '.join(sorted(backends))}")
+    if scheme == "inproc":
+        return address
+    try:
+        host, port = parse_host_port(location)
+    except ValueError:
+        raise ValueError(f"scheduler address {address!r} needs a port: "
+                         f"{scheme}://HOST:PORT") from None
+    if not host or not 1 <= port <= 65535:
+        raise ValueError(f"scheduler address {address!r} needs a host and a port from 1 to "
+                         f"65535: {scheme}://HOST:PORT")
+    if scheme == "tcp":
+        _probe(address, host, port, timeout)
+    elif scheme in ("tls", "wss") and not _tls_configured():
+        raise ValueError(f"scheduler address {address!r} uses TLS, but Dask's configuration "
+                         "holds no TLS certificates (distributed.comm.tls.*)")
+    return address
+
+
+def _tls_configured() -> bool:
+    """Whether Dask's configuration gives a client the TLS context a ``tls://`` peer needs
+    (without it ``Client`` fails half-built, and its cleanup hangs 20 s at exit)."""
+    from distributed.security import Security
+
+    return Security().get_connection_args("client").get("ssl_context") is not None
+
+
+def _probe(address: str, host: str, port: int, timeout: float) -> None:
+    """Refuse ``host:port`` unless its first message is Dask's handshake (see
+    :func:`check_scheduler`)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as peer:
+            peer.settimeout(timeout)
+            head = _receive(peer, 8)
+            if head is None:
+                raise ValueError(f"no Dask scheduler at {address}: it sent nothing within "
+                                 f"{timeout:g} s (a Dask scheduler greets at once)")
+            (size,) = struct.unpack("<Q", head)
+            message = _receive(peer, size) if 0 < size <= MAX_HANDSHAKE_BYTES else None
+    except OSError as error:  # nothing there (yet): as when a scheduler is lost
+        raise SchedulerLost(f"cannot reach the Dask scheduler at {address}: "
+                            f"{error.strerror or error}") from None
+    if message is None or not _is_handshake(message):
+        raise ValueError(f"no Dask scheduler at {address}: what answers there does not speak "
+                         "Dask's protocol")
+
+
+def _receive(peer: socket.socket, size: int) -> bytes | None:
+    """Exactly ``size`` bytes from ``peer``; ``None`` if it closes or goes quiet first."""
+    received = b""
+    try:
+        while len(received) < size:
+            part = peer.recv(size - len(received))
+            if not part:
+                return None
+            received += part
+    except TimeoutError:
+        return None
+    return received
+
+
+def _is_handshake(message: bytes) -> bool:
+    """Whether ``message`` is Dask's framed handshake: a frame count, the frames' lengths,
+    then one msgpack dict naming ``python`` and ``compression``."""
+    import msgpack
+
+    try:
+        (count,) = struct.unpack_from("<Q", message)
+        lengths = struct.unpack_from(f"<{count}Q", message, 8) if 0 < count <= 16 else ()
+        start = 8 + 8 * len(lengths)
+        if not lengths or start + sum(lengths) != len(message):
+            return False
+        greeting = msgpack.unpackb(message[start:start + lengths[0]], raw=False)
+    except (struct.error, ValueError, TypeError, msgpack.UnpackException):
+        return False
+    return isinstance(greeting, dict) and {"python", "compression"} <= set(greeting)
 
 
 def spread(count: int, slots: int, cap: int | None = None) -> int:
@@ -201,9 +341,7 @@ class LocalExecutor(_Workers):
 
     def __init__(self, workers: int, chunk: int | None = None, budget=None):
         super().__init__()
-        if workers < 1:
-            raise ValueError(f"--workers must be >= 1, got {workers}")
-        self.workers = workers
+        self.workers = check_workers(workers)
         self.chunk = check_chunk(chunk)
         self.budget = budget
         self.pool = self._new_pool()
@@ -302,7 +440,7 @@ class DaskExecutor(_Workers):
         from distributed import Client
 
         super().__init__()
-        self.address = address
+        self.address = check_scheduler(address, min(timeout, PROBE_SECONDS))
         self.resources = resources
         self.chunk = check_chunk(chunk)
         self.lost = False
@@ -310,6 +448,9 @@ class DaskExecutor(_Workers):
             self.client = Client(address, timeout=timeout, set_as_default=False)
         except (OSError, TimeoutError) as error:
             raise SchedulerLost(f"cannot reach the Dask scheduler at {address}: {error}") from None
+        except (TypeError, ValueError) as error:  # what the checks above cannot foresee
+            raise ValueError(f"cannot connect to the Dask scheduler at {address}: "
+                             f"{str(error).splitlines()[0]}") from None
         if budget is not None:
             self.prepare(budget)
 
@@ -427,6 +568,12 @@ def make_executor(workers: int | None = None, scheduler: str | None = None,
     if workers and scheduler:
         raise ValueError("--workers and --scheduler are exclusive: choose one")
     check_chunk(chunk)
+    if workers is not None:
+        check_workers(workers)
+    if not scheduler and budget is not None and budget.threads is not None:
+        from symloss.harness.device import check_threads
+
+        check_threads(budget.threads)  # trained here: this machine's cores bound them
     if scheduler:
         return DaskExecutor(scheduler, resources, chunk=chunk, budget=budget)
     if workers and workers > 1:

@@ -31,6 +31,7 @@ import functools
 import json
 import math
 import random
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
@@ -164,6 +165,47 @@ class _Sampler:
 #: pycma options the search sets itself: the search's seed decides every draw.
 RESERVED_CMA_OPTIONS = ("seed", "randn")
 
+#: The largest generation a search proposes. Each candidate is a sympy expression built at
+#: ``ask()`` (about 9 ms for a TaylorGLO member, 17 ms for a GLO tree on one core), so
+#: 10,000 take one to three minutes before the first training, and a generation of them
+#: trains for about 13 minutes at the fastest measured rate (13 trainings/s,
+#: benchmarks/RESULTS.md); a billion would build for months and never fit in memory.
+MAX_POPULATION = 10_000
+
+
+def check_population(population: int, name: str = "population", smallest: int = 2) -> int:
+    """``population`` if it is a whole number from ``smallest`` to :data:`MAX_POPULATION`,
+    else a one-line ``ValueError`` naming ``name`` and that range (before anything is built).
+
+    >>> check_population(40)
+    40
+    >>> check_population(10**9)
+    Traceback (most recent call last):
+    ...
+    ValueError: population must be a whole number from 2 to 10000, got 1000000000
+    """
+    if isinstance(population, bool) or not isinstance(population, int) or \
+            not smallest <= population <= MAX_POPULATION:
+        raise ValueError(f"{name} must be a whole number from {smallest} to {MAX_POPULATION}, "
+                         f"got {population!r}")
+    return population
+
+
+@contextlib.contextmanager
+def _pycma_quiet() -> Iterator[None]:
+    """pycma's ``InjectionWarning`` ("orphanated injected solution") left unprinted.
+
+    With fewer than 6 per generation pycma samples mirrored pairs and archives them as
+    injected; the search tells back exactly the vectors it was asked about, but as lists,
+    which pycma's archive does not recognise, so it warns after two generations. Handing
+    back its own arrays would silence it, and would also change every later generation
+    (pycma then updates differently): stored runs could no longer be replayed, so the
+    warning is filtered instead; nothing else from pycma is.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", cma.evolution_strategy.InjectionWarning)
+        yield
+
 
 def unknown_name(what: str, key: object, known: list[str]) -> ValueError:
     """A one-line error for an unknown name, with the closest known one when there is one."""
@@ -222,12 +264,19 @@ def _cma(x0: np.ndarray, sigma0: float, popsize: int, rng: np.random.Generator,
     options = {"popsize": popsize, "seed": np.nan, "randn": _Sampler(rng), "verbose": -9,
                "CMA_diagonal": False, "tolfun": 0, "tolx": 0, "tolfunhist": 0,
                "tolstagnation": 10**9, **check_cma_options(extra)}
+    check_population(popsize)
+    if isinstance(options["popsize"], int) and options["popsize"] > MAX_POPULATION:
+        check_population(options["popsize"], "pycma option 'popsize'")
     try:
         return cma.CMAEvolutionStrategy(list(map(float, x0)), sigma0, options)
+    except MemoryError:
+        raise ValueError(f"CMA-ES with population {options['popsize']} over {len(x0)} "
+                         "coordinates does not fit in memory") from None
     except Exception as error:  # pycma's own messages span many lines
         detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise ValueError(f"pycma refused the options {dict(extra or {})}: "
-                         f"{type(error).__name__}: {detail}") from None
+        given = (f"the options {dict(extra)}" if extra else
+                 f"population {popsize} and sigma0 {sigma0!r}")
+        raise ValueError(f"pycma refused {given}: {type(error).__name__}: {detail}") from None
 
 
 # GP operators -------------------------------------------------------------------------------
@@ -409,6 +458,9 @@ class TaylorGLOSettings:
     #: pycma options over the search's own (:func:`check_cma_options`).
     cma_options: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        check_population(self.population)
+
 
 def _rule(name: str) -> str:
     """The null-epoch rule under a filter: ``stable`` starts from the exact one."""
@@ -459,7 +511,8 @@ class TaylorGLOStrategy(_Snapshots):
         return cls(settings, TaylorGLOState(es, rng))
 
     def _propose(self) -> np.ndarray:
-        vectors = np.asarray(self.state.es.ask(), dtype=float)
+        with _pycma_quiet():
+            vectors = np.asarray(self.state.es.ask(), dtype=float)
         self.state.pending = vectors.tolist()
         return vectors
 
@@ -478,7 +531,8 @@ class TaylorGLOStrategy(_Snapshots):
 
     def tell(self, fitnesses: list[float]) -> None:
         # pycma minimizes; fitness (accuracy) is maximized.
-        self.state.es.tell(self.state.pending, [-float(f) for f in fitnesses])
+        with _pycma_quiet():
+            self.state.es.tell(self.state.pending, [-float(f) for f in fitnesses])
         self.state.pending = []
         self.state.generation += 1
 
@@ -516,6 +570,11 @@ class GLOSettings:
     cma_options: dict[str, Any] = field(default_factory=dict)
     #: mate, mutate and select, and the depth limits (GLO's own by default).
     operators: GPOperators = field(default_factory=GPOperators)
+
+    def __post_init__(self) -> None:
+        check_population(self.population)
+        if self.cma_population:
+            check_population(self.cma_population, "cma_population")
 
 
 @dataclass
@@ -679,7 +738,9 @@ class GLOStrategy(_Snapshots):
         if state.es == "none":
             state.pending = [[]]
             return [[]]
-        state.pending = [list(map(float, v)) for v in np.asarray(state.es.ask(), dtype=float)]
+        with _pycma_quiet():
+            asked = np.asarray(state.es.ask(), dtype=float)
+        state.pending = [list(map(float, v)) for v in asked]
         return state.pending
 
     def tell(self, fitnesses: list[float]) -> None:
@@ -691,12 +752,14 @@ class GLOStrategy(_Snapshots):
                 state.best_fitness = float(fitnesses[best])
                 state.best_prefix = list(state.population[best])
         elif state.es not in (None, "none"):
-            state.es.tell(state.pending, [-float(f) for f in fitnesses])
+            with _pycma_quiet():
+                state.es.tell(state.pending, [-float(f) for f in fitnesses])
         state.pending = []
         state.generation += 1
 
 
 __all__ = [
+    "MAX_POPULATION",
     "RESERVED_CMA_OPTIONS",
     "SNAPSHOT_FORMAT",
     "Candidate",
@@ -709,6 +772,7 @@ __all__ = [
     "TaylorGLOState",
     "TaylorGLOStrategy",
     "check_cma_options",
+    "check_population",
     "read_snapshot",
     "unknown_name",
 ]
