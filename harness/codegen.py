@@ -13,7 +13,7 @@ logits (:func:`symloss.harness.losses.log_complement`). What is left is
 printed with sympy's ``expm1``/``log1p`` rewrites (``1 − exp(x)`` →
 ``−expm1(x)``, ``log(1 + x)`` → ``log1p(x)``). Nothing is clamped.
 
-**Three functions per formula**, in one generated source:
+**Four functions per formula**, in one generated source:
 
 * ``term(y, log_h, log_rest, parameters)`` — ``ℓ`` for any label values
   (probability targets, smoothed labels). A label factor ``y`` multiplying an
@@ -25,7 +25,10 @@ printed with sympy's ``expm1``/``log1p`` rewrites (``1 − exp(x)`` →
   removes those products outright, and cross-entropy's non-target term is
   the constant 0 (no work at all). Used when ``ℓ`` is not a polynomial in
   ``(y, h)`` (:attr:`GeneratedTerm.by_target`); a polynomial has no ``0·∞`` and
-  is cheaper evaluated once with one-hot ``y``.
+  is cheaper evaluated once with one-hot ``y``;
+* ``target_difference`` — ``ℓ(1, ·) − ℓ(0, ·)``, simplified: a sample's loss is
+  ``Σ_k ℓ(0, h_k)`` plus it at the target where that adds without cancelling
+  (:attr:`GeneratedTerm.adds_at_target`; Baikal: ``Σ_k −L_k + exp(−L_T)``).
 
 ``parameters`` unpacks a family's parameters (TaylorGLO's λ, a GP tree's
 coefficients): a 1-D tensor (what :class:`symloss.harness.losses.SymbolicLoss`
@@ -62,6 +65,9 @@ def off_target_term(log_h, log_rest, parameters):
 def on_target_term(log_h, log_rest, parameters):
     return torch.exp(-log_h) - log_h
 <BLANKLINE>
+def target_difference(log_h, log_rest, parameters):
+    return torch.exp(-log_h)
+<BLANKLINE>
 >>> import torch
 >>> on_target = generate(loss("baikal").expr, ()).on_target_term
 >>> round(float(on_target(torch.tensor(-1000.0), None, ())), 1)  # h = e^-1000: 1/h overflows
@@ -96,7 +102,8 @@ LOG_REST = sp.Dummy("log_rest", real=True, nonpositive=True)
 #: The generated functions: (name, arguments, label value substituted for ``y``).
 FUNCTIONS = (("term", "y, log_h, log_rest, parameters", None),
              ("off_target_term", "log_h, log_rest, parameters", sp.S.Zero),
-             ("on_target_term", "log_h, log_rest, parameters", sp.S.One))
+             ("on_target_term", "log_h, log_rest, parameters", sp.S.One),
+             ("target_difference", "log_h, log_rest, parameters", "difference"))
 
 #: Python names the generated source defines or uses; a parameter never takes one.
 RESERVED = frozenset({"y", "log_h", "log_rest", "parameters", "torch",
@@ -112,13 +119,17 @@ class LossPrinter(TorchPrinter):
     """TorchPrinter for elementwise loss terms; see the module docstring for what it changes.
 
     ``names`` maps each free symbol to the Python name it has in the generated
-    function; ``prelude`` collects the temporaries a power of a compound base needs.
+    function; ``scalars`` are the symbols that hold one number per candidate (a
+    family's parameters); ``prelude`` collects the temporaries a power of a compound
+    base needs.
     """
 
-    def __init__(self, names: dict[sp.Symbol, str]) -> None:
+    def __init__(self, names: dict[sp.Symbol, str],
+                 scalars: frozenset[sp.Symbol] = frozenset()) -> None:
         super().__init__()
         self.mapping = {**self.mapping, expm1: "torch.expm1", log1p: "torch.log1p"}
         self._names = dict(names)
+        self._scalars = scalars
         self.prelude: list[str] = []
         self._temporaries = 0
 
@@ -156,9 +167,15 @@ class LossPrinter(TorchPrinter):
 
     def _print_Add(self, expr, order=None) -> str:
         """Like sympy's, but a positive term leads when there is one (``y - a``, not ``-a + y``:
-        one tensor operation fewer)."""
+        one tensor operation fewer), and a negative term with a number or a parameter
+        factor is added with that factor negated (``+ x*(-2.0)``, ``+ x*(-lambda_2)``: a
+        subtraction costs a tensor negation in the backward pass, a scalar's is free)."""
         parts = []
         for term in self._as_ordered_terms(expr, order=order):
+            negated = self._negated_scalar(term)
+            if negated is not None:
+                parts.append(("+", negated))
+                continue
             text = self._print(term)
             sign = "-" if text.startswith("-") and not term.is_Add else "+"
             text = text[1:] if sign == "-" else text
@@ -169,6 +186,37 @@ class LossPrinter(TorchPrinter):
         first_sign, first = parts[0]
         return ("-" if first_sign == "-" else "") + first + "".join(
             f" {sign} {text}" for sign, text in parts[1:])
+
+    def _print_Mul(self, expr: sp.Mul) -> str:
+        """Scalar factors (numbers, parameters) multiplied together first: ``λ0*λ5*t``
+        is one tensor operation, ``t*λ0*λ5`` two."""
+        scalar = [f for f in expr.args if f.free_symbols <= self._scalars]
+        tensor = [f for f in expr.args if not f.free_symbols <= self._scalars]
+        if len(scalar) < 2 or not tensor:
+            return super()._print_Mul(expr)
+        scalars, tensors = sp.Mul(*scalar), sp.Mul(*tensor)
+        return (f"{self.parenthesize(scalars, precedence(expr))}*"
+                f"{self.parenthesize(tensors, precedence(expr))}")
+
+    def _negated_scalar(self, term: sp.Expr) -> str | None:
+        """``term`` (a negative product with a tensor factor) as its scalar factors, one of
+        them negated, times its tensor factors (``(-lambda_4)*_t0``), or ``None``."""
+        coefficient, rest = term.as_coeff_Mul()
+        if not coefficient.is_negative or rest.free_symbols <= self._scalars:
+            return None  # a subtraction of scalars costs no tensor negation
+        factors = sp.Mul.make_args(rest)
+        scalar = [f for f in factors if f.free_symbols <= self._scalars]
+        tensor = sp.Mul(*(f for f in factors if not f.free_symbols <= self._scalars))
+        if coefficient != -1:
+            negated = f"({self._print(coefficient)})"
+        else:
+            symbol = next((f for f in scalar if f.is_Symbol), None)
+            if symbol is None:
+                return None
+            negated, scalar = f"(-{self._print(symbol)})", [f for f in scalar if f != symbol]
+        mul = precedence(sp.Mul(2, sp.Symbol("x"), evaluate=False))
+        return "*".join([negated, *(self.parenthesize(f, mul) for f in scalar),
+                         self.parenthesize(tensor, mul)])
 
     def _print_Pow(self, expr: sp.Pow) -> str:
         base, exponent = expr.args
@@ -313,6 +361,9 @@ class GeneratedTerm:
 
     ``uses_complement``: the functions read ``log_rest`` (``M = log(1 − h)``);
     ``by_target``: class-index targets go through ``off_target_term``/``on_target_term``;
+    ``adds_at_target``: a sample's loss may be summed as ``Σ_k ℓ(0, h_k)`` plus
+    ``target_difference`` ``ℓ(1, h_T) − ℓ(0, h_T)`` at the target, with no cancellation
+    (Baikal: ``Σ_k −L_k + exp(−L_T)``; cross-entropy: ``−L_T`` alone);
     ``with_derivative``: each function returns ``(ℓ, ∂ℓ/∂L)``. A pickle or a deep copy
     holds the expression, and regenerates the functions (from the cache) when loaded.
     """
@@ -324,8 +375,10 @@ class GeneratedTerm:
     term: Callable
     off_target_term: Callable
     on_target_term: Callable
+    target_difference: Callable
     uses_complement: bool
     by_target: bool
+    adds_at_target: bool
 
     def __reduce__(self):
         return (_regenerate, (self.expr, self.parameters, self.with_derivative))
@@ -343,19 +396,29 @@ def _variants(expr: sp.Expr, parameters: tuple[sp.Symbol, ...],
     if stray:
         raise ValueError(f"loss term has symbols {sorted(map(str, stray))} that are not "
                          "y, h or its parameters")
+    values = {label: log_space(expr if label is None else expr.xreplace({y: label}))
+              for _, _, label in FUNCTIONS if label != "difference"}
+    values["difference"] = values[sp.S.One] - values[sp.S.Zero]  # like terms cancel here
     variants = []
     for _, _, label in FUNCTIONS:
-        value = log_space(expr if label is None else expr.xreplace({y: label}))
-        outputs = [value]
+        outputs = [values[label]]
         if with_derivative:
-            if value.has(LOG_REST):
+            if outputs[0].has(LOG_REST):
                 raise NotImplementedError(
                     "the hand-derived gradient of a term with log(1 - h) loses precision as "
                     "h -> 1; autograd differentiates it (symloss.harness.losses.log_complement)")
-            outputs.append(sp.diff(value, LOG_H))
+            outputs.append(sp.diff(outputs[0], LOG_H))
         outputs = [stable_forms(o) for o in outputs]
         variants.append(tuple(_guard_labels(o) if label is None else o for o in outputs))
     return variants
+
+
+def _adds_at_target(expr: sp.Expr) -> bool:
+    """Whether ``Σ_k ℓ(0, h_k) + [ℓ(1, ·) − ℓ(0, ·)](h_T)`` adds no term that cancels one of
+    the sum's: the difference, simplified, keeps no term of ``−ℓ(0, ·)``."""
+    off = log_space(expr.xreplace({y: sp.S.Zero}))
+    difference = log_space(expr.xreplace({y: sp.S.One})) - off
+    return not set(sp.Add.make_args(difference)) & set(sp.Add.make_args(-off))
 
 
 def _parameter_names(parameters: tuple[sp.Symbol, ...]) -> list[str]:
@@ -376,7 +439,12 @@ def _function_source(name: str, arguments: str, outputs: tuple[sp.Expr, ...],
                      names: dict[sp.Symbol, str], parameters: tuple[sp.Symbol, ...]) -> str:
     temporaries = sp.numbered_symbols("_t")
     assignments, reduced = sp.cse(list(outputs), symbols=temporaries)
-    printer = LossPrinter({**names, **{symbol: str(symbol) for symbol, _ in assignments}})
+    scalars = set(parameters)
+    for symbol, value in assignments:  # temporaries of parameters alone are scalars too
+        if value.free_symbols <= scalars:
+            scalars.add(symbol)
+    printer = LossPrinter({**names, **{symbol: str(symbol) for symbol, _ in assignments}},
+                          frozenset(scalars))
     body: list[str] = []
     used = set().union(*(o.free_symbols for o in outputs))
     unpacked = [names[p] if p in used else "_" for p in parameters]
@@ -401,7 +469,7 @@ def term_source(expr: sp.Expr, parameters: tuple[sp.Symbol, ...] = (), *,
     >>> print(term_source(taylorglo(1).expr, taylorglo(1).parameters).split("\\n\\n")[0])
     def term(y, log_h, log_rest, parameters):
         _, lambda_1, lambda_2 = parameters
-        return -lambda_2*(torch.exp(log_h) - lambda_1)
+        return (-lambda_2)*(torch.exp(log_h) - lambda_1)
     """
     expr, parameters = sp.sympify(expr), tuple(parameters)
     return _source(_variants(expr, parameters, with_derivative), parameters)
@@ -461,4 +529,5 @@ def _compile(expr: sp.Expr, parameters: tuple[sp.Symbol, ...],
     functions = [namespace[name] for name, _, _ in FUNCTIONS]
     return GeneratedTerm(expr, parameters, with_derivative, source, *functions,
                          uses_complement=any(o.has(LOG_REST) for v in variants for o in v),
-                         by_target=not expr.is_polynomial(h, y))
+                         by_target=not expr.is_polynomial(h, y),
+                         adds_at_target=_adds_at_target(expr))

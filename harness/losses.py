@@ -40,7 +40,7 @@ supported compiler.
 One code path: :class:`PerClassLoss` and the module-level functions above it
 import only torch; :mod:`symloss.harness.search.export` copies their source into
 an exported loss, and the population trainer (:mod:`symloss.harness.batched.loss`)
-calls :func:`per_class_terms`.
+calls :func:`per_sample_losses` and :func:`per_class_terms`.
 
 >>> import torch
 >>> criterion = torch_loss("cross_entropy")
@@ -68,7 +68,7 @@ from symloss.scale import LOSS_SCALES, check_scale
 REDUCTIONS = ("mean", "sum", "none")
 
 __all__ = ["LOSS_SCALES", "REDUCTIONS", "PerClassLoss", "SymbolicLoss", "log_complement",
-           "log_probabilities", "per_class_terms", "torch_loss"]
+           "log_probabilities", "per_class_terms", "per_sample_losses", "torch_loss"]
 
 # ---- The torch-only core: symloss export copies everything from here to the end marker. ----
 
@@ -108,46 +108,90 @@ def log_probabilities(logits, dim):
     torch.Size([2, 3, 4])
     """
     classes = logits.shape[dim]
+    if dim not in (-1, logits.dim() - 1):
+        return torch.log_softmax(logits, dim=dim).movedim(dim, -1)
     few = logits.device.type == "cpu" and classes <= 16 and logits.numel() >= 256 * classes
-    if dim in (-1, logits.dim() - 1) and logits.dim() > 1 and (logits.stride(-1) != 1 or few):
+    if logits.dim() > 1 and (logits.stride(-1) != 1 or few):
         return torch.log_softmax(logits.transpose(-1, -2).contiguous(), dim=-2).transpose(-1, -2)
-    return torch.log_softmax(logits, dim=dim).movedim(dim, -1)
+    return torch.log_softmax(logits, dim=dim)
 
 
-def per_class_terms(generated, log_h, target, parameters, label_smoothing=0.0):
-    """``ℓ(y_k, h_k)`` per class, classes last: ``log_h [..., C]``; ``target`` class
-    indices ``[...]`` (every one in range: the caller replaces ignored ones) or
+def per_sample_losses(generated, log_h, target, parameters, label_smoothing=0.0,
+                      weight=None):
+    """``Σ_k w_k ℓ(y_k, h_k)`` per sample: ``log_h [..., C]`` (classes last); ``target``
+    class indices ``[...]`` (every one in range: the caller replaces ignored ones) or
     probabilities ``[..., C]``; ``generated`` the functions of
-    :class:`symloss.harness.codegen.GeneratedTerm`.
+    :class:`symloss.harness.codegen.GeneratedTerm`; ``weight`` per class or ``None``.
 
     One-hot targets of a non-polynomial term go through ``ℓ(0, ·)`` on every class and
-    ``ℓ(1, ·)`` on the target's (``generated.by_target``); otherwise ``ℓ`` sees the
-    labels, smoothed by α to ``y(1−α) + α/C`` (docs/conventions.md §2.7). With
-    functions that return ``(ℓ, ∂ℓ/∂L)``, a tuple of two such tensors.
+    ``ℓ(1, ·)`` on the target's (``generated.by_target``), summed as ``Σ_k ℓ(0, h_k)``
+    plus ``ℓ(1, h_T) − ℓ(0, h_T)`` where that adds without cancelling
+    (``generated.adds_at_target``; cross-entropy: ``−L_T`` alone). Otherwise ``ℓ``
+    sees the labels, smoothed by α to ``y(1−α) + α/C`` (docs/conventions.md §2.7).
     """
-    classes = log_h.shape[-1]
     log_rest = log_complement(log_h) if generated.uses_complement else None
+    if _by_target(generated, target, label_smoothing) and generated.adds_at_target:
+        index = _target_index(target, log_h)
+        rest = None if log_rest is None else log_rest.gather(-1, index)
+        chosen = log_h.gather(-1, index)
+        at_target = _filled(generated.target_difference(chosen, rest, parameters),
+                            chosen).squeeze(-1)
+        at_target = at_target if weight is None else at_target * weight[target]
+        off = generated.off_target_term(log_h, log_rest, parameters)
+        if not isinstance(off, torch.Tensor) and float(off) == 0.0:  # cross-entropy: −L_T
+            return at_target
+        off = _filled(off, log_h)
+        return (off if weight is None else off * weight).sum(dim=-1) + at_target
+    terms = per_class_terms(generated, log_h, target, parameters, label_smoothing, log_rest)
+    return (terms if weight is None else terms * weight).sum(dim=-1)
+
+
+def per_class_terms(generated, log_h, target, parameters, label_smoothing=0.0,
+                    log_rest=None):
+    """``ℓ(y_k, h_k)`` per class ``[..., C]``, as :func:`per_sample_losses` sums them; with
+    functions that return ``(ℓ, ∂ℓ/∂L)``
+    (:func:`symloss.harness.codegen.generate_with_derivative`), a pair of such tensors.
+    ``log_rest``: :func:`log_complement` of ``log_h`` when the caller has it."""
+    if generated.uses_complement and log_rest is None:
+        log_rest = log_complement(log_h)
+    if _by_target(generated, target, label_smoothing):
+        index = _target_index(target, log_h)
+        rest = None if log_rest is None else log_rest.gather(-1, index)
+        on = generated.on_target_term(log_h.gather(-1, index), rest, parameters)
+        off = generated.off_target_term(log_h, log_rest, parameters)
+        if isinstance(on, tuple):
+            return tuple(_with_target(a, b, index, log_h)
+                         for a, b in zip(on, off, strict=True))
+        return _with_target(on, off, index, log_h)
+    terms = _labelled_terms(generated, log_h, log_rest, target, parameters, label_smoothing)
+    return tuple(_filled(t, log_h) for t in terms) if isinstance(terms, tuple) else terms
+
+
+def _by_target(generated, target, label_smoothing):
+    return generated.by_target and not label_smoothing and not target.dtype.is_floating_point
+
+
+def _target_index(target, log_h):
+    """``target [...]`` as a gather index ``[..., 1]`` over ``log_h [..., C]`` (shared
+    targets ``[B]`` broadcast over the population's ``[K, B, C]``)."""
+    index = target.unsqueeze(-1)
+    return index if index.dim() == log_h.dim() else index.expand(*log_h.shape[:-1], 1)
+
+
+def _with_target(on, off, index, like):
+    """``ℓ(0, ·)`` everywhere but at the target, ``ℓ(1, ·)`` there."""
+    return _filled(off, like).scatter(-1, index, _filled(on, like[..., :1]))
+
+
+def _labelled_terms(generated, log_h, log_rest, target, parameters, label_smoothing):
     if target.dtype.is_floating_point:
         labels = target.to(log_h.dtype)
     else:
-        index = target.unsqueeze(-1)
-        is_target = torch.arange(classes, device=log_h.device) == index
-        if generated.by_target and not label_smoothing:
-            index = index.expand(*log_h.shape[:-1], 1)
-            rest = None if log_rest is None else log_rest.gather(-1, index)
-            on = generated.on_target_term(log_h.gather(-1, index), rest, parameters)
-            off = generated.off_target_term(log_h, log_rest, parameters)
-            if isinstance(on, tuple):
-                return tuple(_selected(is_target, a, b, log_h)
-                             for a, b in zip(on, off, strict=True))
-            return _selected(is_target, on, off, log_h)
-        labels = is_target.to(log_h.dtype)
+        labels = torch.zeros_like(log_h).scatter(-1, _target_index(target, log_h), 1.0)
     if label_smoothing:
-        labels = labels * (1.0 - label_smoothing) + label_smoothing / classes
+        labels = labels * (1.0 - label_smoothing) + label_smoothing / log_h.shape[-1]
     terms = generated.term(labels, log_h, log_rest, parameters)
-    if isinstance(terms, tuple):
-        return tuple(_filled(t, log_h) for t in terms)
-    return _filled(terms, log_h)
+    return terms if isinstance(terms, tuple) else _filled(terms, log_h)
 
 
 def _filled(value, like):
@@ -155,12 +199,6 @@ def _filled(value, like):
     if not isinstance(value, torch.Tensor):
         return like.new_full(like.shape, float(value))
     return value if value.shape == like.shape else value.expand_as(like)
-
-
-def _selected(is_target, on, off, like):
-    if not isinstance(off, torch.Tensor) and float(off) == 0.0:  # cross-entropy: ℓ(0, h) = 0
-        return torch.where(is_target, _filled(on, like[..., :1]), 0.0)
-    return torch.where(is_target, _filled(on, like[..., :1]), _filled(off, like))
 
 
 def _inspectable(tensor):
@@ -220,7 +258,8 @@ class PerClassLoss(torch.nn.Module):
         if autocast:
             with torch.autocast(input.device.type, enabled=False):
                 return self._loss(input, target).to(dtype)
-        return self._loss(input, target).to(dtype)
+        loss = self._loss(input, target)
+        return loss if loss.dtype == dtype else loss.to(dtype)
 
     def _loss(self, input, target):
         if input.dim() == 0:
@@ -241,14 +280,12 @@ class PerClassLoss(torch.nn.Module):
         if target.dtype.is_floating_point:
             self._check_probabilities(logits, target)
             target = target.movedim(1, -1)
-        else:
-            self._check_indices(logits, target, classes)
+        elif self._check_indices(logits, target, classes):  # some may be ignore_index
             valid = target != self.ignore_index
             target = torch.where(valid, target, 0)
         parameters = self.loss_parameters if torch.compiler.is_compiling() else self._values
-        terms = per_class_terms(self.generated, log_h, target, parameters,
-                                self.label_smoothing)
-        per_sample = (terms if weight is None else terms * weight).sum(dim=-1)
+        per_sample = per_sample_losses(self.generated, log_h, target, parameters,
+                                       self.label_smoothing, weight)
         if self.scale == "paper":
             per_sample = per_sample / classes
         if valid is not None:
@@ -257,11 +294,13 @@ class PerClassLoss(torch.nn.Module):
             return per_sample[0] if unbatched else per_sample
         if self.reduction == "sum":
             return per_sample.sum()
-        if valid is None:  # probability targets: the mean over samples
-            return per_sample.mean()
+        if target.dtype.is_floating_point or (weight is None and valid is None):
+            return per_sample.mean()  # probability targets, or none ignored nor weighted
         if weight is None:
             return per_sample.sum() / valid.sum()
-        return per_sample.sum() / torch.where(valid, weight[target], 0.0).sum()
+        chosen = weight[target]  # the mean divides by the targets' weights
+        return per_sample.sum() / (chosen if valid is None else torch.where(valid, chosen, 0.0)
+                                   ).sum()
 
     def _check_probabilities(self, logits, target):
         if target.shape != logits.shape:
@@ -272,6 +311,8 @@ class PerClassLoss(torch.nn.Module):
                                "targets, not to probability targets")
 
     def _check_indices(self, logits, target, classes):
+        """Shape and range checks; whether some target may equal ``ignore_index`` (when the
+        values cannot be read — compiled, vmapped — assume so)."""
         if target.dtype == torch.bool or target.is_complex():
             raise RuntimeError(f"targets must be class indices (an integer dtype) or "
                                f"probabilities (a floating one), got {target.dtype}")
@@ -282,12 +323,18 @@ class PerClassLoss(torch.nn.Module):
         if target.shape != expected:
             raise RuntimeError(f"class-index targets must have shape {expected}, "
                                f"got {tuple(target.shape)}")
-        if _inspectable(target):
-            bad = (target != self.ignore_index) & ((target < 0) | (target >= classes))
-            if bool(bad.any()):
-                raise IndexError(f"target {target[bad][0].item()} is out of bounds for "
-                                 f"{classes} classes (0 to {classes - 1}, or "
-                                 f"ignore_index={self.ignore_index})")
+        if not _inspectable(target) or target.numel() == 0:
+            return True
+        low, high = torch.aminmax(target)
+        low, high = int(low), int(high)  # one look at the values for both checks
+        if low >= 0 and high < classes:
+            return low <= self.ignore_index <= high
+        bad = (target != self.ignore_index) & ((target < 0) | (target >= classes))
+        if bool(bad.any()):
+            raise IndexError(f"target {target[bad][0].item()} is out of bounds for "
+                             f"{classes} classes (0 to {classes - 1}, or "
+                             f"ignore_index={self.ignore_index})")
+        return True
 
     def extra_repr(self):
         weight = "" if self.weight is None else f", weight={self.weight.tolist()}"

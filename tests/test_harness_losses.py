@@ -282,3 +282,19 @@ def test_torch_loss_errors_name_the_bad_value():
         torch_loss(loss("mse"))(torch.zeros(2, 4), torch.zeros(2, 3))
     with pytest.raises(ValueError, match="takes 8 parameter values, got 2"):
         torch_loss(taylorglo(3, [0] * 8)).set_values([1, 2])
+
+
+def test_terms_that_reduce_to_constants_keep_the_dtype():
+    """ℓ = y − log h: ℓ(1, ·) − ℓ(0, ·) = 1 and ∂ℓ(1, ·)/∂L = −1 are constants; they come
+    out in the logits' dtype, per sample Σ_k −L_k + 1."""
+    from symloss.harness.batched import PopulationLoss
+
+    logits = torch.randn(2, 4, 5, generator=torch.Generator().manual_seed(4),
+                         dtype=torch.float64)
+    target = torch.tensor([0, 3, 4, 1])
+    expected = (1 - torch.log_softmax(logits, -1).sum(-1)).mean(-1)
+    for k in range(2):
+        assert torch.allclose(torch_loss("y - log(h)")(logits[k], target), expected[k])
+    values, _ = PopulationLoss([loss("y - log(h)")] * 2, dtype=torch.float64).value_and_grad(
+        logits, target)
+    assert values.dtype == torch.float64 and torch.allclose(values, expected)

@@ -1,7 +1,7 @@
 """The population's loss: K candidates' losses on their own logits, and its gradient.
 
 Each candidate's value is :class:`symloss.harness.losses.SymbolicLoss`'s, computed by the
-same code (:func:`symloss.harness.losses.per_class_terms` on ``L = log_softmax``); the
+same code (:func:`symloss.harness.losses.per_sample_losses` on ``L = log_softmax``); the
 gradient with respect to the logits comes from the derived ``g = ∂ℓ/∂L``
 (:func:`symloss.harness.codegen.generate_with_derivative`, sympy's derivative in log
 space printed next to ``ℓ``) and the softmax Jacobian ``∂ℓ/∂f_j = g_j − h_j Σ_k g_k``,
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from symloss.harness.codegen import GeneratedTerm, generate, generate_with_derivative
-from symloss.harness.losses import log_probabilities, per_class_terms
+from symloss.harness.losses import log_probabilities, per_class_terms, per_sample_losses
 from symloss.loss import Loss
 from symloss.scale import check_scale, class_factor
 
@@ -35,8 +35,8 @@ class _LossGroup:
     def losses(self, log_h: torch.Tensor, target: torch.Tensor, smoothing: float,
                factor: float) -> torch.Tensor:
         """Per-candidate loss ``[Kg]``: the batch mean of ``factor·Σ_k ℓ``."""
-        terms = per_class_terms(self.generated, log_h, target, self.values, smoothing)
-        return terms.sum(dim=-1).mean(dim=-1) * factor
+        per_sample = per_sample_losses(self.generated, log_h, target, self.values, smoothing)
+        return per_sample.mean(dim=-1) * factor
 
     def value_and_derivative(self, log_h: torch.Tensor, target: torch.Tensor,
                              smoothing: float, factor: float

@@ -108,7 +108,8 @@ def export_source(loss: Loss, *, class_name: str = "FoundLoss",
         analysis="".join(f"    {line!r},\n" for line in analysis),
         constants=f"REDUCTIONS = {losses.REDUCTIONS!r}\nLOSS_SCALES = {losses.LOSS_SCALES!r}",
         core=core, term=generated.source.rstrip(),
-        uses_complement=generated.uses_complement, by_target=generated.by_target)
+        uses_complement=generated.uses_complement, by_target=generated.by_target,
+        adds_at_target=generated.adds_at_target)
     check_class_name(class_name, text)
     compile(text, "<exported loss>", "exec")  # a SyntaxError here is ours: nothing is written
     return text
@@ -232,8 +233,10 @@ class _Generated:
     term = staticmethod(term)
     off_target_term = staticmethod(off_target_term)
     on_target_term = staticmethod(on_target_term)
+    target_difference = staticmethod(target_difference)
     uses_complement = {uses_complement}
     by_target = {by_target}
+    adds_at_target = {adds_at_target}
 
 
 class {class_name}(PerClassLoss):
