@@ -14,6 +14,7 @@ and :attr:`Analysis.undecided` says why, step by step.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -72,6 +73,10 @@ class Analysis:
     binary: BinaryView
     undecided: tuple[tuple[str, str], ...] = ()
     stability: Stability | None = None
+    #: :attr:`trainable` and :attr:`paper_trainable` as :func:`analyze` decided them within
+    #: its budget (a sign proof of a large constant can take sympy minutes); ``None``: derived
+    #: when asked, unbounded.
+    verdicts: tuple[bool | None, bool | None] | None = None
 
     @property
     def trainable(self) -> bool | None:
@@ -79,18 +84,15 @@ class Analysis:
 
         Undecided at a kink whose subgradients disagree, or for a complex γ.
         """
-        if _null_epoch_decides(self.null_epoch):
-            return self.null_epoch.trainable
-        return sign_verdict(self.trainability_condition)
+        return self.verdicts[0] if self.verdicts is not None else _trainable(
+            self.null_epoch, self.trainability_condition)
 
     @property
     def paper_trainable(self) -> bool | None:
         """ICLR Theorem 3's verdict, as published (undecided where :attr:`trainable` is
         undecided for a reason other than parameters)."""
-        if _null_epoch_decides(self.null_epoch):
-            return None
-        negative = sign_verdict(-self.paper_condition)
-        return None if negative is None else not negative
+        return self.verdicts[1] if self.verdicts is not None else _paper_trainable(
+            self.null_epoch, self.paper_condition)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict.
@@ -164,8 +166,12 @@ class Analysis:
                 result["label_smoothing_map_reason"] = self.label_smoothing_map.reason
         return json_safe(result)
 
-    def latex(self) -> dict[str, str]:
-        """LaTeX of every derived expression, by the same names as :meth:`to_dict`."""
+    def latex(self, seconds: float = CALL_SECONDS) -> dict[str, str | None]:
+        """LaTeX of every derived expression, by the same names as :meth:`to_dict`.
+
+        All of it within ``seconds`` (sympy's printer takes seconds on a sixteenth power
+        of logs): an expression not printed by then is ``None``, undecided.
+        """
         items: dict[str, sp.Expr] = {
             "loss": self.loss.expression,
             "gamma": self.gamma,
@@ -189,7 +195,23 @@ class Analysis:
         if self.label_smoothing_map is not None and self.label_smoothing_map.exists:
             for parameter, value in self.label_smoothing_map.mapping.items():
                 items[f"label_smoothing_{parameter}"] = value
-        return {name: sp.latex(value) for name, value in items.items()}
+        deadline = time.monotonic() + check_seconds("seconds", seconds)
+        return {name: bounded(lambda value=value: sp.latex(value), undecided_on=UNDECIDED,
+                              seconds=max(deadline - time.monotonic(), 1e-3)).value
+                for name, value in items.items()}
+
+
+def _trainable(null: NullEpoch, condition: sp.Expr) -> bool | None:
+    if _null_epoch_decides(null):
+        return null.trainable
+    return sign_verdict(condition)
+
+
+def _paper_trainable(null: NullEpoch, condition: sp.Expr) -> bool | None:
+    if _null_epoch_decides(null):
+        return None
+    negative = sign_verdict(-condition)
+    return None if negative is None else not negative
 
 
 def _null_epoch_decides(null: NullEpoch) -> bool:
@@ -202,7 +224,8 @@ def to_json(value: sp.Expr | None) -> float | int | str | None:
     """A JSON value for a derived quantity: number, ``"inf"``/``"-inf"``, expression string or None.
 
     A finite number too large for a float is its 17-digit string; an exactly zero
-    constant is ``0``.
+    constant is ``0``; a constant sympy cannot evaluate within :data:`NUMBER_SECONDS`
+    (a sixteenth power of logs at 1/n: seconds of ``evalf``) is its expression string.
 
     >>> to_json(sp.oo), to_json(sp.Rational(1, 2)), to_json(sp.Integer(3)), to_json(None)
     ('inf', 0.5, 3, None)
@@ -216,17 +239,31 @@ def to_json(value: sp.Expr | None) -> float | int | str | None:
     if value == -sp.oo:
         return "-inf"
     if value.is_number:
-        if value.is_Integer:
-            return int(value)
-        if is_zero_number(value):
-            return 0
-        numeric = value.evalf(17)
-        real, imaginary = numeric.as_real_imag()
-        if imaginary != 0 or not real.is_Float:
-            return str(value)
-        number = float(real)
-        return number if math.isfinite(number) else _float_text(real)
+        return int(value) if value.is_Integer else _number_json(value)
     return str(value)
+
+
+#: Seconds one derived constant may take to evaluate for JSON and the report.
+NUMBER_SECONDS = 0.5
+
+
+@functools.lru_cache(maxsize=256)
+def _number_json(value: sp.Expr) -> float | int | str:
+    """:func:`to_json` of a constant, under :data:`NUMBER_SECONDS` (remembered: the report
+    and the JSON ask for the same values)."""
+    outcome = bounded(lambda: _evaluated(value), seconds=NUMBER_SECONDS, undecided_on=UNDECIDED)
+    return str(value) if outcome.reason is not None else outcome.value
+
+
+def _evaluated(value: sp.Expr) -> float | int | str:
+    if is_zero_number(value):
+        return 0
+    numeric = value.evalf(17)
+    real, imaginary = numeric.as_real_imag()
+    if imaginary != 0 or not real.is_Float:
+        return str(value)
+    number = float(real)
+    return number if math.isfinite(number) else _float_text(real)
 
 
 def _float_text(value: sp.Float) -> str:
@@ -341,11 +378,19 @@ def analyze(
                              SmoothingMap(False, {}, "undecided within the bounds"))
     null = step("null_epoch", lambda: null_epoch(loss, classes, smoothing),
                 NullEpoch(nan, nan, nan, None, reason="undecided within the bounds"))
+    if complex_reason:
+        null = NullEpoch(null.gamma_target, null.gamma_nontarget, null.delta, None,
+                         reason=complex_reason)
     zero = step("zero_error", lambda: zero_error(loss, classes, smoothing, seconds=seconds),
                 ZeroError(None, None, None, reason="undecided within the bounds"))
+    step("numbers", lambda: [to_json(value) for value in (  # evaluated once, in the budget
+        null.gamma_target, null.gamma_nontarget, null.delta, zero.limit,
+        *(null.delta_range or ()))])
     condition = step("trainability_condition",
                      lambda: trainability_condition(loss, classes, smoothing), nan)
     paper = step("paper_condition", lambda: paper_condition(loss, classes, smoothing), nan)
+    verdicts = (step("trainable", lambda: _trainable(null, condition)),
+                step("paper_trainable", lambda: _paper_trainable(null, paper)))
     binary = step("binary", lambda: binary_view(loss, smoothing if not loss.is_family else 0.0),
                   BinaryView(nan, nan, None, None, None, reason="undecided within the bounds"))
     stable = step("stability", lambda: stability(loss, classes, smoothing, seconds=seconds),
@@ -354,8 +399,6 @@ def analyze(
     tidy_delta = step("tidy delta", lambda: tidy(raw_delta), raw_delta)
     tidy_step = step("tidy logit_step", lambda: tuple(tidy(e) for e in raw_step), raw_step)
     if complex_reason:
-        null = NullEpoch(null.gamma_target, null.gamma_nontarget, null.delta, None,
-                         reason=complex_reason)
         zero = ZeroError(zero.limit, None, zero.leading_order, False, complex_reason)
         binary = BinaryView(binary.expression, binary.derivative, None, None, None,
                             reason=complex_reason)
@@ -368,5 +411,5 @@ def analyze(
         zero_error_coefficients=coefficients, delta=tidy_delta, logit_step=tidy_step,
         null_epoch=null, zero_error=zero, trainability_condition=condition,
         paper_condition=paper, label_smoothing_map=smoothing_map, binary=binary,
-        undecided=tuple(step.undecided), stability=stable,
+        undecided=tuple(step.undecided), stability=stable, verdicts=verdicts,
     )

@@ -18,6 +18,7 @@ import math
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -126,20 +127,24 @@ def _command_analyze(args: argparse.Namespace) -> int:
     from symloss.report import format_report
 
     check_seconds("--seconds", args.seconds)
+    started = time.monotonic()
     loss = _load_loss(args.loss, args.order, args.params, args.store)
     result = analyze(loss, classes=args.classes, smoothing=args.smoothing,
                      seconds=min(STEP_SECONDS, args.seconds), total_seconds=args.seconds)
+    # LaTeX gets what the budget has left, and a second at least (a spent budget)
+    latex = result.latex(max(args.seconds - (time.monotonic() - started), 1.0)) \
+        if args.latex else {}
     if args.json:
         payload = result.to_dict()
         if args.latex:
-            payload["latex"] = result.latex()
+            payload["latex"] = latex
         print(json.dumps(payload, indent=2, allow_nan=False))
     else:
         print(format_report(result))
         if args.latex:
             print("\nLaTeX")
-            for name, text in result.latex().items():
-                print(f"  {name}: {text}")
+            for name, text in latex.items():
+                print(f"  {name}: {text or 'undecided (not printed within --seconds)'}")
     return 0
 
 

@@ -109,3 +109,39 @@ def test_curve_never_writes_through_a_symbolic_link(capsys, tmp_path):
                               "--force")
     assert "symbolic link" in message
     assert precious.read_text() == "export PATH=...\n"
+
+
+# --- nothing after the analysis is unbounded ------------------------------------------------------
+
+#: The null epoch is decided in 1-3 s; its three values then took sympy's evalf about 4 s
+#: for the report and again for the JSON, and the sign of its trainability condition 2 s,
+#: all after the analysis's budget, so `analyze` ran 14-24 s with a 8 s budget.
+DECIDED_SLOWLY = "exp(h)**16*log(1-h)**16*log(h+y)**16"
+
+
+def test_a_derived_constant_is_a_number_or_its_expression_within_its_bound():
+    from symloss.analysis import NUMBER_SECONDS, to_json
+    from symloss.dynamics import null_epoch
+
+    null = null_epoch(loss(DECIDED_SLOWLY), 10, 0.0)
+    started = time.monotonic()
+    shown = [to_json(value) for value in (null.gamma_target, null.gamma_nontarget, null.delta)]
+    assert time.monotonic() - started < 3 * NUMBER_SECONDS + SLACK / 2
+    assert all(isinstance(value, (int, float, str)) for value in shown)
+
+
+def test_the_report_json_and_latex_stay_within_the_commands_budget(capsys):
+    started = time.monotonic()
+    code, out, _ = _cli(capsys, "analyze", DECIDED_SLOWLY, "--seconds", "3", "--json",
+                        "--latex")
+    # 3 s of analysis, at least 1 s of LaTeX; the verdicts and numbers inside the budget
+    assert time.monotonic() - started < 3 + 1 + SLACK
+    assert code == 0
+    payload = json.loads(out)
+    assert payload["latex"]["loss"] == (r"e^{16 h} \log{\left(1 - h \right)}^{16} "
+                                        r"\log{\left(h + y \right)}^{16}")
+
+
+def test_the_verdicts_are_decided_inside_the_budget_not_when_read():
+    result = analyze(loss("cross_entropy"), classes=10)
+    assert result.verdicts == (True, True) == (result.trainable, result.paper_trainable)
