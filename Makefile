@@ -21,7 +21,7 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/symloss analyze baikal
 	$(BIN)/symloss analyze taylorglo --label-smoothing 0.1
-	$(BIN)/symloss curve cross_entropy mse baikal --classes 10 --out out/attraction.png --csv out/attraction.csv
+	$(BIN)/symloss curve cross_entropy mse baikal --classes 10 --out out/attraction.png --csv out/attraction.csv --force
 	$(BIN)/symloss search taylorglo --dataset mnist1d --generations 4 --steps 300 --final-seeds 3 \
 		--store out/runs.sqlite --out out/search
 	@echo "outputs: out/attraction.png out/attraction.csv out/search/report.md out/runs.sqlite"

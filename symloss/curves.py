@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from symloss.binary import binary_view
-from symloss.dynamics import _classes, attraction_function, delta_function
+from symloss.dynamics import UNDECIDED, _classes, attraction_function, delta_function
 from symloss.figures import display_name, figure_format, new_figure, save_figure, wide_range_scale
+from symloss.guard import bounded
 from symloss.loss import Loss
 from symloss.scale import paper_learning_rate
 from symloss.stability import stability
@@ -115,8 +116,13 @@ def attraction_figure(
 
 
 def _mark_equilibria(axes, item: Loss, classes: int, smoothing: float, color: str) -> None:
-    """Each zero of Δ on both panels: filled if it attracts, hollow if not (symloss.stability)."""
-    for equilibrium in stability(item, classes, smoothing).equilibria:
+    """Each zero of Δ on both panels: filled if it attracts, hollow if not (symloss.stability).
+
+    Bounded (:func:`symloss.guard.bounded`): where the equilibria cannot be found within
+    the budget, the curves are drawn without markers."""
+    found = bounded(lambda: stability(item, classes, smoothing).equilibria,
+                    undecided_on=UNDECIDED)
+    for equilibrium in found.value or ():
         face = color if equilibrium.stable else "white"
         for axis in axes:
             axis.plot([equilibrium.epsilon], [0.0], marker="o", markersize=7, color=color,

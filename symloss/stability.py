@@ -269,7 +269,8 @@ def stability(loss: Loss, classes: Classes, smoothing: Smoothing = 0.0, *,
     expression = delta(loss, n, alpha)
     if expression.has(sp.nan, sp.zoo):
         return _undecided(n, alpha, "Δ(ε) is undefined at the labels")
-    trainable = null_epoch(loss, n, alpha).trainable
+    trainable = bounded(lambda: null_epoch(loss, n, alpha).trainable, seconds=seconds,
+                        undecided_on=UNDECIDED).value  # None: undecided, as the basin says
     exact = expression.xreplace({f: sp.Rational(f) for f in expression.atoms(sp.Float)})
     outcome = bounded(lambda: _exact_zeros(exact, top), seconds=seconds, undecided_on=UNDECIDED)
     function = _real(sp.lambdify(epsilon, expression, modules="numpy"))

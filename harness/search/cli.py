@@ -211,6 +211,14 @@ def validate_config(config: dict[str, Any]) -> None:
         if config.get("filter") != "stable":
             raise ValueError("--min-target-probability applies to --filter stable only, got "
                              f"--filter {config.get('filter')}")
+    if config.get("population") is not None:
+        from symloss.harness.search.strategies import check_population
+
+        check_population(config["population"])
+    if config.get("budget", {}).get("lr") is not None:
+        from symloss.harness.device import check_learning_rate
+
+        check_learning_rate(config["budget"]["lr"])
     if not config.get("smoothing", 0) < 1:
         raise ValueError(f"--smoothing must be in [0, 1), got {config['smoothing']!r}")
     if config.get("seed", 0) >= 2**63:
@@ -235,6 +243,7 @@ def _search(args: argparse.Namespace) -> int:
                         ("--chunk", args.chunk)):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise ValueError(f"{flag} must be finite and > 0, got {value!r}")
+    _check_executor_flags(args)
     if args.out is not None:
         check_output_folder("--out", args.out)
     if not args.resume and args.algorithm is None:
@@ -441,10 +450,32 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 
 def _check_dataset(config) -> None:
-    """Load the dataset once here: a missing or broken file is one line, before any training."""
-    from symloss.harness.data import load_dataset
+    """Load the dataset once here and try the model on it: a missing or broken file, or data
+    the model cannot take, is one line before any training."""
+    from symloss.harness.search.evaluate import check_budget
 
-    load_dataset(config.budget.dataset, data_dir=config.budget.data_dir)
+    check_budget(config.budget)
+
+
+def _check_executor_flags(args: argparse.Namespace) -> None:
+    """Workers, chunk and scheduler refused before the dataset loads or a store is made."""
+    from symloss.harness.search.executors import (
+        SchedulerLost,
+        check_chunk,
+        check_scheduler,
+        check_workers,
+    )
+
+    if args.workers is not None and args.scheduler is not None:
+        raise ValueError("--workers and --scheduler are exclusive: choose one")
+    if args.workers is not None:
+        check_workers(args.workers)
+    check_chunk(args.chunk)
+    if args.scheduler is not None:
+        try:
+            check_scheduler(args.scheduler)
+        except SchedulerLost as error:
+            raise ValueError(str(error)) from None
 
 
 class _Reporter:
