@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from red_team_kit import (
     TINY,
+    TRAIN,
     Attacks,
     Broke,
     Sandbox,
@@ -37,8 +38,7 @@ def output_commands(box: Sandbox, bad: str, run_id: str, store: str) -> dict[str
     """Each command that writes or opens a path, given the bad path ``bad`` (a folder name
     that cannot be one)."""
     return {"export --out": ["export", run_id, "--store", store, "--out", f"{bad}/x.py"],
-            "train --out": ["train", "--loss", "cross_entropy", "--dataset", "digits",
-                            "--steps", "5", "--no-progress", "--out", f"{bad}/x"],
+            "train --out": [*TRAIN, "--out", f"{bad}/x"],
             "paper --out": ["paper", "--out", f"{bad}/x", "--steps", "5"],
             "search --store": ["search", "taylorglo", *TINY, "--store", f"{bad}/x.sqlite"],
             "runs --store": ["runs", "--store", f"{bad}/x.sqlite"],
@@ -172,6 +172,4 @@ def idx_shapes(box: Sandbox) -> str:
 @attack(ERRORS, "`train --dataset digits --model glo_mnist_cnn` (a 53-line traceback)",
         "one line, exit 2")
 def model_for_another_dataset(box: Sandbox) -> str:
-    return shorten(one_line(box.cli("train", "--loss", "cross_entropy", "--dataset", "digits",
-                                    "--model", "glo_mnist_cnn", "--steps", "5",
-                                    "--no-progress")))
+    return shorten(one_line(box.cli(*TRAIN, "--model", "glo_mnist_cnn")))

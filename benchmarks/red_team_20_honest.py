@@ -16,6 +16,7 @@ import json
 import numpy as np
 from red_team_kit import (
     TINY,
+    TRAIN,
     Attacks,
     Broke,
     Sandbox,
@@ -118,9 +119,7 @@ def raw_library_messages(box: Sandbox) -> str:
     data = mnist(box, empty, np.zeros((20, 28, 28), dtype=np.uint8))
     cases = {"train-images": ["train", "--loss", "cross_entropy", "--dataset", "mnist",
                               "--data-dir", str(data), "--steps", "5", "--no-progress"],
-             "attraction": ["train", "--loss", "baikal", "--dataset", "digits",
-                                      "--steps", "5", "--no-progress", "--attraction-log",
-                                      "--attraction-samples", "-1"],
+             "attraction": [*TRAIN, "--attraction-log", "--attraction-samples", "-1"],
              "population": ["search", "taylorglo", *TINY, "--population", "1000000000",
                               "--store", str(box.path("runs.sqlite"))]}
     lines = []
@@ -164,7 +163,6 @@ def dependency_warnings(box: Sandbox) -> str:
 @attack(HONEST, "`train --lr 1e308` (exit 1)",
         "one line naming --lr, exit 2, or the training reported (exit 0)")
 def huge_learning_rate(box: Sandbox) -> str:
-    ran = box.cli("train", "--loss", "cross_entropy", "--dataset", "digits", "--steps", "5",
-                  "--no-progress", "--lr", "1e308")
+    ran = box.cli(*TRAIN, "--lr", "1e308")
     survived(ran)
     return shorten(clean_or_one_line(ran, "lr"))

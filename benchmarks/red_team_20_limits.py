@@ -21,6 +21,7 @@ from pathlib import Path
 
 from red_team_kit import (
     TINY,
+    TRAIN,
     Attacks,
     Broke,
     Sandbox,
@@ -130,13 +131,10 @@ def scheduler_bogus_scheme(box: Sandbox) -> str:
 @attack(LIMITS, "`train --seeds 1000000000` (MemoryError)",
         "one line naming --seeds, exit 2, within the memory cap")
 def train_seeds(box: Sandbox) -> str:
-    return shorten(one_line(box.cli("train", "--loss", "cross_entropy", "--dataset", "digits",
-                                    "--steps", "5", "--no-progress", "--seeds", "1000000000"),
-                            "seeds"))
+    return shorten(one_line(box.cli(*TRAIN, "--seeds", "1000000000"), "seeds"))
 
 
-SCALED = (["train", "--loss", "cross_entropy", "--dataset", "digits", "--steps", "5",
-           "--no-progress", "--threads", "100000"],
+SCALED = ([*TRAIN, "--threads", "100000"],
           ["search", "taylorglo", *TINY, "--threads", "100000"],
           ["search", "taylorglo", *TINY, "--workers", "2", "--chunk", "1000000000"])
 

@@ -52,6 +52,10 @@ TINY = ["--dataset", "digits", "--steps", "5", "--population", "4", "--generatio
         "--no-progress", "--json"]
 
 
+#: The tiny training every train attack starts from (a second or two).
+TRAIN = ["train", "--loss", "cross_entropy", "--dataset", "digits", "--steps", "5", "--no-progress"]
+
+
 def symloss_command() -> list[str]:
     executable = Path(sys.executable).with_name("symloss")
     return [str(executable)] if executable.exists() else [sys.executable, "-m", "symloss.cli"]
