@@ -167,7 +167,7 @@ def make_config(algorithm: str = "taylorglo", fitness: Fitness | None = None, *,
     ...
     ValueError: unknown search setting 'generation' (did you mean 'generations'?); choose from ...
     """
-    from symloss.harness.search.cli import validate_config
+    from symloss.harness.search.config import validate_config
     from symloss.harness.search.evaluate import parse_objective
     from symloss.harness.search.final import check_baselines
 

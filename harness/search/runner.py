@@ -108,7 +108,7 @@ class SearchConfig:
         """A stored config (``runs.config``) as a checked :class:`SearchConfig`: a key this
         symloss does not know, a value of the wrong type or out of range is a ``ValueError``
         naming it (a changed store is one line, never a traceback later)."""
-        from symloss.harness.search.cli import validate_config
+        from symloss.harness.search.config import validate_config
 
         try:
             values = dict(record)
