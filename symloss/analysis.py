@@ -94,6 +94,12 @@ class Analysis:
         return self.verdicts[1] if self.verdicts is not None else _paper_trainable(
             self.null_epoch, self.paper_condition)
 
+    def _repr_markdown_(self) -> str:
+        """The report as a table in Jupyter (:func:`symloss.report.markdown_report`)."""
+        from symloss.report import markdown_report
+
+        return markdown_report(self)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict.
 

@@ -91,6 +91,31 @@ def format_report(result: Analysis) -> str:
     return "\n".join(lines)
 
 
+def markdown_report(result: Analysis) -> str:
+    """:func:`format_report` as a Markdown table (what a notebook shows for an
+    :class:`~symloss.analysis.Analysis`): one row per quantity, the value in a code span
+    (:func:`markdown_code`), a continuation line joined to its row.
+
+    >>> from symloss.catalog import loss
+    >>> from symloss.analysis import analyze
+    >>> print("\\n".join(markdown_report(analyze(loss("cross_entropy"))).splitlines()[:4]))
+    | quantity | value |
+    | --- | --- |
+    | cross\\_entropy | `ℓ(y, h) = -y*log(h)` |
+    | classes | `n = 10` |
+    """
+    rows: list[list[str]] = []
+    for line in format_report(result).splitlines():
+        label, value = line[:15].strip(), line[15:].strip()
+        if not label and rows:
+            rows[-1][1] += f"; {value}"
+        else:
+            rows.append([label, value])
+    return "\n".join(["| quantity | value |", "| --- | --- |"] + [
+        f"| {markdown_text(label)} | {markdown_code(value, in_table=True)} |"
+        for label, value in rows])
+
+
 def _minima(minima: tuple[tuple[float, float], ...]) -> str:
     """``at p = 0.7071 (interior)``, ``on p ∈ [0.9000, 1.0000] (flat)``, ties joined by "and"."""
     def where(start: float, end: float) -> str:

@@ -97,3 +97,15 @@ def test_analyze_random_losses_gives_json_ready_results(item):
     json.dumps(result.to_dict())
     assert format_report(result)
     assert result.trainable == result.null_epoch.trainable
+
+
+def test_an_analysis_displays_as_a_markdown_table_in_notebooks():
+    """Issue 24: Jupyter shows ``_repr_markdown_``; one row per report line, nothing injected."""
+    result = analyze(loss("baikal"), classes=10)
+    table = result._repr_markdown_().splitlines()
+    text = format_report(result).splitlines()
+    assert table[:2] == ["| quantity | value |", "| --- | --- |"]
+    assert len(table) - 2 == sum(1 for line in text if line[:15].strip())
+    assert all(row.startswith("| ") and row.endswith(" |") and row.count(" | ") == 1
+               for row in table[2:])
+    assert "| baikal | `ℓ(y, h) = -log(h) + y/h` |" in table
