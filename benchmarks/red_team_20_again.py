@@ -188,6 +188,23 @@ def flags_without_effect(box: Sandbox) -> str:
     return shorten(f"2 × one line: {lines[0]}")
 
 
+@attack(AGAIN, "`export --rank -1` and `--rank 10^20` (\"a stored loss is run:ID or "
+               "run:ID:RANK, got 'run:…:-1'\": a spec the user never typed), `analyze "
+               "run:ID:99999` (a well-formed spec called malformed)",
+        "one line, exit 2 each: naming --rank, or saying the run has fewer candidates")
+def rank_messages(box: Sandbox) -> str:
+    store, run_id = one_run(box)
+    lines = [one_line(box.cli("export", run_id, "--store", str(store), f"--rank={rank}",
+                              "--out", str(box.path("x.py"))), "rank") for rank in ("-1",
+                                                                                   "10" * 10)]
+    lines.append(one_line(box.cli("analyze", f"run:{run_id}:99999",
+                                  env={"SYMLOSS_STORE": str(store)})))
+    expect("run:ID:RANK, got" not in lines[-1], f"run:ID:99999: {lines[-1]}")
+    for line in lines[:2]:
+        expect("run:ID:RANK" not in line, f"--rank: {line}")
+    return shorten(f"3 × one line: {lines[0]}")
+
+
 # --- what held when written ---------------------------------------------------------------------
 
 
