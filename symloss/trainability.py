@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import sympy as sp
@@ -43,13 +44,45 @@ from symloss.dynamics import (
 from symloss.loss import Loss
 from symloss.symbols import h
 
-RULES = ("exact", "paper", "none")
+
+def first_principles_margin(gamma_t, gamma_n, classes):
+    """``Δ = γ_T(1/n) − γ_N(1/n)``: the target grows at the null epoch iff ``Δ > 0``.
+
+    The same arithmetic on sympy expressions and on floats (a GP tree's symengine
+    values), so the symbolic and the numeric forms of a rule cannot drift apart.
+
+    >>> first_principles_margin(3.0, 1.0, 10)
+    2.0
+    """
+    return gamma_t - gamma_n
+
+
+def theorem3_margin(gamma_t, gamma_n, classes):
+    """ICLR Theorem 3 (eq. 18–19) as published: ``γ_T(1/n) − (n−1)·γ_N(1/n)``, trainable
+    iff ``≥ 0``.
+
+    >>> theorem3_margin(3.0, 1.0, 10)
+    -6.0
+    """
+    return gamma_t - (classes - 1) * gamma_n
+
+
+#: A margin: ``(γ_T(1/n), γ_N(1/n), n) → value`` that a loss passes by being positive.
+Margin = Callable[[Any, Any, Any], Any]
 
 
 def _null_gammas(loss: Loss, classes: Classes, smoothing: Smoothing) -> tuple[sp.Expr, sp.Expr]:
     n = _classes(classes)
     return (at(gamma_target(loss, n, smoothing), h, 1 / n),
             at(gamma_nontarget(loss, n, smoothing), h, 1 / n))
+
+
+def null_epoch_condition(loss: Loss, classes: Classes, smoothing: Smoothing,
+                         margin: Margin) -> sp.Expr:
+    """``margin`` of the loss's null-epoch γ's, expanded where small enough to expand."""
+    n = _classes(classes)
+    gamma_t, gamma_n = _null_gammas(loss, n, smoothing)
+    return _expanded(margin(gamma_t, gamma_n, n))
 
 
 def trainability_condition(
@@ -63,8 +96,7 @@ def trainability_condition(
     >>> trainability_condition(taylorglo(3), classes=10)
     -2*lambda_0*lambda_7 - 2*lambda_1*lambda_6 + lambda_5 + lambda_6/5 + lambda_7
     """
-    gamma_t, gamma_n = _null_gammas(loss, classes, smoothing)
-    return _expanded(gamma_t - gamma_n)
+    return null_epoch_condition(loss, classes, smoothing, first_principles_margin)
 
 
 def paper_condition(loss: Loss, classes: Classes, smoothing: Smoothing = 0.0) -> sp.Expr:
@@ -72,9 +104,7 @@ def paper_condition(loss: Loss, classes: Classes, smoothing: Smoothing = 0.0) ->
 
     For TaylorGLO-3 this is eq. 18 with ``c1 … cyy`` of eq. 12 (and eq. 19 rearranged).
     """
-    n = _classes(classes)
-    gamma_t, gamma_n = _null_gammas(loss, n, smoothing)
-    return _expanded(gamma_t - (n - 1) * gamma_n)
+    return null_epoch_condition(loss, classes, smoothing, theorem3_margin)
 
 
 def _expanded(expression: sp.Expr) -> sp.Expr:
@@ -85,16 +115,35 @@ def _expanded(expression: sp.Expr) -> sp.Expr:
         return expression
 
 
+def holds(value: sp.Expr, strict: bool) -> bool | None:
+    """Whether ``value > 0`` (``strict``) or ``value ≥ 0`` is proved: ``None`` when undecided.
+
+    >>> holds(sp.Integer(0), strict=True), holds(sp.Integer(0), strict=False)
+    (False, True)
+    """
+    if strict:
+        return sign_verdict(value)
+    negative = sign_verdict(-value)
+    return None if negative is None else not negative
+
+
+def passes(value, strict: bool):
+    """``value > 0`` (``strict``) or ``value ≥ 0`` on numbers or arrays (NaN fails).
+
+    >>> passes(np.array([-1.0, 0.0, 2.0, np.nan]), strict=False)
+    array([False,  True,  True, False])
+    """
+    return value > 0 if strict else value >= 0
+
+
 def is_trainable(loss: Loss, classes: Classes, smoothing: Smoothing = 0.0) -> bool | None:
     """First-principles verdict; ``None`` when it depends on unbound parameters."""
-    return sign_verdict(trainability_condition(loss, classes, smoothing))
+    return holds(trainability_condition(loss, classes, smoothing), strict=True)
 
 
 def paper_trainable(loss: Loss, classes: Classes, smoothing: Smoothing = 0.0) -> bool | None:
     """The paper's invariant's verdict: ``False`` iff ``γ_T(1/n) < (n−1)·γ_N(1/n)``."""
-    value = paper_condition(loss, classes, smoothing)
-    negative = sign_verdict(-value)
-    return None if negative is None else not negative
+    return holds(paper_condition(loss, classes, smoothing), strict=False)
 
 
 @dataclass(frozen=True)
@@ -103,13 +152,15 @@ class CandidateFilter:
 
     ``mask(candidates)`` takes an ``[N, p]`` array (``p`` the family's parameter
     count) and returns a boolean ``[N]`` array: ``True`` where the candidate
-    passes. Derived once per (family, n, smoothing, rule); vectorized numpy.
+    passes: its condition ``> 0`` (``strict``) or ``≥ 0``. Derived once per (family,
+    n, smoothing, rule); vectorized numpy. ``condition`` ``None``: every finite one passes.
     """
 
     rule: str
     condition: sp.Expr | None
     parameters: tuple[sp.Symbol, ...]
     function: Callable[..., np.ndarray] | None
+    strict: bool = True
 
     def mask(self, candidates: np.ndarray) -> np.ndarray:
         candidates = np.asarray(candidates, dtype=float)
@@ -125,15 +176,14 @@ class CandidateFilter:
             columns = np.ascontiguousarray(candidates.T)
             value = np.broadcast_to(self.function(*columns), (len(candidates),))
         finite = np.isfinite(value) & np.isfinite(candidates).all(axis=1)
-        if self.rule == "paper":
-            return finite & (value >= 0)
-        return finite & (value > 0)
+        return finite & passes(value, self.strict)
 
 
 def candidate_filter(
     family: Loss, classes: int, smoothing: float = 0.0, rule: str = "exact",
 ) -> CandidateFilter:
-    """Compile the family's trainability rule (``exact``, ``paper`` or ``none``).
+    """Compile the family's trainability rule (a null-epoch rule of :mod:`symloss.rules`:
+    ``exact``, ``paper`` or ``none``).
 
     >>> import numpy as np
     >>> from symloss.catalog import taylorglo
@@ -141,17 +191,23 @@ def candidate_filter(
     >>> keep.mask(np.array([[0, 0, 0, -1, 0, 2, 0, 0], [0.0] * 8]))   # MSE, the zero loss
     array([ True, False])
     """
-    if rule not in RULES:
-        raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
-    return _candidate_filter(family.unbind(), int(_classes(classes)),
-                             float(_smoothing(smoothing)), rule)
+    from symloss.rules import compile_rule  # the registry builds on this module
+
+    return compile_rule(rule, family, classes, smoothing)
+
+
+def compile_condition(family: Loss, classes: Classes, smoothing: Smoothing, rule: str,
+                      margin: Margin | None, strict: bool = True) -> CandidateFilter:
+    """``margin``'s null-epoch condition of the family, lambdified (``None``: none to check)."""
+    return _compiled(family.unbind(), int(_classes(classes)), float(_smoothing(smoothing)),
+                     rule, margin, strict)
 
 
 @lru_cache(maxsize=256)
-def _candidate_filter(family: Loss, classes: int, smoothing: float, rule: str) -> CandidateFilter:
-    if rule == "none":
-        return CandidateFilter(rule, None, family.parameters, None)
-    derive = trainability_condition if rule == "exact" else paper_condition
-    condition = derive(family, classes, smoothing)
+def _compiled(family: Loss, classes: int, smoothing: float, rule: str,
+              margin: Margin | None, strict: bool) -> CandidateFilter:
+    if margin is None:
+        return CandidateFilter(rule, None, family.parameters, None, strict)
+    condition = null_epoch_condition(family, classes, smoothing, margin)
     function = sp.lambdify(family.parameters, condition, modules="numpy", cse=True)
-    return CandidateFilter(rule, condition, family.parameters, function)
+    return CandidateFilter(rule, condition, family.parameters, function, strict)
