@@ -37,9 +37,10 @@ from pathlib import Path
 from typing import Any
 
 from symloss.harness.search.config import validate_config
+from symloss.rules import rule_names
 
 DEFAULT_STORE = "symloss-runs.sqlite"
-FILTERS = ("exact", "paper", "stable", "none")
+FILTERS = rule_names()  # symloss.rules: the one list of filters
 
 
 def default_store() -> str:
