@@ -295,13 +295,33 @@ def _complement(expr: sp.Expr) -> sp.Expr:
 
 
 def _complement_factors(argument: sp.Expr) -> sp.Expr:
+    """``argument`` factored where that shows a ``1 − h`` (made ``exp(M)``) or an
+    ``exp(x) − 1`` (printed ``expm1``): ``h − h²`` is ``h·(1 − h)``."""
     if not argument.has(LOG_H):
         return argument
-    factored = sp.factor(argument) if argument.is_Add else argument
+    factored = _factor_exponentials(argument) if argument.is_Add else argument
     factors = [_one_complement(f) for f in sp.Mul.make_args(factored)]
-    if all(new is old for new, old in zip(factors, sp.Mul.make_args(factored), strict=True)):
+    changed = any(new is not old for new, old in zip(factors, sp.Mul.make_args(factored),
+                                                      strict=True))
+    if not changed and not any(_expm1_form(f.base if f.is_Pow else f) is not None
+                               for f in factors):
         return argument
     return sp.Mul(*factors)
+
+
+def _factor_exponentials(argument: sp.Expr) -> sp.Expr:
+    """``sp.factor`` with ``exp(k·L)`` (k rational) as powers of one ``u = exp(L/d)``, which
+    sympy's factor does not relate: ``2h − h² − h^1.5 = −h·(√h − 1)·(√h + 2)``."""
+    exponentials = [e for e in argument.atoms(sp.exp) if e.args[0].has(LOG_H)]
+    rates = [sp.simplify(e.args[0] / LOG_H) for e in exponentials]
+    if not all(rate.is_Rational for rate in rates):
+        return sp.factor(argument)
+    common = sp.ilcm(*(rate.q for rate in rates)) if len(rates) > 1 else (
+        rates[0].q if rates else 1)
+    power = sp.Dummy("u", positive=True)
+    polynomial = argument.xreplace({e: power ** (rate * common)
+                                    for e, rate in zip(exponentials, rates, strict=True)})
+    return sp.factor(polynomial).xreplace({power: sp.exp(LOG_H / common)})
 
 
 def _one_complement(factor: sp.Expr) -> sp.Expr:
@@ -325,20 +345,28 @@ def stable_forms(expr: sp.Expr) -> sp.Expr:
     >>> stable_forms(sp.log(1 + x**2) + 2 - 2 * sp.exp(x) - x)
     -x - 2*expm1(x) + log1p(x**2)
     """
-    def exponential_minus_one(node: sp.Expr) -> sp.Expr:
-        constant, rest = node.as_coeff_Add()
-        for term in sp.Add.make_args(rest) if constant != 0 else ():
-            coefficient, factor = term.as_coeff_Mul()
-            if isinstance(factor, sp.exp) and coefficient == -constant:
-                return -constant * expm1(factor.args[0]) + (rest - term)
-        return node
-
     def log_one_plus(node: sp.Expr) -> sp.Expr:
         constant, rest = node.args[0].as_coeff_Add()
-        return log1p(rest) if constant == 1 else node
+        if constant == 1:
+            return log1p(rest)
+        shifted = _expm1_form(sp.Add(constant - 1, rest)) if constant != 0 else None
+        return node if shifted is None else log1p(shifted)  # log(2 − e^x) = log1p(−expm1 x)
 
-    rewritten = expr.replace(lambda node: node.is_Add, exponential_minus_one)
+    rewritten = expr.replace(lambda node: node.is_Add,
+                             lambda node: _expm1_form(node) or node)
     return rewritten.replace(lambda node: isinstance(node, sp.log), log_one_plus)
+
+
+def _expm1_form(node: sp.Expr) -> sp.Expr | None:
+    """``c − c·exp(x) + rest`` as ``−c·expm1(x) + rest``, or ``None``."""
+    if not node.is_Add:
+        return None
+    constant, rest = node.as_coeff_Add()
+    for term in sp.Add.make_args(rest) if constant != 0 else ():
+        coefficient, factor = term.as_coeff_Mul()
+        if isinstance(factor, sp.exp) and coefficient == -constant:
+            return -constant * expm1(factor.args[0]) + (rest - term)
+    return None
 
 
 def _guard_labels(expr: sp.Expr) -> sp.Expr:
@@ -364,6 +392,8 @@ class GeneratedTerm:
     ``adds_at_target``: a sample's loss may be summed as ``Σ_k ℓ(0, h_k)`` plus
     ``target_difference`` ``ℓ(1, h_T) − ℓ(0, h_T)`` at the target, with no cancellation
     (Baikal: ``Σ_k −L_k + exp(−L_T)``; cross-entropy: ``−L_T`` alone);
+    ``exact_top``: the functions need ``L`` of the largest class to relative precision
+    (:func:`_smooth_in_log_h`), which :func:`symloss.harness.losses.exact_top` gives;
     ``with_derivative``: each function returns ``(ℓ, ∂ℓ/∂L)``. A pickle or a deep copy
     holds the expression, and regenerates the functions (from the cache) when loaded.
     """
@@ -379,6 +409,7 @@ class GeneratedTerm:
     uses_complement: bool
     by_target: bool
     adds_at_target: bool
+    exact_top: bool
 
     def __reduce__(self):
         return (_regenerate, (self.expr, self.parameters, self.with_derivative))
@@ -403,14 +434,50 @@ def _variants(expr: sp.Expr, parameters: tuple[sp.Symbol, ...],
     for _, _, label in FUNCTIONS:
         outputs = [values[label]]
         if with_derivative:
-            if outputs[0].has(LOG_REST):
+            if outputs[0].has(LOG_REST) or not _smooth_in_log_h(outputs[0]):
                 raise NotImplementedError(
-                    "the hand-derived gradient of a term with log(1 - h) loses precision as "
-                    "h -> 1; autograd differentiates it (symloss.harness.losses.log_complement)")
+                    "the hand-derived gradient of a term with log(1 - h), or with log h where "
+                    "its relative precision matters, loses precision as h -> 1; autograd "
+                    "differentiates it (symloss.harness.losses.log_complement, exact_top)")
             outputs.append(sp.diff(outputs[0], LOG_H))
         outputs = [stable_forms(o) for o in outputs]
         variants.append(tuple(_guard_labels(o) if label is None else o for o in outputs))
     return variants
+
+
+def _smooth_in_log_h(expr: sp.Expr) -> bool:
+    """Whether ``expr`` needs ``L = log h`` only to absolute precision: no log, root,
+    denominator or other non-Lipschitz function of ``L`` whose argument may vanish where
+    ``h = 1`` (``L = 0``, where ``log_softmax`` rounds the largest class's ``L`` to 0).
+    Otherwise — ``log(−L)``, ``1/L``, ``√(1 − √h)`` — the largest class's ``L`` is
+    recomputed exactly (:func:`symloss.harness.losses.exact_top`).
+
+    >>> _smooth_in_log_h(log_space(sp.log(h) + y / h + sp.Abs(h - y)))
+    True
+    >>> _smooth_in_log_h(log_space(sp.log(-sp.log(h))))
+    False
+    """
+    for node in sp.preorder_traversal(expr):
+        if node.is_Atom or not node.has(LOG_H) or isinstance(node, _LIPSCHITZ):
+            continue
+        if node.is_Pow:
+            if node.exp.is_Integer and node.exp > 0:
+                continue
+            argument = node.base
+        elif isinstance(node, log1p):
+            argument = 1 + node.args[0]
+        elif isinstance(node, sp.log) or node.is_Function:
+            argument = node.args[0]
+        else:
+            continue
+        at_one = argument.xreplace({LOG_H: sp.S.Zero})
+        if argument.has(LOG_H) and (at_one.has(y) or at_one.is_zero is not False):
+            return False
+    return True
+
+
+#: Functions whose value keeps the absolute precision of their argument.
+_LIPSCHITZ = (sp.exp, expm1, sp.Abs, sp.Max, sp.Min, sp.sign, sp.Heaviside, _LabelGuard)
 
 
 def _adds_at_target(expr: sp.Expr) -> bool:
@@ -472,15 +539,30 @@ def term_source(expr: sp.Expr, parameters: tuple[sp.Symbol, ...] = (), *,
         return (-lambda_2)*(torch.exp(log_h) - lambda_1)
     """
     expr, parameters = sp.sympify(expr), tuple(parameters)
-    return _source(_variants(expr, parameters, with_derivative), parameters)
+    return _source(_variants(expr, parameters, with_derivative), parameters)[0]
 
 
-def _source(variants: list[tuple[sp.Expr, ...]], parameters: tuple[sp.Symbol, ...]) -> str:
+def _source(variants: list[tuple[sp.Expr, ...]],
+            parameters: tuple[sp.Symbol, ...]) -> tuple[str, bool]:
+    """The generated source, and whether ``ℓ(0, ·)``, ``ℓ(1, ·)`` print (are finite reals:
+    ``log(y)`` at ``y = 0`` is not, and such a term is evaluated with its labels)."""
     names: dict[sp.Symbol, str] = dict(zip(parameters, _parameter_names(parameters),
                                            strict=True))
     names.update({y: "y", LOG_H: "log_h", LOG_REST: "log_rest"})
-    return "\n".join(_function_source(name, arguments, outputs, names, parameters)
-                     for (name, arguments, _), outputs in zip(FUNCTIONS, variants, strict=True))
+    texts, specialized = [], True
+    for (name, arguments, label), outputs in zip(FUNCTIONS, variants, strict=True):
+        try:
+            if label is not None and any(o.has(sp.zoo, sp.nan, sp.oo, -sp.oo, sp.I)
+                                         for o in outputs):
+                raise ValueError(f"{name} is not a finite real number")
+            texts.append(_function_source(name, arguments, outputs, names, parameters))
+        except ValueError:
+            if label is None:
+                raise
+            specialized = False
+            texts.append(f"def {name}({arguments}):\n    raise NotImplementedError("
+                         f"{'l(0, h) or l(1, h) is not a finite real number: use term'!r})\n")
+    return "\n".join(texts), specialized
 
 
 @functools.lru_cache(maxsize=512)
@@ -520,14 +602,16 @@ def generate(expr: sp.Expr, parameters: tuple[sp.Symbol, ...] = ()) -> Generated
 def _compile(expr: sp.Expr, parameters: tuple[sp.Symbol, ...],
              with_derivative: bool) -> GeneratedTerm:
     variants = _variants(expr, parameters, with_derivative)
-    source = _source(variants, parameters)
+    source, specialized = _source(variants, parameters)
     filename = f"<symloss-term-{generate.cache_info().misses}-{int(with_derivative)}>"
     namespace: dict[str, object] = {"torch": torch}
     # Our printer's output for a sympy tree we built, not user text (STYLE: no eval of strings).
     exec(compile(source, filename, "exec"), namespace)
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     functions = [namespace[name] for name, _, _ in FUNCTIONS]
+    used = variants if specialized else variants[:1]
     return GeneratedTerm(expr, parameters, with_derivative, source, *functions,
-                         uses_complement=any(o.has(LOG_REST) for v in variants for o in v),
-                         by_target=not expr.is_polynomial(h, y),
-                         adds_at_target=_adds_at_target(expr))
+                         uses_complement=any(o.has(LOG_REST) for v in used for o in v),
+                         by_target=specialized and not expr.is_polynomial(h, y),
+                         adds_at_target=specialized and _adds_at_target(expr),
+                         exact_top=not all(_smooth_in_log_h(o) for v in used for o in v))

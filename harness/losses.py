@@ -67,8 +67,9 @@ from symloss.scale import LOSS_SCALES, check_scale
 
 REDUCTIONS = ("mean", "sum", "none")
 
-__all__ = ["LOSS_SCALES", "REDUCTIONS", "PerClassLoss", "SymbolicLoss", "log_complement",
-           "log_probabilities", "per_class_terms", "per_sample_losses", "torch_loss"]
+__all__ = ["LOSS_SCALES", "REDUCTIONS", "PerClassLoss", "SymbolicLoss", "exact_top",
+           "log_complement", "log_probabilities", "per_class_terms", "per_sample_losses",
+           "torch_loss"]
 
 # ---- The torch-only core: symloss export copies everything from here to the end marker. ----
 
@@ -88,11 +89,31 @@ def log_complement(log_h):
     >>> torch.log1p(-torch.exp(log_h)).tolist()  # the naive form: h_1 rounds to 1
     [-inf, -4.248354255291589e-18]
     """
-    classes = torch.arange(log_h.shape[-1], device=log_h.device)
-    is_top = classes == log_h.argmax(dim=-1, keepdim=True)
+    is_top = _is_top(log_h)
     rest_of_top = torch.logsumexp(log_h.masked_fill(is_top, -torch.inf), dim=-1, keepdim=True)
     below_top = torch.log1p(-torch.exp(log_h.masked_fill(is_top, -1.0)))  # a safe value there
     return torch.where(is_top, rest_of_top, below_top)
+
+
+def exact_top(log_h):
+    """``log h`` with the largest class's entry recomputed to relative precision, as
+    ``log1p(−Σ_{j≠top} h_j)``: ``log_softmax`` gives it to absolute precision only (gap 40
+    in float32: 0 exactly, for −4e-18), which a formula in ``log(−log h)``, ``1/log h`` or
+    ``√(−log h)`` needs (``GeneratedTerm.exact_top``). The same function of the logits, so
+    its gradient is too.
+
+    >>> log_h = torch.log_softmax(torch.tensor([40.0, 0.0]), dim=-1)
+    >>> log_h.tolist(), exact_top(log_h).tolist()
+    ([0.0, -40.0], [-4.24835413113866e-18, -40.0])
+    """
+    is_top = _is_top(log_h)
+    rest_of_top = torch.logsumexp(log_h.masked_fill(is_top, -torch.inf), dim=-1, keepdim=True)
+    return torch.where(is_top, torch.log1p(-torch.exp(rest_of_top)), log_h)
+
+
+def _is_top(log_h):
+    classes = torch.arange(log_h.shape[-1], device=log_h.device)
+    return classes == log_h.argmax(dim=-1, keepdim=True)
 
 
 def log_probabilities(logits, dim):
@@ -129,7 +150,7 @@ def per_sample_losses(generated, log_h, target, parameters, label_smoothing=0.0,
     (``generated.adds_at_target``; cross-entropy: ``−L_T`` alone). Otherwise ``ℓ``
     sees the labels, smoothed by α to ``y(1−α) + α/C`` (docs/conventions.md §2.7).
     """
-    log_rest = log_complement(log_h) if generated.uses_complement else None
+    log_h, log_rest = _refined(generated, log_h)
     if _by_target(generated, target, label_smoothing) and generated.adds_at_target:
         index = _target_index(target, log_h)
         rest = None if log_rest is None else log_rest.gather(-1, index)
@@ -142,18 +163,25 @@ def per_sample_losses(generated, log_h, target, parameters, label_smoothing=0.0,
             return at_target
         off = _filled(off, log_h)
         return (off if weight is None else off * weight).sum(dim=-1) + at_target
-    terms = per_class_terms(generated, log_h, target, parameters, label_smoothing, log_rest)
+    terms = _per_class(generated, log_h, log_rest, target, parameters, label_smoothing)
     return (terms if weight is None else terms * weight).sum(dim=-1)
 
 
-def per_class_terms(generated, log_h, target, parameters, label_smoothing=0.0,
-                    log_rest=None):
+def per_class_terms(generated, log_h, target, parameters, label_smoothing=0.0):
     """``ℓ(y_k, h_k)`` per class ``[..., C]``, as :func:`per_sample_losses` sums them; with
     functions that return ``(ℓ, ∂ℓ/∂L)``
-    (:func:`symloss.harness.codegen.generate_with_derivative`), a pair of such tensors.
-    ``log_rest``: :func:`log_complement` of ``log_h`` when the caller has it."""
-    if generated.uses_complement and log_rest is None:
-        log_rest = log_complement(log_h)
+    (:func:`symloss.harness.codegen.generate_with_derivative`), a pair of such tensors."""
+    log_h, log_rest = _refined(generated, log_h)
+    return _per_class(generated, log_h, log_rest, target, parameters, label_smoothing)
+
+
+def _refined(generated, log_h):
+    """``log h`` (:func:`exact_top` where the term needs it) and ``log(1 − h)`` (or ``None``)."""
+    log_h = exact_top(log_h) if generated.exact_top else log_h
+    return log_h, log_complement(log_h) if generated.uses_complement else None
+
+
+def _per_class(generated, log_h, log_rest, target, parameters, label_smoothing):
     if _by_target(generated, target, label_smoothing):
         index = _target_index(target, log_h)
         rest = None if log_rest is None else log_rest.gather(-1, index)

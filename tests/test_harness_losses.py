@@ -298,3 +298,24 @@ def test_terms_that_reduce_to_constants_keep_the_dtype():
     values, _ = PopulationLoss([loss("y - log(h)")] * 2, dtype=torch.float64).value_and_grad(
         logits, target)
     assert values.dtype == torch.float64 and torch.allclose(values, expected)
+
+
+def test_a_term_not_finite_at_one_hot_labels_is_evaluated_with_its_labels():
+    """ℓ = h·log y is −∞·h at y = 0: no ℓ(0, ·) to generate, so class targets go through
+    the labels — finite once smoothed, as the formula is."""
+    generated = generate(h * sp.log(y), ())
+    assert not generated.by_target and "raise NotImplementedError" in generated.source
+    logits = torch.randn(3, 4, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    target = torch.tensor([0, 3, 1])
+    labels = torch.nn.functional.one_hot(target, 4).double() * 0.9 + 0.1 / 4
+    expected = (torch.softmax(logits, -1) * torch.log(labels)).sum(-1).mean()
+    ours = torch_loss(Loss("f", h * sp.log(y)), label_smoothing=0.1)(logits, target)
+    assert torch.allclose(ours, expected, rtol=1e-10)
+
+
+def test_exponentials_are_factored_to_show_what_vanishes_at_h_1():
+    """2h − h² − h^1.5 = h(1 − √h)(√h + 2): printed with expm1, L of the largest class exact."""
+    generated = generate((1 - 2 * h) / (2 * h - h**2 - h ** sp.Rational(3, 2)), ())
+    assert "torch.expm1(_t0)" in generated.source and "_t0 = (0.5)*log_h" in generated.source
+    assert generated.exact_top
+    assert not generate(loss("baikal").expr, ()).exact_top

@@ -120,6 +120,11 @@ EXTREME = {  # name → (loss, the largest gap whose float32 value is finite, or
     "taylorglo3": (taylorglo(3, [0.3, -0.2, 1.0, -1.5, 0.7, 2.0, -0.4, 0.9]), None),
     "log(1 - h)": (loss("-(1 - y)*log(1 - h) - y*log(h)"), None),
     "sqrt(1 - h)": (loss("sqrt(1 - h) - y*log(h)"), None),
+    # log h to relative precision where h → 1 (exact_top; float32 holds 1 − h down to
+    # e^-103, the rows below reach e^-gap), √h − h factored as √h·(1 − √h)
+    "log(-log(h))": (loss("-log(-log(h))*y + h"), 80.0),
+    "sqrt(sqrt(h) - h)": (loss("sqrt(sqrt(h) - h) - y*log(h)"), 80.0),
+    "log(2 - h)": (loss("-y*log(h) - log(2 - h)"), None),
 }
 
 

@@ -109,7 +109,7 @@ def export_source(loss: Loss, *, class_name: str = "FoundLoss",
         constants=f"REDUCTIONS = {losses.REDUCTIONS!r}\nLOSS_SCALES = {losses.LOSS_SCALES!r}",
         core=core, term=generated.source.rstrip(),
         uses_complement=generated.uses_complement, by_target=generated.by_target,
-        adds_at_target=generated.adds_at_target)
+        adds_at_target=generated.adds_at_target, exact_top=generated.exact_top)
     check_class_name(class_name, text)
     compile(text, "<exported loss>", "exec")  # a SyntaxError here is ours: nothing is written
     return text
@@ -237,6 +237,7 @@ class _Generated:
     uses_complement = {uses_complement}
     by_target = {by_target}
     adds_at_target = {adds_at_target}
+    exact_top = {exact_top}
 
 
 class {class_name}(PerClassLoss):
