@@ -27,8 +27,8 @@ MAX_SEEDS = 10_000
 
 
 def register(subparsers) -> None:
-    """Add the harness's commands (train, search, runs, show) to the ``symloss`` CLI."""
-    from symloss.harness.search.cli import register as register_search
+    """Add the harness's commands (train, search, runs, show, export) to the ``symloss`` CLI."""
+    from symloss.harness.search.commands import register as register_search
 
     register_train(subparsers)
     register_search(subparsers)
@@ -103,14 +103,11 @@ def _floats(values: Sequence[str] | str | None, what: str) -> list[float] | None
 
 
 def _build_loss(spec: str, order: int, params: list[float] | None, store: str | None = None):
-    from symloss.catalog import loss
+    """The loss ``--loss``/``--compare`` names (:func:`symloss.resolve.resolve_loss`), bound."""
+    from symloss.resolve import resolve_loss
 
     try:
-        if spec.strip().startswith("run:"):  # a stored search candidate
-            from symloss.harness.search.cli import resolve_loss
-
-            return resolve_loss(spec, store)
-        built = loss(spec, order=order, params=params)
+        built = resolve_loss(spec, order=order, params=params, store=store)
     except ValueError as error:  # FormulaError is a ValueError
         raise UsageError(str(error)) from None
     if built.is_family:

@@ -67,18 +67,6 @@ def parse_floats(text: str) -> list[float]:
 _FORMULA_CHARACTERS = set("()*/+^ .,")
 
 
-def resolve_stored_loss(spec: str, store: str | None = None):
-    """A ``run:ID[:rank]`` loss through the ``symloss.loss_resolvers`` entry point (the
-    harness's run store), or a one-line error naming the extra that provides it."""
-    from importlib.metadata import entry_points
-
-    for point in entry_points(group="symloss.loss_resolvers"):
-        if point.name == spec.strip().split(":", 1)[0]:
-            return point.load()(spec, store)
-    raise UsageError(f"{spec!r} names a stored search candidate; reading run stores needs "
-                     "the 'harness' extra: pip install 'symloss[harness]'")
-
-
 def formula_arguments(argv: Sequence[str]) -> list[str]:
     """``argv`` with formulas that start with ``-`` kept from looking like options.
 
@@ -100,12 +88,11 @@ def formula_arguments(argv: Sequence[str]) -> list[str]:
 
 
 def _load_loss(spec: str, order: int, params: str | None, store: str | None = None):
-    from symloss.catalog import loss
+    """The loss a command's argument names (:func:`symloss.resolve.resolve_loss`)."""
+    from symloss.resolve import resolve_loss
 
-    if spec.strip().startswith("run:"):  # a stored search candidate: the harness reads it
-        return resolve_stored_loss(spec, store)
     values = parse_floats(params) if params is not None else None
-    return loss(spec, order=order, params=values)
+    return resolve_loss(spec, order=order, params=values, store=store)
 
 
 def _add_loss_options(parser: argparse.ArgumentParser) -> None:

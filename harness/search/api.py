@@ -42,15 +42,15 @@ import math
 import pickle
 import time
 import traceback
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from symloss.harness.search.evaluate import Budget, Outcome, _worker_name
-from symloss.harness.search.runner import SearchConfig, best_candidates, search
-from symloss.harness.search.store import CandidateRecord, RunStore, store_path
+from symloss.harness.search.pipeline import run_search, store_file
+from symloss.harness.search.runner import SearchConfig
+from symloss.harness.search.store import CandidateRecord, RunStore
 from symloss.harness.search.strategies import GPOperators, check_cma_options, unknown_name
 from symloss.loss import Loss
 
@@ -246,16 +246,9 @@ def resume_search(run_id: str, fitness: Fitness | None = None, *,
     A run searched with a fitness function needs that function again; ``options``
     are :func:`search_losses`'s that are not settings (``final_score``, ``workers``, ...).
     """
-    with RunStore.open(_store_file(store), create=False) as opened:
+    with RunStore.open(store_file(store), create=False) as opened:
         config = SearchConfig.from_dict(opened.run(run_id).config)  # damage: one line
     return _run(config, fitness, store=store, run_id=run_id, resume=True, **options)
-
-
-def _store_file(store: str | Path | None) -> Path:
-    """``store``, or ``symloss search``'s default: ``$SYMLOSS_STORE`` or ./symloss-runs.sqlite."""
-    from symloss.harness.search.cli import default_store
-
-    return store_path(store or default_store())
 
 
 def _run(config: SearchConfig, fitness: Fitness | None, *, store: str | Path | None,
@@ -263,61 +256,36 @@ def _run(config: SearchConfig, fitness: Fitness | None, *, store: str | Path | N
          catch: tuple[type[BaseException], ...] = (), workers: int | None = None,
          scheduler: str | None = None, executor=None, progress: bool = True,
          report_dir: str | Path | None = None, batched: bool = True) -> SearchResult:
-    """The search, its final evaluation and report, under the run's lock (as the CLI)."""
-    import sys
-
-    from symloss.harness.search.cli import _Reporter, report_folder
-    from symloss.harness.search.executors import make_executor
-    from symloss.harness.search.final import stored_final, write_report
-    from symloss.harness.search.lock import run_lock
+    """Your fitness checked, then the one pipeline (:func:`~symloss.harness.search.pipeline.
+    run_search`, as ``symloss search``): search, final evaluation and report under the run's
+    lock."""
+    from symloss.harness.search.final import rebuild_loss
 
     evaluate = None if fitness is None else UserFitness(fitness, catch)
     if config.final_seeds and fitness is not None and final_score is None:
         raise ValueError("final_seeds with a fitness function needs final_score(loss, seed) "
                          "-> your test score")
     if evaluate is not None and ((workers or 0) > 1 or scheduler):
-        if scheduler:  # Dask ships functions with cloudpickle (by value from __main__)
-            import cloudpickle as pickler
-        else:
-            pickler = pickle
-        try:
-            pickler.dumps(evaluate)
-        except Exception as error:
-            raise ValueError(f"workers and scheduler send the fitness function to other "
-                             f"processes, so it must be picklable (a module-level function): "
-                             f"{type(error).__name__}: {error}") from None
-    store_file = _store_file(store)
-    run_id = run_id or uuid.uuid4().hex[:12]
-    out = report_folder(report_dir, store_file, run_id, "report_dir")
-    with RunStore.open(store_file) as opened, run_lock(opened.path, run_id):
-        if resume is None:  # decided under the lock: no other process creates it meanwhile
-            resume = opened.has_run(run_id)
-        runner = executor or make_executor(workers, scheduler)
-        reporter = _Reporter(config, quiet=not progress, stream=sys.stderr)
-        try:
-            search(config, store=opened, executor=runner, run_id=run_id, resume=resume,
-                   on_result=reporter.result, on_generation=reporter.generation,
-                   batched=batched, report_dir=str(out), evaluate=evaluate)
-        except KeyboardInterrupt:
-            reporter.close()
-            print(f"interrupted: run {run_id} resumes with the same call and "
-                  f"run_id={run_id!r}, store={str(store_file)!r}", file=sys.stderr)
-            raise
-        finally:
-            reporter.close()
-            if executor is None:
-                runner.close()
-        result = stored_final(opened, run_id, config, final_score)
-        opened.set_status(run_id, "finished")
-        report = write_report(opened, run_id, out, result)
-        return _result(opened, run_id, config, report, result)
+        _check_picklable(evaluate, scheduler)
+    outcome = run_search(config, store=store, run_id=run_id, resume=resume,
+                         report_dir=report_dir, report_flag="report_dir", executor=executor,
+                         workers=workers, scheduler=scheduler, evaluate=evaluate,
+                         final_score=final_score, batched=batched, progress=progress)
+    top = [FoundLoss(rebuild_loss(record, config), record) for record in outcome.top]
+    return SearchResult(outcome.run_id, outcome.store, top, outcome.counts,
+                        outcome.evaluations, outcome.report, outcome.final)
 
 
-def _result(store: RunStore, run_id: str, config: SearchConfig, report: Path | None,
-            final: dict[str, Any] | None) -> SearchResult:
-    from symloss.harness.search.final import rebuild_loss
-
-    top = [FoundLoss(rebuild_loss(r, config), r) for r in best_candidates(store, run_id, 5)]
-    record = store.run(run_id)
-    return SearchResult(run_id, store.path, top, store.counts(run_id), record.evaluations,
-                        report, final)
+def _check_picklable(evaluate: UserFitness, scheduler: str | None) -> None:
+    """Workers and a scheduler get the fitness function by pickling (Dask: cloudpickle,
+    which ships ``__main__``'s functions by value): refused here in one line if it cannot."""
+    if scheduler:
+        import cloudpickle as pickler
+    else:
+        pickler = pickle
+    try:
+        pickler.dumps(evaluate)
+    except Exception as error:
+        raise ValueError(f"workers and scheduler send the fitness function to other "
+                         f"processes, so it must be picklable (a module-level function): "
+                         f"{type(error).__name__}: {error}") from None

@@ -345,6 +345,31 @@ class RunStore:
             raise self._damaged(record.run_id, record.damage)
         return record
 
+    def loss(self, run_id: str, rank: int = 1):
+        """The run's ``rank``-th best distinct evaluated candidate as a loss (1: the best),
+        its parameters bound; ``meta`` records ``run``, ``rank`` and ``fitness``.
+
+        What a ``run:ID[:rank]`` loss spec names (:mod:`symloss.harness.search.resolver`).
+        A ``ValueError`` (one line) for a rank below 1 or past the run's distinct
+        evaluated candidates, a :class:`StoreError` for a run that is not stored.
+        """
+        from symloss.harness.search.final import rebuild_loss
+        from symloss.harness.search.runner import SearchConfig, best_candidates
+        from symloss.loss import Loss
+
+        if rank < 1:
+            raise ValueError(f"ranks start at 1, got {rank}")
+        run = self.run(run_id)
+        ranked = best_candidates(self, run_id, rank)
+        if len(ranked) < rank:
+            raise ValueError(f"run {run_id} has {len(ranked)} distinct evaluated candidates, "
+                             f"not {rank}")
+        record = ranked[rank - 1]
+        loss = rebuild_loss(record, SearchConfig.from_dict(run.config))
+        meta = (("run", run_id), ("rank", rank), ("fitness", record.fitness))
+        return Loss(f"run-{run_id}-{rank}", loss.expr, loss.parameters, loss.values,
+                    (*loss.meta, *meta))
+
     def _record(self, run_id: str) -> RunRecord:
         """The stored run with what is damaged in it, if anything (:attr:`RunRecord.damage`)."""
         row = self._row(run_id)
