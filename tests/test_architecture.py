@@ -61,6 +61,13 @@ def files(folder: str) -> list[Path]:
     return sorted((ROOT / folder).rglob("*.py"))
 
 
+def assert_exits_cleanly(code: str) -> None:
+    """Run ``code`` in a fresh interpreter: it exits 0, or its message says what it found."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+
+
 def test_module_names_follow_the_installed_layout():
     assert module_name(ROOT / "harness" / "search" / "store.py") == "symloss.harness.search.store"
     assert module_name(ROOT / "symloss" / "__init__.py") == "symloss"
@@ -91,9 +98,7 @@ def test_importing_the_whole_core_loads_no_torch_and_no_harness():
             "loaded = [m for m in sys.modules if m.split('.')[0] == 'torch'\n"
             "          or m.startswith(('symloss.harness', 'symloss.proofs'))]\n"
             "sys.exit(', '.join(loaded[:5]) or 0)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=False)
-    assert done.returncode == 0, done.stderr
+    assert_exits_cleanly(code)
 
 
 def test_the_python_api_loads_no_command_module():
@@ -101,6 +106,4 @@ def test_the_python_api_loads_no_command_module():
             "loaded = [m for m in sys.modules if m.startswith('symloss.harness.search.commands')\n"
             "          or m in ('symloss.cli', 'symloss.harness.cli')]\n"
             "sys.exit(', '.join(loaded) or 0)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=False)
-    assert done.returncode == 0, done.stderr
+    assert_exits_cleanly(code)
