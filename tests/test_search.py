@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -88,7 +89,7 @@ def test_a_replayed_strategy_asks_the_same_generation():
     strategy = TaylorGLOStrategy.create(TaylorGLOSettings(population=8), seed=3)
     candidates = strategy.ask()
     fitnesses = list(np.linspace(0, 1, 8))
-    strategy.tell(fitnesses)
+    strategy.tell(candidates, fitnesses)
     replayed = TaylorGLOStrategy.create(TaylorGLOSettings(population=8), seed=3)
     replayed.replay([CandidateRecord(0, c.idx, "ok", f, c.params, c.expression)
                      for c, f in zip(candidates, fitnesses, strict=True)])
@@ -176,7 +177,7 @@ def test_glo_equivalent_trees_train_once(store, spy):
     candidates = strategy.ask()
     assert len({c.key for c in candidates}) == 1
     run_id = store.create_run("glo", {"test": "cache"})
-    records = runner_module.run_generation(strategy, candidates, 0, store=store, run_id=run_id,
+    records = runner_module.run_generation(candidates, 0, store=store, run_id=run_id,
                                            budget=TINY, executor=_inline())
     assert len(spy) == 1
     assert [r.worker for r in records].count("cache") == 2
@@ -188,7 +189,7 @@ def test_glo_cache_spans_generations(store, spy):
     run_id = store.create_run("glo", {"test": "cache"})
     for generation in range(2):
         candidates = strategy.ask()
-        runner_module.run_generation(strategy, candidates, generation, store=store,
+        runner_module.run_generation(candidates, generation, store=store,
                                      run_id=run_id, budget=TINY, executor=_inline())
     assert len(spy) == 1
 
@@ -202,7 +203,7 @@ def test_glo_trees_lacking_inputs_or_untrainable_are_filtered(store, spy):
     assert candidates[1].skip is None
     assert candidates[2].skip and "untrainable" in candidates[2].skip
     run_id = store.create_run("glo", {"test": "filter"})
-    records = runner_module.run_generation(strategy, candidates, 0, store=store, run_id=run_id,
+    records = runner_module.run_generation(candidates, 0, store=store, run_id=run_id,
                                            budget=TINY, executor=_inline())
     assert [r.status for r in records][::2] == ["filtered", "filtered"]
     assert len(spy) == 1
@@ -310,7 +311,7 @@ def test_a_replayed_glo_strategy_continues_exactly_through_both_phases():
                      for c in candidates]
         history.append([CandidateRecord(generation, c.idx, "ok", f, c.params, c.expression)
                         for c, f in zip(candidates, fitnesses, strict=True)])
-        original.tell(fitnesses)
+        original.tell(candidates, fitnesses)
     assert "mean" in read_snapshot(original.snapshot())["es"], "reached a real CMA-ES phase"
     replayed = config.strategy()
     for records in history:
@@ -358,3 +359,24 @@ def test_glo_stable_filter_keeps_baikal_above_its_bound_only():
     dropped = _glo_with(baikal, filter="stable", min_target_probability=0.5).ask()[0]
     assert kept.skip is None
     assert "equilibrium at target probability 0.3162 < 0.5 (stable rule)" in dropped.skip
+
+
+# Stored runs of earlier versions ------------------------------------------------------------
+
+def test_the_committed_benchmark_runs_replay_to_their_saved_state():
+    """benchmarks/filters/runs.sqlite (TaylorGLO, every filter) replays from its seeds and
+    stored fitnesses to the very snapshot bytes it saved: its runs resume."""
+    from symloss.harness.search.runner import replayed
+
+    path = Path(__file__).parent.parent / "benchmarks" / "filters" / "runs.sqlite"
+    with RunStore.open(path, readonly=True) as store:
+        ids = sorted({r.run_id for r in store.runs()})
+        filters = set()
+        for run_id in ids:
+            config = SearchConfig.from_dict(store.run(run_id).config)
+            saved = store.last_generation(run_id)
+            strategy = replayed(config, store, run_id, saved)  # refuses any other bytes
+            assert strategy.generation == saved[0] + 1
+            filters.add(config.filter)
+        assert filters == {"exact", "paper", "stable", "none"}
+        assert len(strategy.ask()) == config.strategy().settings.population

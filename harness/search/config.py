@@ -1,6 +1,7 @@
-"""A search's configuration checked as a value: every number finite and in range.
+"""A search's configuration: :class:`SearchConfig`, checked as a value (every number
+finite and in range, :func:`validate_config`).
 
-The one check for a run's config, whoever builds it — the command line, the
+The one config and its one check, whoever builds it — the command line, the
 Python API (:func:`symloss.harness.search.api.make_config`) or a stored run read back
 (:meth:`symloss.harness.search.runner.SearchConfig.from_dict`: a damaged store row is
 refused in one line).
@@ -14,10 +15,126 @@ ValueError: --steps must be >= 1, got 0
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-__all__ = ["validate_config"]
+from symloss.harness.search.evaluate import Budget
+from symloss.rules import DEFAULT_RULE
+
+__all__ = ["SearchConfig", "validate_config"]
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything that determines a search's result (recorded in the store, hashed).
+
+    ``None`` leaves a setting to the strategy's own default
+    (:meth:`symloss.harness.search.strategies.Strategy.from_config`: the paper's).
+    """
+
+    algorithm: str = "taylorglo"
+    generations: int = 5
+    population: int | None = None  # None: the paper's (TaylorGLO 20, or 40 with a filter; GLO 80)
+    filter: str = DEFAULT_RULE  # a rule of symloss.rules
+    order: int = 3
+    sigma0: float | None = None  # None: TaylorGLO 1.2, GLO's CMA-ES 1.5
+    cma_generations: int = 3  # GLO's coefficient phase
+    classes: int = 10
+    smoothing: float = 0.0
+    seed: int = 0
+    final_seeds: int = 0
+    final_steps: int | None = None
+    budget: Budget = field(default_factory=Budget)
+    #: The ``stable`` filter's bound (None: its default); recorded only when set.
+    min_target_probability: float | None = None
+    #: The final evaluation's baselines (None: :data:`symloss.harness.search.final.BASELINES`);
+    #: recorded only when set.
+    baselines: tuple[str, ...] | None = None
+    #: pycma options over the strategy's own
+    #: (:func:`symloss.harness.search.strategies.check_cma_options`),
+    #: GLO's GP operators (:class:`symloss.harness.search.strategies.GPOperators`'s fields) and the
+    #: name of the user's fitness function (:mod:`symloss.harness.search.api`); each recorded
+    #: only when set.
+    cma_options: dict[str, Any] | None = None
+    gp_operators: dict[str, Any] | None = None
+    fitness: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        record = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "budget"}
+        for optional in ("min_target_probability", "baselines", "cma_options", "gp_operators",
+                         "fitness"):
+            if record[optional] is None:
+                del record[optional]  # runs stored before the option existed
+            elif optional in ("baselines", "cma_options", "gp_operators"):
+                record[optional] = json.loads(json.dumps(record[optional]))  # as stored
+        record["budget"] = self.budget.to_dict()
+        return record
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> SearchConfig:
+        """A stored config (``runs.config``) as a checked :class:`SearchConfig`: a key this
+        symloss does not know, a value of the wrong type or out of range is a ``ValueError``
+        naming it (a changed store is one line, never a traceback later)."""
+        from symloss.harness.search.strategies import algorithm_names
+
+        try:
+            values = dict(record)
+            budget = dict(values["budget"])
+            problem = _mistyped(Budget, budget, "budget.") or _mistyped(cls, values)
+            if problem is None and values.get("algorithm") not in algorithm_names():
+                problem = f"algorithm is {values.get('algorithm')!r}, not one of " + \
+                    ", ".join(algorithm_names())
+            if problem is None:
+                values["budget"] = Budget(**budget)
+                if values.get("baselines") is not None:
+                    values["baselines"] = tuple(values["baselines"])
+                config = cls(**values)
+                validate_config(config.to_dict())
+                return config
+        except (TypeError, ValueError, KeyError) as error:
+            problem = str(error)[:160]
+        raise ValueError(f"the stored config (runs.config) does not fit this symloss: "
+                         f"{problem}")
+
+    def strategy(self):
+        """A fresh strategy for this config (deterministic in ``seed``), from the registry."""
+        from symloss.harness.search.strategies import strategy_class
+
+        return strategy_class(self.algorithm).from_config(self)
+
+    @property
+    def total_generations(self) -> int:
+        from symloss.harness.search.strategies import strategy_class
+
+        return strategy_class(self.algorithm).total_generations(self)
+
+
+#: The Python types a field annotated with these names may hold (:func:`_mistyped`).
+_SIMPLE_TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
+                 "None": (type(None),)}
+
+
+def _mistyped(kind: type, values: dict[str, Any], prefix: str = "") -> str | None:
+    """The first of ``values`` whose type its dataclass field's simple annotation
+    (``str``, ``int | None``, ``float``, ...) does not allow, as ``"name is value, not
+    type"``; fields with other annotations are left to their own checks.
+
+    >>> _mistyped(Budget, {"dataset": 5, "steps": 10})
+    'dataset is 5, not str'
+    """
+    for item in fields(kind):
+        if item.name not in values:
+            continue
+        names = [name.strip() for name in str(item.type).split("|")]
+        if not all(name in _SIMPLE_TYPES for name in names):
+            continue
+        allowed = tuple(t for name in names for t in _SIMPLE_TYPES[name])
+        value = values[item.name]
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            return f"{prefix}{item.name} is {value!r:.40}, not {item.type}"
+    return None
 
 
 #: (flag, where in the config, smallest value, whether the smallest is allowed) per number.

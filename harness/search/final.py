@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from symloss.catalog import loss as catalog_loss
-from symloss.catalog import taylorglo
 from symloss.harness.search.runner import SearchConfig, best_candidates
 from symloss.harness.search.store import CandidateRecord, FinalTraining, RunStore, StoreError
+from symloss.harness.search.strategies import rebuild_loss  # a stored record → its loss
 from symloss.harness.stats import welch_p_value
 from symloss.loss import Loss
 from symloss.report import markdown_code as code
@@ -45,14 +45,6 @@ def best_entry(record: CandidateRecord, loss: str | None = None,
     if analysis is not None:
         entry["analysis"] = analysis
     return entry
-
-
-def rebuild_loss(record: CandidateRecord, config: SearchConfig) -> Loss:
-    """The stored candidate's loss: a TaylorGLO member by its λ, else its formula re-parsed."""
-    if config.algorithm == "taylorglo" and record.params is not None:
-        return taylorglo(config.order).bind(record.params)
-    result = catalog_loss(record.expression)  # our parser, never eval
-    return Loss(f"{config.algorithm}-best", result.expr)
 
 
 #: The baselines a found loss is compared with (catalog names; ``label_smoothed_cross_entropy``

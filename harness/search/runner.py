@@ -15,16 +15,16 @@ in new chunks): no paid evaluation is lost or run twice.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from symloss.harness.device import free_cores
+from symloss.harness.search.config import SearchConfig
 from symloss.harness.search.evaluate import (
     Budget,
     Outcome,
@@ -36,16 +36,18 @@ from symloss.harness.search.executors import Executor, InlineExecutor
 from symloss.harness.search.store import CandidateRecord, RunStore
 from symloss.harness.search.strategies import (
     Candidate,
-    GLOSettings,
-    GLOStrategy,
-    GPOperators,
     ReplayMismatch,
-    TaylorGLOSettings,
-    TaylorGLOStrategy,
+    Strategy,
+    algorithm_names,
     read_snapshot,
 )
 
-ALGORITHMS = ("taylorglo", "glo")
+__all__ = ["ALGORITHMS", "ConfigMismatch", "GenerationSummary", "ResumeRefused",
+           "SearchConfig", "best_candidates", "describe_mismatch", "replayed",
+           "run_generation", "search"]
+
+#: The strategies' names (:data:`symloss.harness.search.strategies.STRATEGIES`).
+ALGORITHMS = algorithm_names()
 
 
 class ConfigMismatch(ValueError):
@@ -54,132 +56,6 @@ class ConfigMismatch(ValueError):
 
 class ResumeRefused(ValueError):
     """A stored run that cannot be continued as it is (a changed store)."""
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    """Everything that determines a search's result (recorded in the store, hashed)."""
-
-    algorithm: str = "taylorglo"
-    generations: int = 5
-    population: int | None = None  # None: the paper's (TaylorGLO 20, or 40 with a filter; GLO 80)
-    filter: str = "exact"
-    order: int = 3
-    sigma0: float | None = None  # None: TaylorGLO 1.2, GLO's CMA-ES 1.5
-    cma_generations: int = 3  # GLO's coefficient phase
-    classes: int = 10
-    smoothing: float = 0.0
-    seed: int = 0
-    final_seeds: int = 0
-    final_steps: int | None = None
-    budget: Budget = field(default_factory=Budget)
-    #: The ``stable`` filter's bound (None: its default); recorded only when set.
-    min_target_probability: float | None = None
-    #: The final evaluation's baselines (None: :data:`symloss.harness.search.final.BASELINES`);
-    #: recorded only when set.
-    baselines: tuple[str, ...] | None = None
-    #: pycma options over the strategy's own
-    #: (:func:`symloss.harness.search.strategies.check_cma_options`),
-    #: GLO's GP operators (:class:`symloss.harness.search.strategies.GPOperators`'s fields) and the
-    #: name of the user's fitness function (:mod:`symloss.harness.search.api`); each recorded
-    #: only when set.
-    cma_options: dict[str, Any] | None = None
-    gp_operators: dict[str, Any] | None = None
-    fitness: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        record = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "budget"}
-        for optional in ("min_target_probability", "baselines", "cma_options", "gp_operators",
-                         "fitness"):
-            if record[optional] is None:
-                del record[optional]  # runs stored before the option existed
-            elif optional in ("baselines", "cma_options", "gp_operators"):
-                record[optional] = json.loads(json.dumps(record[optional]))  # as stored
-        record["budget"] = self.budget.to_dict()
-        return record
-
-    @property
-    def _bound(self) -> dict[str, float]:
-        value = self.min_target_probability
-        return {} if value is None else {"min_target_probability": value}
-
-    @classmethod
-    def from_dict(cls, record: dict[str, Any]) -> SearchConfig:
-        """A stored config (``runs.config``) as a checked :class:`SearchConfig`: a key this
-        symloss does not know, a value of the wrong type or out of range is a ``ValueError``
-        naming it (a changed store is one line, never a traceback later)."""
-        from symloss.harness.search.config import validate_config
-
-        try:
-            values = dict(record)
-            budget = dict(values["budget"])
-            problem = _mistyped(Budget, budget, "budget.") or _mistyped(cls, values)
-            if problem is None and values.get("algorithm") not in ALGORITHMS:
-                problem = f"algorithm is {values.get('algorithm')!r}, not one of " + \
-                    ", ".join(ALGORITHMS)
-            if problem is None:
-                values["budget"] = Budget(**budget)
-                if values.get("baselines") is not None:
-                    values["baselines"] = tuple(values["baselines"])
-                config = cls(**values)
-                validate_config(config.to_dict())
-                return config
-        except (TypeError, ValueError, KeyError) as error:
-            problem = str(error)[:160]
-        raise ValueError(f"the stored config (runs.config) does not fit this symloss: "
-                         f"{problem}")
-
-    def strategy(self):
-        """A fresh strategy for this config (deterministic in ``seed``)."""
-        if self.algorithm == "taylorglo":
-            population = self.population or (20 if self.filter == "none" else 40)
-            if self.gp_operators:
-                raise ValueError("gp_operators apply to GLO only, not TaylorGLO")
-            settings = TaylorGLOSettings(self.order, population, self.sigma0 or 1.2,
-                                         self.filter, self.classes, self.smoothing,
-                                         **self._bound, cma_options=self.cma_options or {})
-            return TaylorGLOStrategy.create(settings, self.seed)
-        if self.algorithm == "glo":
-            settings = GLOSettings(population=self.population or 80,
-                                   generations=self.generations,
-                                   cma_generations=self.cma_generations,
-                                   sigma0=self.sigma0 or 1.5, filter=self.filter,
-                                   classes=self.classes, smoothing=self.smoothing,
-                                   **self._bound, cma_options=self.cma_options or {},
-                                   operators=GPOperators.create(self.gp_operators or {}))
-            return GLOStrategy.create(settings, self.seed)
-        raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got "
-                         f"{self.algorithm!r}")
-
-    @property
-    def total_generations(self) -> int:
-        return self.generations + (self.cma_generations if self.algorithm == "glo" else 0)
-
-
-#: The Python types a field annotated with these names may hold (:func:`_mistyped`).
-_SIMPLE_TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
-                 "None": (type(None),)}
-
-
-def _mistyped(kind: type, values: dict[str, Any], prefix: str = "") -> str | None:
-    """The first of ``values`` whose type its dataclass field's simple annotation
-    (``str``, ``int | None``, ``float``, ...) does not allow, as ``"name is value, not
-    type"``; fields with other annotations are left to their own checks.
-
-    >>> _mistyped(Budget, {"dataset": 5, "steps": 10})
-    'dataset is 5, not str'
-    """
-    for item in fields(kind):
-        if item.name not in values:
-            continue
-        names = [name.strip() for name in str(item.type).split("|")]
-        if not all(name in _SIMPLE_TYPES for name in names):
-            continue
-        allowed = tuple(t for name in names for t in _SIMPLE_TYPES[name])
-        value = values[item.name]
-        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
-            return f"{prefix}{item.name} is {value!r:.40}, not {item.type}"
-    return None
 
 
 @dataclass(frozen=True)
@@ -208,7 +84,7 @@ def _record(candidate: Candidate, generation: int, outcome: Outcome,
                            metrics, outcome.seconds, worker or outcome.worker)
 
 
-def run_generation(strategy, candidates: list[Candidate], generation: int, *, store: RunStore,
+def run_generation(candidates: list[Candidate], generation: int, *, store: RunStore,
                    run_id: str, budget: Budget, executor: Executor,
                    on_result: Callable[[CandidateRecord], None] | None = None,
                    batched: bool = False,
@@ -216,97 +92,128 @@ def run_generation(strategy, candidates: list[Candidate], generation: int, *, st
                    ) -> list[CandidateRecord]:
     """Evaluate one generation (reusing stored results) and return its records in order.
 
-    ``batched``: train the candidates together (:mod:`symloss.harness.batched`) where the
-    budget's model supports it, else one by one. ``evaluate(loss, budget)``: scores one
-    candidate instead of the built-in training (:mod:`symloss.harness.search.api`; one by one).
+    Each candidate is, in this order: taken from the store (a resumed generation's),
+    filtered (its ``skip``: fitness 0 untrained), taken from the run's cache (its
+    ``key`` scored before), a twin of one trained now (same ``key``: copied when that
+    returns), or trained. ``batched``: train the candidates together
+    (:mod:`symloss.harness.batched`) where the budget's model supports it, else one by
+    one. ``evaluate(loss, budget)``: scores one candidate instead of the built-in
+    training (:mod:`symloss.harness.search.api`; one by one).
     """
-    stored = {r.idx: r for r in store.candidates(run_id, generation)}
-    records: dict[int, CandidateRecord] = {}
-    for candidate in candidates:
-        if candidate.idx in stored:
-            previous = stored[candidate.idx]
-            if (previous.params != candidate.params
-                    or previous.expression != candidate.expression):
-                raise RuntimeError(
-                    f"run {run_id} generation {generation} candidate {candidate.idx} in the store "
-                    "differs from the one asked again; the store was written by another config")
-            records[candidate.idx] = previous
-    to_train: list[Candidate] = []
-    waiting: dict[str, list[Candidate]] = {}
-    for candidate in candidates:
-        if candidate.idx in records:
-            continue
-        if candidate.skip is not None:
-            record = _record(candidate, generation,
-                             Outcome("filtered", 0.0, {"reason": candidate.skip}, 0.0, ""), "")
-        elif candidate.key is not None and (hit := store.cached(run_id, candidate.key)):
-            record = CandidateRecord(generation, candidate.idx, hit.status, hit.fitness,
-                                     candidate.params, candidate.expression, candidate.key,
-                                     {**hit.metrics, "cached_from": [hit.generation, hit.idx]},
-                                     0.0, "cache")
-        elif candidate.key is not None and candidate.key in waiting:
-            waiting[candidate.key].append(candidate)
-            continue
-        else:
-            if candidate.key is not None:
-                waiting[candidate.key] = []
-            to_train.append(candidate)
-            continue
-        store.add_candidate(run_id, record)
-        records[candidate.idx] = record
-        if on_result:
-            on_result(record)
-    def finish(candidate: Candidate, outcome: Outcome) -> None:
-        record = _record(candidate, generation, outcome)
-        store.add_candidate(run_id, record)
-        records[candidate.idx] = record
-        if on_result:
-            on_result(record)
-        for twin in waiting.get(candidate.key, []) if candidate.key else []:
-            copy = CandidateRecord(generation, twin.idx, record.status, record.fitness,
-                                   twin.params, twin.expression, twin.key,
-                                   {**record.metrics, "cached_from": [generation, candidate.idx]},
-                                   0.0, "cache")
-            store.add_candidate(run_id, copy)
-            records[twin.idx] = copy
-            if on_result:
-                on_result(copy)
-
+    generation_records = _Generation(store, run_id, generation, on_result)
+    generation_records.reuse(candidates)
+    to_train = generation_records.settle(candidates)
     if batched and to_train and batching_supported(budget):
-        inline = isinstance(executor, InlineExecutor)
-        # --chunk, or spread over the workers (an executor without chunk_size: one chunk)
-        chunk_size = getattr(executor, "chunk_size", None)
-        size = chunk_size(len(to_train), budget) if chunk_size else len(to_train)
-        chunks = [to_train[start:start + size] for start in range(0, len(to_train), size)]
-        # in this process the batched matmuls use the cores well (2 threads measured
-        # 1.4-2x over 1 on 2 cores) — the cores free right now: threads that wait for a
-        # core another process holds make each step several times slower
-        # (benchmarks/bench_contention.py); a worker takes its share of its own cores
-        threads = (free_cores() if budget.threads is None and inline
-                   else budget.threads)
-        numbers = range(len(chunks))
-        while numbers:
-            jobs = [(number, tuple(c.loss for c in chunks[number]), budget, threads)
-                    for number in numbers]
-            numbers = []
-            for job, result in executor.map_unordered(_evaluate_chunk, jobs):
-                chunk = chunks[job[0]]
-                if isinstance(result, Outcome) and len(chunk) > 1:
-                    # the chunk took its worker down every time it ran: its candidates
-                    # run alone, so only the one at fault is failed
-                    numbers += range(len(chunks), len(chunks) + len(chunk))
-                    chunks += [[candidate] for candidate in chunk]
-                    continue
-                outcomes = [result] if isinstance(result, Outcome) else result[1]
-                for candidate, outcome in zip(chunk, outcomes, strict=True):
-                    finish(candidate, outcome)
-        return [records[c.idx] for c in candidates]
+        _train_chunks(to_train, budget, executor, generation_records.finish)
+    else:
+        _train_each(to_train, budget, executor, evaluate or _evaluate, generation_records.finish)
+    return [generation_records.records[c.idx] for c in candidates]
+
+
+class _Generation:
+    """One generation's records as they arrive: each stored and announced at once."""
+
+    def __init__(self, store: RunStore, run_id: str, generation: int,
+                 on_result: Callable[[CandidateRecord], None] | None):
+        self.store, self.run_id, self.generation = store, run_id, generation
+        self.on_result = on_result
+        self.records: dict[int, CandidateRecord] = {}
+        self.waiting: dict[str, list[Candidate]] = {}  # a key being trained → its twins
+
+    def reuse(self, candidates: list[Candidate]) -> None:
+        """The candidates already in the store (a resumed generation) are taken from it."""
+        stored = {r.idx: r for r in self.store.candidates(self.run_id, self.generation)}
+        for candidate in candidates:
+            if candidate.idx in stored:
+                previous = stored[candidate.idx]
+                if (previous.params != candidate.params
+                        or previous.expression != candidate.expression):
+                    raise RuntimeError(
+                        f"run {self.run_id} generation {self.generation} candidate "
+                        f"{candidate.idx} in the store differs from the one asked again; the "
+                        "store was written by another config")
+                self.records[candidate.idx] = previous
+
+    def settle(self, candidates: list[Candidate]) -> list[Candidate]:
+        """Record the filtered and cached candidates; return those to train (one per key)."""
+        to_train: list[Candidate] = []
+        for candidate in candidates:
+            if candidate.idx in self.records:
+                continue
+            if candidate.skip is not None:
+                self.add(_record(candidate, self.generation, Outcome(
+                    "filtered", 0.0, {"reason": candidate.skip}, 0.0, ""), ""))
+            elif candidate.key is not None and (
+                    hit := self.store.cached(self.run_id, candidate.key)):
+                self.add(_copy(candidate, self.generation, hit, [hit.generation, hit.idx]))
+            elif candidate.key is not None and candidate.key in self.waiting:
+                self.waiting[candidate.key].append(candidate)
+            else:
+                if candidate.key is not None:
+                    self.waiting[candidate.key] = []
+                to_train.append(candidate)
+        return to_train
+
+    def add(self, record: CandidateRecord) -> None:
+        self.store.add_candidate(self.run_id, record)
+        self.records[record.idx] = record
+        if self.on_result:
+            self.on_result(record)
+
+    def finish(self, candidate: Candidate, outcome: Outcome) -> None:
+        """A trained candidate's result, and its twins' copies."""
+        record = _record(candidate, self.generation, outcome)
+        self.add(record)
+        for twin in self.waiting.get(candidate.key, []) if candidate.key else []:
+            self.add(_copy(twin, self.generation, record, [self.generation, candidate.idx]))
+
+
+def _copy(candidate: Candidate, generation: int, source: CandidateRecord,
+          origin: list[int]) -> CandidateRecord:
+    """``candidate``'s record with ``source``'s result, which came from ``origin``."""
+    return CandidateRecord(generation, candidate.idx, source.status, source.fitness,
+                           candidate.params, candidate.expression, candidate.key,
+                           {**source.metrics, "cached_from": origin}, 0.0, "cache")
+
+
+def _train_chunks(to_train: list[Candidate], budget: Budget, executor: Executor,
+                  finish: Callable[[Candidate, Outcome], None]) -> None:
+    """Train in chunks, each one population; a chunk that took its worker down every time
+    it ran is split into single candidates, so only the one at fault is failed."""
+    inline = isinstance(executor, InlineExecutor)
+    # --chunk, or spread over the workers (an executor without chunk_size: one chunk)
+    chunk_size = getattr(executor, "chunk_size", None)
+    size = chunk_size(len(to_train), budget) if chunk_size else len(to_train)
+    chunks = [to_train[start:start + size] for start in range(0, len(to_train), size)]
+    # in this process the batched matmuls use the cores well (2 threads measured
+    # 1.4-2x over 1 on 2 cores) — the cores free right now: threads that wait for a
+    # core another process holds make each step several times slower
+    # (benchmarks/bench_contention.py); a worker takes its share of its own cores
+    threads = free_cores() if budget.threads is None and inline else budget.threads
+    numbers = range(len(chunks))
+    while numbers:
+        jobs = [(number, tuple(c.loss for c in chunks[number]), budget, threads)
+                for number in numbers]
+        numbers = []
+        for job, result in executor.map_unordered(_evaluate_chunk, jobs):
+            chunk = chunks[job[0]]
+            if isinstance(result, Outcome) and len(chunk) > 1:
+                numbers += range(len(chunks), len(chunks) + len(chunk))
+                chunks += [[candidate] for candidate in chunk]
+                continue
+            outcomes = [result] if isinstance(result, Outcome) else result[1]
+            for candidate, outcome in zip(chunk, outcomes, strict=True):
+                finish(candidate, outcome)
+
+
+def _train_each(to_train: list[Candidate], budget: Budget, executor: Executor,
+                evaluate: Callable[[Any, Budget], Outcome],
+                finish: Callable[[Candidate, Outcome], None]) -> None:
+    """Train (or score) the candidates one by one, as the executor returns them."""
     jobs = [(c.loss, budget) for c in to_train]
     by_loss = {id(job[0]): c for job, c in zip(jobs, to_train, strict=True)}
-    for (loss, _), outcome in executor.map_unordered(evaluate or _evaluate, jobs):
-        candidate = by_loss[id(loss)] if id(loss) in by_loss else _match(to_train, loss)
-        finish(candidate, outcome)
-    return [records[c.idx] for c in candidates]
+    for (loss, _), outcome in executor.map_unordered(evaluate, jobs):
+        finish(by_loss[id(loss)] if id(loss) in by_loss else _match(to_train, loss), outcome)
 
 
 def _match(candidates: list[Candidate], loss) -> Candidate:
@@ -335,50 +242,62 @@ def search(config: SearchConfig, *, store: RunStore, executor: Executor | None =
                          "; continue it from Python (symloss.harness.search.api) with that "
                          "function")
     executor = executor or InlineExecutor()
-    if resume:
-        record = store.run(run_id)
-        if record.config != config.to_dict():
-            raise ConfigMismatch(describe_mismatch(record.config, config.to_dict(), run_id))
-        saved = store.last_generation(run_id)
-        strategy = replayed(config, store, run_id, saved)
-        start = 0 if saved is None else saved[0] + 1
-        store.set_status(run_id, "running")
-    else:  # the strategy first: a config it refuses leaves nothing in the store
-        strategy, start = config.strategy(), 0
-        run_id = store.create_run(config.algorithm, config.to_dict(), run_id)
-        if report_dir is not None:
-            store.set_status(run_id, "running", report_dir)
+    strategy, run_id = _start(config, store, run_id, resume, report_dir)
     done = 0
     try:
-        for generation in range(start, config.total_generations):
+        while not strategy.stop():
             if stop_after is not None and done >= stop_after:
                 store.set_status(run_id, "interrupted")
                 return run_id
-            began = time.perf_counter()
+            began, generation = time.perf_counter(), strategy.generation
             candidates = strategy.ask()
-            records = run_generation(strategy, candidates, generation, store=store,
-                                     run_id=run_id, budget=config.budget, executor=executor,
+            records = run_generation(candidates, generation, store=store, run_id=run_id,
+                                     budget=config.budget, executor=executor,
                                      on_result=on_result, batched=batched and evaluate is None,
                                      evaluate=evaluate)
-            fitnesses = [r.fitness for r in records]
-            strategy.tell(fitnesses)
-            trained = [r.fitness for r in records if r.status != "filtered"]
-            best = max(fitnesses) if fitnesses else math.nan
-            median = float(np.median(trained)) if trained else math.nan
-            store.save_generation(run_id, generation, strategy.snapshot(), best, median)
+            strategy.tell(candidates, [r.fitness for r in records])
+            summary = _summary(generation, records, time.perf_counter() - began)
+            store.save_generation(run_id, generation, strategy.snapshot(), summary.best,
+                                  summary.median)
             done += 1
             if on_generation:
-                counts: dict[str, int] = {}
-                for r in records:
-                    counts[r.status] = counts.get(r.status, 0) + 1
-                paid = sum(r.status != "filtered" and r.worker != "cache" for r in records)
-                on_generation(GenerationSummary(generation, best, median, counts, paid,
-                                                time.perf_counter() - began))
+                on_generation(summary)
     except BaseException:
         store.set_status(run_id, "interrupted")
         raise
     store.set_status(run_id, "searched")
     return run_id
+
+
+def _start(config: SearchConfig, store: RunStore, run_id: str | None, resume: bool,
+           report_dir: str | None) -> tuple[Strategy, str]:
+    """The strategy and the run: a stored one replayed (``resume``), or a new one."""
+    if resume:
+        record = store.run(run_id)
+        if record.config != config.to_dict():
+            raise ConfigMismatch(describe_mismatch(record.config, config.to_dict(), run_id))
+        strategy = replayed(config, store, run_id, store.last_generation(run_id))
+        store.set_status(run_id, "running")
+        return strategy, run_id
+    strategy = config.strategy()  # first: a config it refuses leaves nothing in the store
+    run_id = store.create_run(config.algorithm, config.to_dict(), run_id)
+    if report_dir is not None:
+        store.set_status(run_id, "running", report_dir)
+    return strategy, run_id
+
+
+def _summary(generation: int, records: list[CandidateRecord],
+             seconds: float) -> GenerationSummary:
+    """The generation's best and median fitness (of those trained) and its counts."""
+    fitnesses = [r.fitness for r in records]
+    trained = [r.fitness for r in records if r.status != "filtered"]
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    paid = sum(r.status != "filtered" and r.worker != "cache" for r in records)
+    return GenerationSummary(generation, max(fitnesses) if fitnesses else math.nan,
+                             float(np.median(trained)) if trained else math.nan, counts, paid,
+                             seconds)
 
 
 def replayed(config: SearchConfig, store: RunStore, run_id: str,
