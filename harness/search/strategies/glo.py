@@ -40,6 +40,7 @@ from symloss.harness.search.strategies.protocol import (
     check_generation,
     check_population,
     family_candidates,
+    frozen_mapping,
 )
 from symloss.loss import Loss
 from symloss.rules import DEFAULT_RULE, get_rule
@@ -70,6 +71,7 @@ class GLOSettings:
 
     def __post_init__(self) -> None:
         check_population(self.population)
+        object.__setattr__(self, "cma_options", frozen_mapping(self.cma_options))
         if self.cma_population:
             check_population(self.cma_population, "cma_population")
 

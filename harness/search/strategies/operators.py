@@ -13,6 +13,7 @@ import functools
 import random
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -115,9 +116,13 @@ class GPOperators:
     select: str = "roulette"
     tournament_size: int = 3
     leaf_probability: float = 0.1
-    mutation_rates: dict[str, float] | None = None
+    mutation_rates: Mapping[str, float] | None = None
     initial_depth: int = MAX_INITIAL_DEPTH
     max_depth: int = 8
+
+    def __post_init__(self) -> None:
+        if isinstance(self.mutation_rates, Mapping):  # anything else: create() says why
+            object.__setattr__(self, "mutation_rates", MappingProxyType(dict(self.mutation_rates)))
 
     @classmethod
     def create(cls, values: Mapping[str, Any] | None = None) -> GPOperators:

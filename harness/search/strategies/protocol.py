@@ -34,8 +34,9 @@ from __future__ import annotations
 import json
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -135,6 +136,15 @@ def family_candidates(family: Loss, vectors, rule, settings) -> list[Candidate]:
     return [Candidate(i, member, params=list(map(float, v)), expression=str(member.expression),
                       skip=skip)
             for i, (member, v, skip) in enumerate(zip(members, vectors, skips, strict=True))]
+
+
+def frozen_mapping(values: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """A read-only copy of ``values`` (a frozen settings value's options).
+
+    >>> frozen_mapping({"popsize": 6})["popsize"]
+    6
+    """
+    return MappingProxyType(dict(values or {}))
 
 
 def check_population(population: int, name: str = "population", smallest: int = 2) -> int:
