@@ -15,7 +15,7 @@ naming that extra.
 
 >>> resolve_loss("baikal").expression
 -log(h) + y/h
->>> resolve_loss("taylorglo", order=2, params=[0, 0, 0, -1, 0, 2]).expression
+>>> resolve_loss("taylorglo", order=3, params=[0, 0, 0, -1, 0, 2, 0, 0]).expression
 h**2 - 2*h*y
 >>> resolve_loss("-y*log(h)").name
 '-y*log(h)'
