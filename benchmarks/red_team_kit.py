@@ -256,12 +256,11 @@ def wait_for(condition: Callable[[], bool], process: subprocess.Popen, seconds: 
 
 # --- builders for the damaged inputs ------------------------------------------------------------
 
-#: Builds runs in a store through the public API (the attacker's starting point).
+#: Builds runs in a store through the public API, ``symloss.harness.search`` (the attacker's
+#: starting point).
 SETUP_RUNS = """
 import sys
-from symloss.harness.search.evaluate import Budget
-from symloss.harness.search.runner import SearchConfig, search
-from symloss.harness.search.store import RunStore
+from symloss.harness.search import Budget, RunStore, SearchConfig, search
 path, generations, stop = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 run_id = sys.argv[4] if len(sys.argv) > 4 else None
 config = SearchConfig("taylorglo", generations=generations, population=4,
