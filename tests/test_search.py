@@ -380,3 +380,11 @@ def test_the_committed_benchmark_runs_replay_to_their_saved_state():
             filters.add(config.filter)
         assert filters == {"exact", "paper", "stable", "none"}
         assert len(strategy.ask()) == config.strategy().settings.population
+
+
+def test_a_config_names_a_registered_filter():
+    from symloss.harness.search.config import validate_config
+
+    validate_config({"filter": "stable"})
+    with pytest.raises(ValueError, match=r"unknown filter 'stabel' \(did you mean 'stable'\?\)"):
+        validate_config({"filter": "stabel"})

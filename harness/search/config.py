@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from symloss.harness.search.evaluate import Budget
-from symloss.rules import DEFAULT_RULE
+from symloss.rules import DEFAULT_RULE, get_rule
 
 __all__ = ["SearchConfig", "validate_config"]
 
@@ -167,6 +167,8 @@ def validate_config(config: dict[str, Any]) -> None:
             bound = f">= {smallest}" if inclusive else f"> {smallest}"
             finite = "" if integer else "finite and "
             raise ValueError(f"{name} must be {finite}{bound}, got {value!r}")
+    if config.get("filter") is not None:
+        get_rule(config["filter"])  # one of symloss.rules, or a one-line error with a hint
     bound = config.get("min_target_probability")
     if bound is not None:
         if isinstance(bound, bool) or not isinstance(bound, (int, float)) or \
