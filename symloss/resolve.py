@@ -17,8 +17,8 @@ naming that extra.
 -log(h) + y/h
 >>> resolve_loss("taylorglo", order=3, params=[0, 0, 0, -1, 0, 2, 0, 0]).expression
 h**2 - 2*h*y
->>> resolve_loss("-y*log(h)").name
-'-y*log(h)'
+>>> resolve_loss("-y*log(h)").expression
+-y*log(h)
 """
 
 from __future__ import annotations
