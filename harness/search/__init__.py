@@ -1,7 +1,7 @@
 """Loss-function searches: TaylorGLO and GLO, their run store, executors and reports.
 
 The Python API (:mod:`symloss.harness.search.api`) is exported here, lazily (PEP 562), so
-that ``symloss``'s command line, which imports :mod:`symloss.harness.search.cli`, loads
+that ``symloss``'s command line, which imports :mod:`symloss.harness.search.commands`, loads
 neither the search runtime nor torch until a search runs.
 
 >>> import symloss.harness.search
