@@ -136,3 +136,27 @@ def test_a_new_strategy_is_one_class_and_its_registration(tmp_path, monkeypatch)
         assert store.run(run_id).status == "searched"
         assert len(store.candidates(run_id)) == 12 and len(scores) == 12
         assert SearchConfig.from_dict(store.run(run_id).config) == config
+
+
+def test_the_search_commands_choices_are_the_registered_strategies():
+    """The CLI lists the algorithms literally (importing the registry costs pycma's ~1 s on every
+    ``symloss`` start): the two lists must stay one."""
+    import argparse
+
+    from symloss.harness.search.commands import register
+    from symloss.harness.search.strategies import algorithm_names
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    search = parser._subparsers._group_actions[0].choices["search"]
+    algorithm = next(action for action in search._actions if action.dest == "algorithm")
+    assert tuple(algorithm.choices) == tuple(algorithm_names())
+
+
+def test_final_seeds_are_bounded_before_anything_is_paid():
+    """A final evaluation of 10^9 seeds was started after the search was paid (red team 73)."""
+    from symloss.harness.search.config import MAX_SEEDS, validate_config
+
+    validate_config({"final_seeds": MAX_SEEDS})
+    with pytest.raises(ValueError, match=r"--final-seeds must be at most 10,000, got 1000000000"):
+        validate_config({"final_seeds": 10**9})

@@ -116,7 +116,7 @@ def test_small_cma_populations_print_no_injection_warning():
         warnings.simplefilter("always")
         for _ in range(20):
             candidates = strategy.ask()
-            strategy.tell([0.1 if rng.random() < 0.5 else 0.0 for _ in candidates])
+            strategy.tell(candidates, [0.1 if rng.random() < 0.5 else 0.0 for _ in candidates])
     assert [w for w in caught if "injected" in str(w.message)] == []
 
 

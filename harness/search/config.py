@@ -23,7 +23,7 @@ from typing import Any
 from symloss.harness.search.evaluate import Budget
 from symloss.rules import DEFAULT_RULE, get_rule
 
-__all__ = ["SearchConfig", "validate_config"]
+__all__ = ["MAX_SEEDS", "SearchConfig", "validate_config"]
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,12 @@ def _mistyped(kind: type, values: dict[str, Any], prefix: str = "") -> str | Non
 
 
 #: (flag, where in the config, smallest value, whether the smallest is allowed) per number.
+#: The most seeds one evaluation trains per loss (a search's final evaluation, ``symloss
+#: train``). Each seed is a whole training (seconds to hours), its result kept and printed:
+#: 10,000 of the fastest (13 trainings/s batched, benchmarks/RESULTS.md) take 13 minutes, and
+#: a Welch test's p-value has long settled.
+MAX_SEEDS = 10_000
+
 _BOUNDS = (("generations", (), 1, True), ("population", (), 2, True), ("order", (), 1, True),
            ("final_seeds", (), 0, True), ("cma_generations", (), 0, True),
            ("final_steps", (), 1, True), ("sigma0", (), 0, False), ("seed", (), 0, True),
@@ -167,6 +173,9 @@ def validate_config(config: dict[str, Any]) -> None:
             bound = f">= {smallest}" if inclusive else f"> {smallest}"
             finite = "" if integer else "finite and "
             raise ValueError(f"{name} must be {finite}{bound}, got {value!r}")
+    if (config.get("final_seeds") or 0) > MAX_SEEDS:
+        raise ValueError(f"--final-seeds must be at most {MAX_SEEDS:,}, got "
+                         f"{config['final_seeds']!r} (each seed is a whole training per loss)")
     if config.get("filter") is not None:
         get_rule(config["filter"])  # one of symloss.rules, or a one-line error with a hint
     bound = config.get("min_target_probability")
