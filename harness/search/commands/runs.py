@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from symloss.harness.search.commands.common import add_store_option, default_store, run_status
+from symloss.harness.search.commands.common import (
+    add_store_option,
+    default_store,
+    printable,
+    run_status,
+)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -38,13 +43,14 @@ def run(args: argparse.Namespace) -> int:
     if not rows:
         print("no runs")
     for row in rows:
+        text = {key: printable(value) for key, value in row.items()}
         if row["damage"]:
-            print(f"{row['run_id']}  damaged: {row['damage']}")
+            print(f"{text['run_id']}  damaged: {text['damage']}")
             continue
         best = "-" if row["best_fitness"] is None else f"{row['best_fitness']:.4f}"
-        print(f"{row['run_id']}  {row['algorithm']:<9} {row['dataset'] or ''!s:<8} "
-              f"{row['status']:<11} evaluations {row['evaluations']:>4}  best {best}  "
-              f"created {row['created']}  updated {row['updated']}")
+        print(f"{text['run_id']}  {text['algorithm']:<9} {printable(row['dataset'] or ''):<8} "
+              f"{text['status']:<11} evaluations {text['evaluations']:>4}  best {best}  "
+              f"created {text['created']}  updated {text['updated']}")
     return 0
 
 
@@ -67,5 +73,5 @@ def _delete(store_file: str, run_id: str) -> int:
 
     with RunStore.open(store_file) as store, run_lock(store.path, run_id):
         removed = store.delete_run(run_id)
-    print(f"deleted run {run_id} ({removed} candidates)")
+    print(f"deleted run {printable(run_id)} ({removed} candidates)")
     return 0

@@ -10,6 +10,7 @@ from symloss.harness.search.commands.common import (
     accuracy,
     add_store_option,
     default_store,
+    printable,
     rounded,
     run_status,
     stored_config,
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
             out = report_folder(args.out, store.path, run.run_id)
             report = write_report_safely(store, run.run_id, out, store.final(run.run_id),
                                          update_store=False)
-            print(f"report {report}")
+            print(f"report {printable(report)}")
             return 0
         payload = {"run_id": run.run_id, "algorithm": run.algorithm,
                    "status": run_status(run, store.path),
@@ -65,19 +66,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print(payload: dict[str, Any]) -> None:
-    """``show``'s text: the run, its generations, its best losses, its final evaluation."""
-    print(f"run {payload['run_id']} ({payload['algorithm']}, {payload['status']}): "
-          f"{payload['evaluations']} trainings, counts {payload['counts']}")
+    """``show``'s text: the run, its generations, its best losses, its final evaluation
+    (every stored string through :func:`printable`)."""
+    print(f"run {printable(payload['run_id'])} ({printable(payload['algorithm'])}, "
+          f"{printable(payload['status'])}): {payload['evaluations']} trainings, counts "
+          f"{printable(payload['counts'])}")
     for row in payload["generations"]:
         best, median = (("-" if v is None else f"{v:.4f}")
                         for v in (row["best_fitness"], row["median_fitness"]))
         print(f"  gen {row['generation']:>3}: best {best} median {median}")
     for row in payload["best"]:
-        print(f"  {row['fitness']:.4f}  ℓ = {row['loss']}")
+        print(f"  {row['fitness']:.4f}  ℓ = {printable(row['loss'])}")
     if payload["final"]:
         final = payload["final"]
         print(f"  final test accuracy {accuracy(final['test_accuracy'])} vs cross-entropy "
               f"{accuracy(final['baseline_test_accuracy'])} (p = "
               f"{rounded(final['p_value'])})")
     if payload["report_dir"]:
-        print(f"report {payload['report']}")
+        print(f"report {printable(payload['report'])}")
