@@ -27,6 +27,21 @@ class DataError(ValueError):
     """A dataset file is missing or not in the expected format (the message says which)."""
 
 
+def check_regular_file(path: Path) -> Path:
+    """``path`` if it is not there or is a regular file (a symlink to one counts); a
+    :class:`DataError` for anything else that exists — a named pipe would block the first
+    read forever, a folder or a device is no dataset file. Nothing is opened.
+
+    >>> check_regular_file(Path("/dev/null"))
+    Traceback (most recent call last):
+    ...
+    symloss.harness.datafiles.DataError: dataset file /dev/null is not a regular file
+    """
+    if path.exists() and not path.is_file():
+        raise DataError(f"dataset file {path} is not a regular file")
+    return path
+
+
 #: Labels are class indices 0 ≤ label < MAX_CLASSES (a label of 10**5 is a broken file,
 #: not a 100,000-class problem: the one-hot targets alone would not fit).
 MAX_CLASSES = 1000
@@ -74,6 +89,7 @@ def read_idx(path: Path) -> np.ndarray:
     checked first and the data read (or decompressed) only up to the size it
     announces, so a gzip bomb costs at most :data:`MAX_IDX_BYTES`.
     """
+    check_regular_file(path)
     try:
         with path.open("rb") as handle:
             compressed = handle.read(2) == b"\x1f\x8b"
@@ -202,6 +218,7 @@ def _latin1(text, encoding="utf-8", errors="strict") -> bytes:
 
 def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR-10 python batch: images ``(N, 3, 32, 32)`` uint8 and labels ``(N,)``."""
+    check_regular_file(path)
     try:
         size = path.stat().st_size
         if size > MAX_CIFAR_BYTES:

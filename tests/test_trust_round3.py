@@ -8,13 +8,16 @@ Every user error is one line on stderr and exit code 2.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
 from symloss.cli import main
+from symloss.harness.datafiles import DataError, read_cifar_batch, read_idx
 from symloss.harness.search.evaluate import Budget
 from symloss.harness.search.runner import SearchConfig, search
 from symloss.harness.search.store import RunStore
@@ -85,3 +88,54 @@ def test_runs_and_show_print_stored_strings_escaped_on_one_line(stored, capsys):
     assert not _control_characters(shown)
     assert shown.splitlines()[0].startswith(r"run ok\n0000fake0000  taylorglo")
     assert not any(line.startswith("0000fake0000") for line in shown.splitlines())
+
+
+# 72 ------------------------------------------------------------------------------------
+
+
+class _Unblocked:
+    """Opens ``fifo`` for writing after ``seconds`` (and closes it), so a reader that
+    blocked on it returns instead of hanging the test; :attr:`fired` says it had to."""
+
+    def __init__(self, fifo: Path, seconds: float = 10.0):
+        self.fifo, self.fired = fifo, False
+        self.timer = threading.Timer(seconds, self._release)
+
+    def _release(self) -> None:
+        try:
+            os.close(os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK))
+            self.fired = True
+        except OSError:  # no reader: nothing blocked
+            pass
+
+    def __enter__(self) -> _Unblocked:
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.timer.cancel()
+
+
+@pytest.mark.parametrize("argv", [["runs"], ["show", "abc"], ["export", "abc", "--out", "x.py"],
+                                  ["analyze", "run:abc"]], ids=lambda argv: argv[0])
+def test_a_named_pipe_as_the_store_is_refused_before_it_is_opened(argv, tmp_path, capsys,
+                                                                   monkeypatch):
+    fifo = tmp_path / "runs.sqlite"
+    os.mkfifo(fifo)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SYMLOSS_STORE", str(fifo))
+    with _Unblocked(fifo) as guard:
+        line = _one_line_exit_2(argv, capsys)
+    assert not guard.fired, "the command blocked reading the pipe"
+    assert line == f"symloss: error: run store {fifo} is not a regular file; pass --store FILE"
+    assert not (tmp_path / "x.py").exists()
+
+
+@pytest.mark.parametrize("reader", [read_idx, read_cifar_batch], ids=lambda f: f.__name__)
+def test_a_named_pipe_as_a_data_file_is_refused_before_it_is_opened(reader, tmp_path):
+    fifo = tmp_path / "train-images-idx3-ubyte"
+    os.mkfifo(fifo)
+    with _Unblocked(fifo) as guard, pytest.raises(DataError) as raised:
+        reader(fifo)
+    assert not guard.fired, "the reader blocked on the pipe"
+    assert str(raised.value) == f"dataset file {fifo} is not a regular file"

@@ -183,6 +183,8 @@ def connect(path: str | Path, *, create: bool = True, readonly: bool = False,
         raise StoreError(f"run store {path}{problem}")
     if path.is_dir():
         raise StoreError(f"run store {path} is a folder; pass --store FILE")
+    if path.exists() and not path.is_file():  # a named pipe would block the first read
+        raise StoreError(f"run store {path} is not a regular file; pass --store FILE")
     existing = path.exists() and path.stat().st_size > 0
     if existing and _header(path) != SQLITE_MAGIC:
         raise StoreError(f"run store {path} cannot be used: it is not a SQLite "
