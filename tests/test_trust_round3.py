@@ -139,3 +139,28 @@ def test_a_named_pipe_as_a_data_file_is_refused_before_it_is_opened(reader, tmp_
         reader(fifo)
     assert not guard.fired, "the reader blocked on the pipe"
     assert str(raised.value) == f"dataset file {fifo} is not a regular file"
+
+
+# 74 ------------------------------------------------------------------------------------
+
+SEARCH = ["search", "taylorglo", "--dataset", "digits", "--generations", "1", "--population",
+          "4", "--steps", "4", "--batch-size", "64", "--no-progress", "--json"]
+
+
+def test_a_search_on_a_missing_device_is_refused_before_a_store(tmp_path, capsys):
+    store = tmp_path / "runs.sqlite"
+    line = _one_line_exit_2([*SEARCH, "--device", "cuda:99", "--store", str(store)], capsys)
+    assert "'cuda:99'" in line
+    assert not store.exists()
+
+
+def test_a_cuda_index_past_the_visible_devices_is_refused(monkeypatch):
+    import torch
+
+    from symloss.harness.device import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(ValueError, match=r"'cuda:99' requested but only 2 CUDA device"):
+        resolve_device("cuda:99")

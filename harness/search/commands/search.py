@@ -140,9 +140,8 @@ def run(args: argparse.Namespace) -> int:
 
     path = store_file(args.store)
     _check_flags(args)
-    if not args.resume:  # a bad config or dataset leaves no store and no run behind
+    if not args.resume:  # a bad config, device or dataset leaves no store and no run behind
         config = search_config(_config_from(args))
-        _check_dataset(config)
     else:
         with RunStore.open(path) as store:
             base = stored_config(store, args.resume)
@@ -150,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--resume {args.resume}: run is {base['algorithm']}, "
                              f"not {args.algorithm}")
         config = search_config(_config_from(args, base))
-        _check_dataset(config)
+    _check_device(config, args.scheduler)
+    _check_dataset(config)
     try:
         outcome = run_search(
             config, store=path, run_id=args.resume, resume=bool(args.resume),
@@ -238,6 +238,15 @@ def _baselines(text: str | None) -> list[str] | None:
     if text is None:
         return None
     return list(check_baselines([name for name in text.split(",") if name.strip()]))
+
+
+def _check_device(config, scheduler: str | None) -> None:
+    """The device refused here as ``train`` refuses it (a missing CUDA device would fail
+    every candidate); with ``--scheduler`` the workers' devices count, not this machine's."""
+    from symloss.harness.device import resolve_device
+
+    if scheduler is None:
+        resolve_device(config.budget.device)
 
 
 def _check_dataset(config) -> None:
