@@ -13,7 +13,8 @@ import torch
 from symloss.catalog import loss
 from symloss.cli import EXIT_USAGE, main
 from symloss.harness.losses import torch_loss
-from symloss.harness.search.export import export_source, run_loss
+from symloss.harness.search.export import export_source
+from symloss.harness.search.resolver import stored_loss
 
 TINY = ["--dataset", "digits", "--generations", "2", "--population", "6", "--steps", "4",
         "--batch-size", "64", "--no-progress"]
@@ -83,7 +84,7 @@ def test_export_writes_a_module_that_imports_torch_alone_and_matches(stored_run,
     assert code == 0
     assert capsys.readouterr().out.startswith(f"wrote {out}: MyLoss")
     text = out.read_text()
-    reference = run_loss(f"run:{run_id}", store)
+    reference = stored_loss(f"run:{run_id}", store)
     assert f"ℓ(y, h) = {reference.expression}" in text and "null epoch" in text
     _compare_in_a_fresh_interpreter(out, "MyLoss", reference, tmp_path)
 
@@ -96,7 +97,7 @@ def test_a_catalog_loss_exports_too_and_matches(tmp_path):
 
 def test_run_specs_work_wherever_a_loss_goes(stored_run, tmp_path, capsys):
     store, run_id = stored_run
-    best, second = run_loss(f"run:{run_id}", store), run_loss(f"run:{run_id}:2", store)
+    best, second = stored_loss(f"run:{run_id}", store), stored_loss(f"run:{run_id}:2", store)
     assert best.meta[-3:][0] == ("run", run_id) and dict(best.meta)["rank"] == 1
     assert dict(best.meta)["fitness"] >= dict(second.meta)["fitness"]
     assert main(["analyze", f"run:{run_id}", "--store", str(store), "--json"]) == 0
@@ -157,7 +158,7 @@ def test_a_hostile_store_path_and_run_id_stay_data(stored_run, tmp_path, capsys)
     out = tmp_path / "found.py"
     assert main(["export", hostile_id, "--store", str(copy), "--out", str(out)]) == 0
     capsys.readouterr()
-    reference = run_loss(f"run:{hostile_id}", copy)
+    reference = stored_loss(f"run:{hostile_id}", copy)
     check = (f"assert module.ORIGIN['store'] == {str(copy)!r}, module.ORIGIN\n"
              f"assert module.ORIGIN['run'] == {hostile_id!r}\n"
              "import os\n"

@@ -1,4 +1,4 @@
-"""Take a found loss home: ``symloss export RUN_ID`` and ``run:ID[:rank]`` loss specs.
+"""Take a found loss home: the module ``symloss export RUN_ID`` writes.
 
 :func:`export_source` writes a standalone PyTorch module — it imports only
 ``torch`` — that computes the loss exactly as :func:`symloss.harness.losses.torch_loss`
@@ -19,8 +19,9 @@ class name must be an identifier that is no keyword and no name the module uses
 :func:`write_module` refuses an existing file unless asked to replace it, and never
 writes through a symbolic link.
 
-A loss spec ``run:ID`` (the best of run ``ID``) or ``run:ID:K`` (its K-th best,
-from 1) names a stored candidate wherever a loss is accepted: :func:`run_loss`.
+The loss itself comes from the store (:meth:`RunStore.loss
+<symloss.harness.search.store.RunStore.loss>`, what a ``run:ID[:rank]`` loss spec names:
+:mod:`symloss.harness.search.resolver`).
 """
 
 from __future__ import annotations
@@ -28,47 +29,14 @@ from __future__ import annotations
 import ast
 import inspect
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
 from symloss.loss import Loss
 
-#: ``run:ID`` or ``run:ID:RANK``.
-RUN_SPEC = re.compile(r"run:(?P<run_id>[^:\s]{1,200})(?::(?P<rank>\d{1,4}))?")
-
 #: The lines of symloss.harness.losses between which its torch-only core lies.
 CORE_START = "# ---- The torch-only core"
 CORE_END = "# ---- end of the torch-only core ----"
-
-
-def run_loss(spec: str, store_file: str | Path) -> Loss:
-    """The stored candidate a ``run:ID[:rank]`` spec names (rank 1: the best).
-
-    A ``ValueError`` (one line) for a spec that is not one, a run that is not in the
-    store, or a rank past the run's distinct evaluated candidates.
-    """
-    from symloss.harness.search.final import rebuild_loss
-    from symloss.harness.search.runner import SearchConfig, best_candidates
-    from symloss.harness.search.store import RunStore
-
-    match = RUN_SPEC.fullmatch(spec.strip())
-    if match is None:
-        raise ValueError(f"a stored loss is run:ID or run:ID:RANK, got {spec!r}")
-    run_id, rank = match["run_id"], int(match["rank"] or 1)
-    if rank < 1:
-        raise ValueError(f"ranks start at 1, got {rank}")
-    with RunStore.open(store_file, readonly=True) as store:
-        run = store.run(run_id)
-        ranked = best_candidates(store, run_id, rank)
-        if len(ranked) < rank:
-            raise ValueError(f"run {run_id} has {len(ranked)} distinct evaluated candidates, "
-                             f"not {rank}")
-        record = ranked[rank - 1]
-        loss = rebuild_loss(record, SearchConfig.from_dict(run.config))
-    meta = (("run", run_id), ("rank", rank), ("fitness", record.fitness))
-    return Loss(f"run-{run_id}-{rank}", loss.expr, loss.parameters, loss.values,
-                (*loss.meta, *meta))
 
 
 def export_source(loss: Loss, *, class_name: str = "FoundLoss",
