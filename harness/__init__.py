@@ -19,7 +19,6 @@ _EXPORTS = {
     "LossPrinter": "symloss.harness.codegen",
     "torch_loss": "symloss.harness.losses",
     "SymbolicLoss": "symloss.harness.losses",
-    "clamp_probabilities": "symloss.harness.losses",
     "Dataset": "symloss.harness.data",
     "DataError": "symloss.harness.data",
     "DATASETS": "symloss.harness.data",

@@ -27,7 +27,7 @@ from torch import nn
 
 from symloss.harness.attraction import AttractionLog, AttractionRecorder
 from symloss.harness.data import Dataset, augment_glo_cifar, center_crop, load_dataset
-from symloss.harness.device import resolve_device, torch_threads
+from symloss.harness.device import check_learning_rate, resolve_device, torch_threads
 from symloss.harness.fgsm import fgsm_accuracy
 from symloss.harness.losses import torch_loss
 from symloss.harness.models import DEFAULT_MODELS, MODELS, Normalized, build_model, resolve_model
@@ -105,6 +105,8 @@ class TrainConfig:
         if result.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {result.schedule!r}")
         check_scale(result.loss_scale)
+        if result.lr is not None:
+            check_learning_rate(result.lr)
         if result.curve_split not in CURVE_SPLITS:
             raise ValueError(f"curve_split must be one of {CURVE_SPLITS}, "
                              f"got {result.curve_split!r}")

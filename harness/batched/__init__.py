@@ -22,9 +22,10 @@ Two backends:
   matmul with the K weight matrices stacked; later :class:`~torch.nn.Linear`
   layers are batched matmuls, :class:`~torch.nn.Conv1d` layers unfold + batched
   matmul. The loss's gradient with respect to the logits comes from the derived
-  ``∂ℓ/∂h`` (:func:`symloss.harness.codegen.generate_with_derivative`, sympy's
-  derivative printed to torch next to ``ℓ``, common subexpressions once) and
-  the softmax Jacobian. Supports ``Linear``, ``Conv1d``, ``Conv2d`` (one grouped
+  ``∂ℓ/∂log h`` (log space: finite where ``h`` underflows; autograd where
+  ``log(1−h)`` or a precise ``log h`` is needed; :mod:`symloss.harness.codegen`,
+  sympy's derivative printed to torch next to ``ℓ``, common subexpressions once)
+  and the softmax Jacobian. Supports ``Linear``, ``Conv1d``, ``Conv2d`` (one grouped
   convolution for the K candidates), ``MaxPool2d``, ``ReLU``, ``Flatten``,
   ``Unflatten``, ``Identity``, ``Dropout`` in (nested) ``Sequential`` models: the
   harness's ``mlp``, ``cnn1d`` and ``glo_mnist_cnn``.
