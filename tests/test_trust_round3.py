@@ -20,7 +20,7 @@ from symloss.cli import main
 from symloss.harness.datafiles import DataError, read_cifar_batch, read_idx
 from symloss.harness.search.evaluate import Budget
 from symloss.harness.search.runner import SearchConfig, search
-from symloss.harness.search.store import RunStore
+from symloss.harness.search.store import RunStore, printable
 
 TINY = Budget(dataset="digits", steps=4, batch_size=64)
 #: A run id (set through the API in a shared store) that would print as a second, fake run.
@@ -51,31 +51,49 @@ def _control_characters(text: str) -> set[str]:
     return {c for c in text if (ord(c) < 32 and c != "\n") or c == "\x7f"}
 
 
-@pytest.fixture(scope="module")
-def made_store(tmp_path_factory) -> tuple[Path, str]:
-    """One small finished run whose id holds a newline and a fake listing line."""
-    path = tmp_path_factory.mktemp("round3") / "runs.sqlite"
+def _made(folder: Path, run_id: str | None = None) -> tuple[Path, str]:
+    """A store holding one small finished run (of id ``run_id``, default a fresh one)."""
+    path = folder / "runs.sqlite"
     with RunStore.open(path) as store:
         run_id = search(SearchConfig("taylorglo", generations=1, population=4, budget=TINY),
-                        store=store, run_id=FAKE_LINE)
+                        store=store, run_id=run_id)
     return path, run_id
+
+
+def _copy(made: tuple[Path, str], folder: Path) -> tuple[Path, str]:
+    """A copy of a made store that the test may damage."""
+    source, run_id = made
+    path = folder / "runs.sqlite"
+    shutil.copy(source, path)
+    return path, run_id
+
+
+@pytest.fixture(scope="module")
+def made_store(tmp_path_factory) -> tuple[Path, str]:
+    return _made(tmp_path_factory.mktemp("plain"))
+
+
+@pytest.fixture(scope="module")
+def made_fake_line(tmp_path_factory) -> tuple[Path, str]:
+    """The run's id holds a newline and a fake listing line (set through the API)."""
+    return _made(tmp_path_factory.mktemp("fake"), FAKE_LINE)
 
 
 @pytest.fixture
-def stored(made_store, tmp_path, capsys) -> tuple[Path, str]:
-    """A copy of :func:`made_store` this test may damage."""
-    source, run_id = made_store
-    path = tmp_path / "runs.sqlite"
-    shutil.copy(source, path)
-    capsys.readouterr()
-    return path, run_id
+def stored(made_store, tmp_path) -> tuple[Path, str]:
+    return _copy(made_store, tmp_path)
+
+
+@pytest.fixture
+def fake_line(made_fake_line, tmp_path) -> tuple[Path, str]:
+    return _copy(made_fake_line, tmp_path)
 
 
 # 71 ------------------------------------------------------------------------------------
 
 
-def test_runs_and_show_print_stored_strings_escaped_on_one_line(stored, capsys):
-    path, run_id = stored
+def test_runs_and_show_print_stored_strings_escaped_on_one_line(fake_line, capsys):
+    path, run_id = fake_line
     _execute(path, "UPDATE runs SET config = json_set(config, '$.budget.dataset', ?)",
              (ESCAPES,))
     assert main(["runs", "--store", str(path)]) == 0
@@ -164,3 +182,37 @@ def test_a_cuda_index_past_the_visible_devices_is_refused(monkeypatch):
     assert resolve_device("cuda:1") == torch.device("cuda:1")
     with pytest.raises(ValueError, match=r"'cuda:99' requested but only 2 CUDA device"):
         resolve_device("cuda:99")
+
+
+# 75 ------------------------------------------------------------------------------------
+
+TAMPERED = {"params": ("UPDATE candidates SET params = ?", ("[1, 2]",)),
+            "expression": ("UPDATE candidates SET params = NULL, expression = ?",
+                           ("__import__('os').system('touch pwned')",))}
+
+
+@pytest.mark.parametrize("column", sorted(TAMPERED))
+@pytest.mark.parametrize("command", ["export", "analyze", "train"])
+def test_a_tampered_stored_candidate_is_blamed_on_the_store(stored, column, command, tmp_path,
+                                                           capsys, monkeypatch):
+    path, run_id = stored
+    _execute(path, *TAMPERED[column])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SYMLOSS_STORE", str(path))
+    argv = {"export": ["export", run_id, "--out", str(tmp_path / "x.py")],
+            "analyze": ["analyze", f"run:{run_id}"],
+            "train": ["train", "--loss", f"run:{run_id}", "--dataset", "digits", "--steps",
+                      "2", "--no-progress"]}[command]
+    line = _one_line_exit_2(argv, capsys)
+    assert line.startswith(f"symloss: error: run {run_id} in {path} is damaged")
+    assert f"is damaged: candidates.{column} (generation 0, candidate" in line, line
+    assert not (tmp_path / "x.py").exists() and not (tmp_path / "pwned").exists()
+
+
+def test_a_damage_message_is_one_line_whatever_the_run_id_holds(fake_line, tmp_path, capsys):
+    path, run_id = fake_line
+    _execute(path, *TAMPERED["params"])
+    line = _one_line_exit_2(["export", run_id, "--store", str(path), "--out",
+                             str(tmp_path / "x.py")], capsys)
+    assert line.startswith(f"symloss: error: run {printable(run_id)} in {path} is damaged: "
+                           "candidates.params")

@@ -76,6 +76,17 @@ class Damaged(ValueError):
     column (the store method adds the run and the file)."""
 
 
+def printable(value: Any) -> str:
+    """A stored value as text output prints it: every character that is not printable
+    (newline, ESC, BEL, carriage return, …) escaped as ``repr`` writes it, so a stored
+    string can neither split a line nor reach the terminal as a control sequence.
+
+    >>> print(printable("ok\\n0000fake"), printable("digits\\x1b[2J\\x07"), printable("ℓ = h"))
+    ok\\n0000fake digits\\x1b[2J\\x07 ℓ = h
+    """
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
+
+
 def _shown(value: Any) -> str:
     """A stored value as a message shows it: its SQLite type and a short repr."""
     if value is None:
@@ -325,7 +336,9 @@ class RunStore:
     # runs -----------------------------------------------------------------------------------
 
     def _damaged(self, run_id: str, damage: Damaged | str) -> StoreError:
-        return StoreError(f"run {run_id} in {self.path} is damaged: {damage}")
+        """One line, whatever the stored id or value holds (:func:`printable`)."""
+        return StoreError(f"run {printable(run_id)} in {self.path} is damaged: "
+                          f"{printable(damage)}")
 
     @_translated
     def create_run(self, algorithm: str, config: dict[str, Any], run_id: str | None = None) -> str:
@@ -351,7 +364,9 @@ class RunStore:
 
         What a ``run:ID[:rank]`` loss spec names (:mod:`symloss.harness.search.resolver`).
         A ``ValueError`` (one line) for a rank below 1 or past the run's distinct
-        evaluated candidates, a :class:`StoreError` for a run that is not stored.
+        evaluated candidates, a :class:`StoreError` for a run that is not stored or a
+        candidate whose stored ``params``/``expression`` no longer make its loss (named
+        with the table and column: the store is damaged, not the user's spec).
         """
         from symloss.harness.search.final import rebuild_loss
         from symloss.harness.search.runner import SearchConfig, best_candidates
@@ -365,7 +380,13 @@ class RunStore:
             raise ValueError(f"run {run_id} has {len(ranked)} distinct evaluated candidates, "
                              f"not {rank}")
         record = ranked[rank - 1]
-        loss = rebuild_loss(record, SearchConfig.from_dict(run.config))
+        config = SearchConfig.from_dict(run.config)
+        column = "params" if record.params is not None else "expression"
+        try:
+            loss = rebuild_loss(record, config)
+        except (ValueError, TypeError) as error:  # what the store holds, not what the user typed
+            raise self._damaged(run_id, f"candidates.{column} (generation {record.generation}, "
+                                f"candidate {record.idx}): {error}") from None
         meta = (("run", run_id), ("rank", rank), ("fitness", record.fitness))
         return Loss(f"run-{run_id}-{rank}", loss.expr, loss.parameters, loss.values,
                     (*loss.meta, *meta))

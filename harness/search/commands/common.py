@@ -8,20 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from symloss.harness.search.pipeline import DEFAULT_STORE, default_store
+from symloss.harness.search.store import printable
 
 __all__ = ["accuracy", "add_store_option", "default_store", "printable", "rounded",
            "run_status", "stored_config"]
-
-
-def printable(value: Any) -> str:
-    """A stored value as text output prints it: every character that is not printable
-    (newline, ESC, BEL, carriage return, …) escaped as ``repr`` writes it, so a stored
-    string can neither split a line nor reach the terminal as a control sequence.
-
-    >>> print(printable("ok\\n0000fake"), printable("digits\\x1b[2J\\x07"), printable("ℓ = h"))
-    ok\\n0000fake digits\\x1b[2J\\x07 ℓ = h
-    """
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
 
 
 def add_store_option(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +34,8 @@ def stored_config(store, run_id: str) -> dict[str, Any]:
     try:
         search_config(record.config)
     except ValueError as error:
-        raise ValueError(f"run {run_id} in {store.path} is damaged: {error}") from None
+        raise ValueError(f"run {printable(run_id)} in {store.path} is damaged: "
+                         f"{printable(error)}") from None
     return record.config
 
 
