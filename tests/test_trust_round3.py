@@ -216,3 +216,27 @@ def test_a_damage_message_is_one_line_whatever_the_run_id_holds(fake_line, tmp_p
                              str(tmp_path / "x.py")], capsys)
     assert line.startswith(f"symloss: error: run {printable(run_id)} in {path} is damaged: "
                            "candidates.params")
+
+
+# 76 ------------------------------------------------------------------------------------
+
+
+def test_a_damaged_resume_of_a_reported_run_is_one_line(stored, tmp_path, capsys):
+    path, run_id = stored
+    _execute(path, "UPDATE generations SET best_fitness = 'abc'")
+    _execute(path, "UPDATE runs SET status = 'finished', report_dir = ?",
+             (str(tmp_path / "old"),))
+    line = _one_line_exit_2(["search", "--resume", run_id, "--store", str(path),
+                             "--no-progress", "--json", "--out", str(tmp_path / "r")], capsys)
+    assert "generations.best_fitness" in line
+
+
+def test_a_resume_elsewhere_still_says_where_the_report_goes(stored, tmp_path, capsys):
+    path, run_id = stored
+    _execute(path, "UPDATE runs SET status = 'finished', report_dir = ?",
+             (str(tmp_path / "old"),))
+    assert main(["search", "--resume", run_id, "--store", str(path), "--no-progress",
+                 "--json", "--out", str(tmp_path / "r")]) == 0
+    err = capsys.readouterr().err
+    assert f"report: {tmp_path / 'r'} (the run's earlier folder" in err
+    assert (tmp_path / "r" / "report.md").exists() and not (tmp_path / "old").exists()

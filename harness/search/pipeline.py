@@ -175,8 +175,10 @@ def run_search(config, *, store: str | os.PathLike | None = None, run_id: str | 
             best = best_candidates(opened, run_id, top)
             final = _final(opened, run_id, config, final_score, announce, hint)
             opened.set_status(run_id, "finished")
-            _say_where_the_report_goes(opened.run(run_id).report_dir, out, report_flag)
+            earlier = opened.run(run_id).report_dir
             report = write_report_safely(opened, run_id, out, final)
+            # said once the report is written: a damaged store is its one line, alone
+            _say_where_the_report_goes(earlier, out, report_flag)
         record = opened.run(run_id)
         return SearchOutcome(run_id, path, tuple(best), opened.counts(run_id),
                              record.evaluations, report, final)
