@@ -25,6 +25,9 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 #: benchmarks/RESULTS.md) take 13 minutes, and a Welch test's p-value has long settled.
 MAX_SEEDS = 10_000
 
+#: Training samples ``--attraction-log`` follows unless ``--attraction-samples`` says.
+ATTRACTION_SAMPLES = 500
+
 
 def register(subparsers) -> None:
     """Add the harness's commands (train, search, runs, show, export) to the ``symloss`` CLI."""
@@ -61,8 +64,9 @@ def register_train(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--attraction-log", action="store_true",
                         help="log per-sample attraction each epoch (ICLR Fig. 1); with --out, "
                              "save CSV and scatter plot")
-    parser.add_argument("--attraction-samples", type=int, default=500, metavar="N",
-                        help="training samples followed by --attraction-log (default 500)")
+    parser.add_argument("--attraction-samples", type=int, default=None, metavar="N",
+                        help="training samples followed by --attraction-log (default "
+                             f"{ATTRACTION_SAMPLES})")
     parser.add_argument("--label-smoothing", "--smoothing", dest="label_smoothing", type=float,
                         default=0.0, metavar="ALPHA",
                         help="label smoothing α: y → y(1−α) + α/n (default 0)")
@@ -188,7 +192,10 @@ def _check_flags(args: argparse.Namespace) -> Path | None:
     if not 1 <= args.seeds <= MAX_SEEDS:
         raise UsageError(f"--seeds must be a whole number from 1 to {MAX_SEEDS}, "
                          f"got {args.seeds}")
-    if args.attraction_log and args.attraction_samples < 1:
+    if args.attraction_samples is not None and not args.attraction_log:
+        raise UsageError("--attraction-samples applies to --attraction-log only (train ... "
+                         "--attraction-log --attraction-samples N)")
+    if args.attraction_samples is not None and args.attraction_samples < 1:
         raise UsageError(f"--attraction-samples must be a whole number >= 1, got "
                          f"{args.attraction_samples}")
     try:
@@ -219,7 +226,8 @@ def _run(args: argparse.Namespace) -> int:
             model=args.model, steps=args.steps, epochs=args.epochs, lr=args.lr,
             batch_size=args.batch_size, label_smoothing=args.label_smoothing,
             loss_scale=args.loss_scale,
-            attraction_samples=args.attraction_samples if args.attraction_log else 0,
+            attraction_samples=(args.attraction_samples or ATTRACTION_SAMPLES)
+            if args.attraction_log else 0,
             fgsm=tuple(fgsm), threads=args.threads, device=args.device,
             progress=not args.no_progress and not args.json and sys.stderr.isatty(),
         ).resolved(data.name)

@@ -240,3 +240,22 @@ def test_a_resume_elsewhere_still_says_where_the_report_goes(stored, tmp_path, c
     err = capsys.readouterr().err
     assert f"report: {tmp_path / 'r'} (the run's earlier folder" in err
     assert (tmp_path / "r" / "report.md").exists() and not (tmp_path / "old").exists()
+
+
+# 77 ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([*SEARCH, "--gpus-per-task", "1"], "--gpus-per-task applies to --scheduler only"),
+    (["train", "--loss", "cross_entropy", "--dataset", "digits", "--steps", "2",
+      "--no-progress", "--attraction-samples", "5"],
+     "--attraction-samples applies to --attraction-log only"),
+], ids=["gpus-per-task", "attraction-samples"])
+def test_a_flag_without_effect_is_refused_in_one_line(argv, message, tmp_path, capsys,
+                                                       monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "runs.sqlite"
+    line = _one_line_exit_2([*argv, "--store", str(store)] if argv[0] == "search" else argv,
+                            capsys)
+    assert line.startswith(f"symloss: error: {message}"), line
+    assert not store.exists() and not list(tmp_path.iterdir())

@@ -177,6 +177,9 @@ def _check_flags(args: argparse.Namespace) -> None:
                         ("--chunk", args.chunk)):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise ValueError(f"{flag} must be finite and > 0, got {value!r}")
+    if args.gpus_per_task is not None and args.scheduler is None:
+        raise ValueError("--gpus-per-task applies to --scheduler only (a Dask resource): "
+                         "search ... --scheduler tcp://HOST:PORT --gpus-per-task N")
     _check_executor_flags(args)
     if args.out is not None:
         check_output_folder("--out", args.out)
