@@ -177,7 +177,7 @@ def _find_idx(folder: Path, stem: str, dataset: str) -> Path:
     for directory in (folder / dataset, folder):
         for name in (stem, f"{stem}.gz", stem.replace("-idx", ".idx"),
                      stem.replace("-idx", ".idx") + ".gz"):
-            if (directory / name).is_file():
+            if (directory / name).exists():  # read_idx refuses what is not a regular file
                 return directory / name
     raise DataError(f"missing {dataset} file: expected {folder / dataset / stem}[.gz] "
                     "(IDX format)")

@@ -159,6 +159,21 @@ def test_a_named_pipe_as_a_data_file_is_refused_before_it_is_opened(reader, tmp_
     assert str(raised.value) == f"dataset file {fifo} is not a regular file"
 
 
+def test_a_named_pipe_in_an_mnist_folder_is_named_not_called_missing(tmp_path):
+    """The loader found only regular files, so a pipe read as "missing mnist file" (row 72)."""
+    from symloss.harness.data import load_dataset
+
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for name in ("train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (folder / name).write_bytes(b"")
+    fifo = folder / "train-images-idx3-ubyte"
+    os.mkfifo(fifo)
+    with _Unblocked(fifo) as guard, pytest.raises(DataError, match="is not a regular file"):
+        load_dataset("mnist", data_dir=tmp_path)
+    assert not guard.fired, "the loader blocked on the pipe"
+
+
 # 74 ------------------------------------------------------------------------------------
 
 SEARCH = ["search", "taylorglo", "--dataset", "digits", "--generations", "1", "--population",
