@@ -19,7 +19,7 @@ def _requirement(name: str) -> Requirement:
 
 
 @pytest.mark.parametrize(("name", "needed", "refused"), [
-    ("torch", ["2.3.0", "2.13.0", "2.14.0", "2.20.1"], ["2.2.2"]),  # torch.compiler.is_compiling
+    ("torch", ["2.4.0", "2.13.0", "2.14.0", "2.20.1"], ["2.3.1"]),  # is_autocast_enabled(type)
     ("sympy", ["1.14.0", "1.15.1", "1.20"], ["1.13.3"]),  # 1.13: the binary view's flat minima
     ("numpy", ["2.0.0", "2.4.0"], ["1.26.4"]),
 ])
@@ -40,8 +40,10 @@ def test_no_dependency_is_pinned_to_one_minor_version():
 def test_the_code_uses_what_the_torch_bound_promises():
     import torch
 
-    assert callable(torch.compiler.is_compiling)  # the newest API the harness relies on
-    assert "is_compiling" in (ROOT / "harness" / "losses.py").read_text()
+    assert callable(torch.compiler.is_compiling)
+    # the newest API the harness relies on (2.4: the device-type argument)
+    assert torch.is_autocast_enabled("cpu") is False
+    assert "is_autocast_enabled(input.device.type)" in (ROOT / "harness" / "losses.py").read_text()
 
 
 def test_every_package_folder_is_installed_under_symloss():
