@@ -233,7 +233,9 @@ def concurrent_resume(box: Sandbox) -> str:
     started = time.monotonic()
     first = box.start(resume, env={"SYMLOSS_TEST_SLOW_WRITE": "0.5"})
     try:
-        wait_for(lambda: any(box.folder.glob("runs.sqlite.*.lock")), first, 60, "run lock")
+        from symloss.harness.search.lock import holder_alive  # the lock lives in the store file
+
+        wait_for(lambda: holder_alive(store, run_id) is True, first, 60, "run lock")
         line = one_line(box.run(resume), "running in another process")
         expect(first.poll() is None, "the first resume ended before the second was refused")
         ((status,),) = read_store(store, "SELECT status FROM runs")

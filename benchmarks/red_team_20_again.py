@@ -195,8 +195,8 @@ def flags_without_effect(box: Sandbox) -> str:
 def rank_messages(box: Sandbox) -> str:
     store, run_id = one_run(box)
     lines = [one_line(box.cli("export", run_id, "--store", str(store), f"--rank={rank}",
-                              "--out", str(box.path("x.py"))), "rank") for rank in ("-1",
-                                                                                   "10" * 10)]
+                              "--out", str(box.path("x.py"))), needle)
+             for rank, needle in (("-1", "rank"), ("10" * 10, "distinct evaluated candidates"))]
     lines.append(one_line(box.cli("analyze", f"run:{run_id}:99999",
                                   env={"SYMLOSS_STORE": str(store)})))
     expect("run:ID:RANK, got" not in lines[-1], f"run:ID:99999: {lines[-1]}")
@@ -250,8 +250,9 @@ def concurrent_exports(box: Sandbox) -> str:
 CTRL_C = {"train": (["train", "--loss", "cross_entropy", "--dataset", "digits", "--steps",
                      "100000", "--no-progress"], 4.0),
           "analyze": (["analyze", "log(h)**16*log(1-h)**16*log(h+y)**16*log(2-h)**16"], 3.0),
-          "curve": (["curve", "cross_entropy", "mse", "baikal", "--out", "c.png", "--csv",
-                     "c.csv"], 1.8),
+          # a formula whose analysis outlasts the delay (a catalog curve can finish first)
+          "curve": (["curve", "log(h)**16*log(1-h)**16*log(h+y)**16*log(2-h)**16", "--out",
+                     "c.png", "--csv", "c.csv"], 1.8),
           "paper": (["paper", "--out", "paper", "--steps", "50"], 6.0)}
 
 
