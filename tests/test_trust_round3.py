@@ -187,6 +187,17 @@ def test_a_search_on_a_missing_device_is_refused_before_a_store(tmp_path, capsys
     assert not store.exists()
 
 
+def test_the_python_api_refuses_a_missing_device_before_a_store(tmp_path):
+    """search_losses trained every candidate into 'failed' on cuda:99 (the CLI refused it)."""
+    from symloss.harness.search import search_losses
+
+    store = tmp_path / "runs.sqlite"
+    with pytest.raises(ValueError, match="cuda:99"):
+        search_losses(dataset="digits", generations=1, population=4, steps=4, device="cuda:99",
+                      store=store, progress=False)
+    assert not store.exists()
+
+
 def test_a_cuda_index_past_the_visible_devices_is_refused(monkeypatch):
     import torch
 

@@ -158,6 +158,10 @@ def run_search(config, *, store: str | os.PathLike | None = None, run_id: str | 
     from symloss.harness.search.runner import best_candidates
     from symloss.harness.search.store import RunStore
 
+    if evaluate is None and executor is None and scheduler is None:
+        from symloss.harness.device import resolve_device
+
+        resolve_device(config.budget.device)  # a missing device fails every candidate: refuse
     path = store_file(store)
     run_id = run_id or new_run_id()
     signals = terminate_as_interrupt() if stop_on_sigterm else contextlib.nullcontext()
