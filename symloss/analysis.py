@@ -105,7 +105,6 @@ class Analysis:
 
         Expressions are strings, ±∞ the strings ``"inf"``/``"-inf"``, undecided ``None``.
         """
-        family = self.loss.is_family
         result: dict[str, Any] = {
             "loss": str(self.loss.expression),
             "name": self.loss.name,
@@ -117,60 +116,77 @@ class Analysis:
             "delta": str(self.delta),
             "logit_step": {"target": str(self.logit_step[0]),
                            "nontarget": str(self.logit_step[1])},
-            "null_epoch": {
-                "gamma_target": to_json(self.null_epoch.gamma_target),
-                "gamma_nontarget": to_json(self.null_epoch.gamma_nontarget),
-                "delta": to_json(self.null_epoch.delta),
-                "trainable": self.null_epoch.trainable,
-            },
-            "zero_error": {
-                "limit": to_json(self.zero_error.limit),
-                "attractor": self.zero_error.attractor,
-                "leading_order": self.zero_error.leading_order,
-                "neutral": self.zero_error.neutral,
-            },
+            "null_epoch": self._null_epoch_dict(),
+            "zero_error": self._zero_error_dict(),
             "trainable": self.trainable,
             "paper_invariant": {"trainable": self.paper_trainable},
             "binary_minimum": self.binary.minimum_at,
-            "binary": {"loss": str(self.binary.expression),
-                       "minimum_at": self.binary.minimum_at,
-                       "minimum_value": self.binary.minimum_value,
-                       "interior": self.binary.interior,
-                       "minima": [list(run) for run in self.binary.minima]},
+            "binary": self._binary_dict(),
+            **self._stability_dict(),
+            **self._optional_dict(),
         }
-        if self.stability is not None:
-            result.update(self.stability.to_dict())
-            result["stability_method"] = result.pop("method")
-            if "reason" in result:
-                result["stability_reason"] = result.pop("reason")
-        if self.null_epoch.delta_range is not None:
-            result["null_epoch"]["delta_range"] = [to_json(v) for v in self.null_epoch.delta_range]
-        for key, reason in (("null_epoch", self.null_epoch.reason),
-                            ("zero_error", self.zero_error.reason),
-                            ("binary", self.binary.reason)):
-            if reason:
-                result[key]["reason"] = reason
+        return json_safe(result)
+
+    def _null_epoch_dict(self) -> dict[str, Any]:
+        null = self.null_epoch
+        fields: dict[str, Any] = {
+            "gamma_target": to_json(null.gamma_target),
+            "gamma_nontarget": to_json(null.gamma_nontarget),
+            "delta": to_json(null.delta),
+            "trainable": null.trainable,
+        }
+        if null.delta_range is not None:
+            fields["delta_range"] = [to_json(v) for v in null.delta_range]
+        return _with_reason(fields, null.reason)
+
+    def _zero_error_dict(self) -> dict[str, Any]:
+        zero = self.zero_error
+        return _with_reason({"limit": to_json(zero.limit), "attractor": zero.attractor,
+                             "leading_order": zero.leading_order, "neutral": zero.neutral},
+                            zero.reason)
+
+    def _binary_dict(self) -> dict[str, Any]:
+        binary = self.binary
+        return _with_reason({"loss": str(binary.expression), "minimum_at": binary.minimum_at,
+                             "minimum_value": binary.minimum_value,
+                             "interior": binary.interior,
+                             "minima": [list(run) for run in binary.minima]}, binary.reason)
+
+    def _stability_dict(self) -> dict[str, Any]:
+        """:attr:`stability`'s fields, its method and reason renamed ``stability_…``."""
+        if self.stability is None:
+            return {}
+        fields = self.stability.to_dict()
+        fields["stability_method"] = fields.pop("method")
+        if "reason" in fields:
+            fields["stability_reason"] = fields.pop("reason")
+        return fields
+
+    def _optional_dict(self) -> dict[str, Any]:
+        """The keys present only for some losses: undecided steps, parameters, the
+        decomposition, a family's conditions, the label-smoothing map."""
+        fields: dict[str, Any] = {}
         if self.undecided:
-            result["undecided"] = dict(self.undecided)
+            fields["undecided"] = dict(self.undecided)
         if self.loss.parameters:
-            result["parameters"] = {str(p): (None if self.loss.values is None else v)
+            fields["parameters"] = {str(p): (None if self.loss.values is None else v)
                                     for p, v in zip(self.loss.parameters,
                                                     self.loss.values or [None] * 99, strict=False)}
         if self.decomposition is not None:
-            result["decomposition"] = {k: to_json(v) for k, v in self.decomposition.items()}
+            fields["decomposition"] = {k: to_json(v) for k, v in self.decomposition.items()}
         if self.zero_error_coefficients is not None:
-            result["zero_error_coefficients"] = {
+            fields["zero_error_coefficients"] = {
                 k: to_json(v) for k, v in self.zero_error_coefficients.items()}
-        if family:
-            result["trainability_condition"] = str(self.trainability_condition)
-            result["paper_condition"] = str(self.paper_condition)
+        if self.loss.is_family:
+            fields["trainability_condition"] = str(self.trainability_condition)
+            fields["paper_condition"] = str(self.paper_condition)
         if self.label_smoothing_map is not None:
-            result["label_smoothing_map"] = (
+            fields["label_smoothing_map"] = (
                 {str(k): str(v) for k, v in self.label_smoothing_map.mapping.items()}
                 if self.label_smoothing_map.exists else None)
             if not self.label_smoothing_map.exists:
-                result["label_smoothing_map_reason"] = self.label_smoothing_map.reason
-        return json_safe(result)
+                fields["label_smoothing_map_reason"] = self.label_smoothing_map.reason
+        return fields
 
     def latex(self, seconds: float = CALL_SECONDS) -> dict[str, str | None]:
         """LaTeX of every derived expression, by the same names as :meth:`to_dict`.
@@ -224,6 +240,11 @@ def _null_epoch_decides(null: NullEpoch) -> bool:
     """A kink or a complex γ at the null epoch: its verdict overrides the plain sign of Δ."""
     return null.delta_range is not None or (
         null.trainable is None and null.reason not in ("", "depends on the parameters"))
+
+
+def _with_reason(fields: dict[str, Any], reason: str) -> dict[str, Any]:
+    """``fields`` with ``"reason"`` added when there is one."""
+    return {**fields, "reason": reason} if reason else fields
 
 
 def to_json(value: sp.Expr | None) -> float | int | str | None:
@@ -358,13 +379,7 @@ def analyze(
     >>> analyze(loss("sqrt(h - 2)"), classes=10).trainable is None
     True
     """
-    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
-        raise ValueError(f"classes must be an integer >= 2, got {classes!r}")
-    for name, value in (("seconds", seconds), ("total_seconds", total_seconds)):
-        check_seconds(name, value)
-    _smoothing(smoothing)
-    if loss.expr.has(sp.I):
-        raise ValueError(f"loss {loss.name!r} has a complex constant ({loss.expr}); a loss is real")
+    _check_arguments(loss, classes, smoothing, seconds, total_seconds)
     step = _Steps(seconds, total_seconds)
     nan = sp.nan
     # The steps that are plain differentiation and substitution come first: when the budget
@@ -377,40 +392,21 @@ def analyze(
     raw_step = step("logit_step", lambda: logit_step(loss, classes, lr, smoothing), (nan, nan))
     decomposition = step("decomposition", lambda: decompose(loss))
     coefficients = step("zero_error_coefficients", lambda: zero_error_polynomial(loss))
-    smoothing_map = None
-    if loss.is_family and smoothing:
-        smoothing_map = step("label_smoothing_map",
-                             lambda: label_smoothing_map(loss, classes, smoothing),
-                             SmoothingMap(False, {}, "undecided within the bounds"))
-    null = step("null_epoch", lambda: null_epoch(loss, classes, smoothing),
-                NullEpoch(nan, nan, nan, None, reason="undecided within the bounds"))
-    if complex_reason:
-        null = NullEpoch(null.gamma_target, null.gamma_nontarget, null.delta, None,
-                         reason=complex_reason)
-    zero = step("zero_error", lambda: zero_error(loss, classes, smoothing, seconds=seconds),
-                ZeroError(None, None, None, reason="undecided within the bounds"))
-    step("numbers", lambda: [to_json(value) for value in (  # evaluated once, in the budget
-        null.gamma_target, null.gamma_nontarget, null.delta, zero.limit,
-        *(null.delta_range or ()))])
+    smoothing_map = _smoothing_map_step(step, loss, classes, smoothing)
+    null, zero = _limit_steps(step, loss, classes, smoothing, seconds, complex_reason)
     condition = step("trainability_condition",
                      lambda: trainability_condition(loss, classes, smoothing), nan)
     paper = step("paper_condition", lambda: paper_condition(loss, classes, smoothing), nan)
     verdicts = (step("trainable", lambda: _trainable(null, condition)),
                 step("paper_trainable", lambda: _paper_trainable(null, paper)))
     binary = step("binary", lambda: binary_view(loss, smoothing if not loss.is_family else 0.0),
-                  BinaryView(nan, nan, None, None, None, reason="undecided within the bounds"))
+                  BinaryView(nan, nan, None, None, None, reason=_WITHIN_BOUNDS))
     stable = step("stability", lambda: stability(loss, classes, smoothing, seconds=seconds),
-                  Stability(classes, float(smoothing), (), Basin(
-                      "undecided", reason="undecided within the bounds"), "undecided"))
+                  _undecided_stability(classes, smoothing, _WITHIN_BOUNDS))
     tidy_delta = step("tidy delta", lambda: tidy(raw_delta), raw_delta)
     tidy_step = step("tidy logit_step", lambda: tuple(tidy(e) for e in raw_step), raw_step)
     if complex_reason:
-        zero = ZeroError(zero.limit, None, zero.leading_order, False, complex_reason)
-        binary = BinaryView(binary.expression, binary.derivative, None, None, None,
-                            reason=complex_reason)
-        stable = Stability(classes, float(smoothing), (), Basin("undecided",
-                                                                 reason=complex_reason),
-                           "undecided", complex_reason)
+        zero, binary, stable = _complex_verdicts(zero, binary, classes, smoothing, complex_reason)
     return Analysis(
         loss=loss, classes=classes, smoothing=float(smoothing), gamma=coefficient,
         gamma_target=target, gamma_nontarget=nontarget, decomposition=decomposition,
@@ -419,3 +415,62 @@ def analyze(
         paper_condition=paper, label_smoothing_map=smoothing_map, binary=binary,
         undecided=tuple(step.undecided), stability=stable, verdicts=verdicts,
     )
+
+
+#: The reason a step's fallback gives when the step did not finish.
+_WITHIN_BOUNDS = "undecided within the bounds"
+
+
+def _check_arguments(loss: Loss, classes: int, smoothing: float, seconds: float,
+                     total_seconds: float) -> None:
+    """:func:`analyze`'s arguments, refused with a ``ValueError`` that names the bad one."""
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
+        raise ValueError(f"classes must be an integer >= 2, got {classes!r}")
+    for name, value in (("seconds", seconds), ("total_seconds", total_seconds)):
+        check_seconds(name, value)
+    _smoothing(smoothing)
+    if loss.expr.has(sp.I):
+        raise ValueError(f"loss {loss.name!r} has a complex constant ({loss.expr}); a loss is real")
+
+
+def _smoothing_map_step(step: _Steps, loss: Loss, classes: int,
+                        smoothing: float) -> SmoothingMap | None:
+    """The label-smoothing parameter map: for a family with ``smoothing > 0`` only."""
+    if not (loss.is_family and smoothing):
+        return None
+    return step("label_smoothing_map", lambda: label_smoothing_map(loss, classes, smoothing),
+                SmoothingMap(False, {}, _WITHIN_BOUNDS))
+
+
+def _limit_steps(step: _Steps, loss: Loss, classes: int, smoothing: float, seconds: float,
+                 complex_reason: str | None) -> tuple[NullEpoch, ZeroError]:
+    """The null epoch (its verdict undecided where ``ℓ`` is complex) and the zero-error
+    limit, then their numbers evaluated once, within the budget."""
+    nan = sp.nan
+    null = step("null_epoch", lambda: null_epoch(loss, classes, smoothing),
+                NullEpoch(nan, nan, nan, None, reason=_WITHIN_BOUNDS))
+    if complex_reason:
+        null = NullEpoch(null.gamma_target, null.gamma_nontarget, null.delta, None,
+                         reason=complex_reason)
+    zero = step("zero_error", lambda: zero_error(loss, classes, smoothing, seconds=seconds),
+                ZeroError(None, None, None, reason=_WITHIN_BOUNDS))
+    step("numbers", lambda: [to_json(value) for value in (
+        null.gamma_target, null.gamma_nontarget, null.delta, zero.limit,
+        *(null.delta_range or ()))])
+    return null, zero
+
+
+def _undecided_stability(classes: int, smoothing: float, basin_reason: str,
+                         reason: str = "") -> Stability:
+    """No equilibria and an undecided basin: a step's fallback, or a complex ``ℓ``'s."""
+    return Stability(classes, float(smoothing), (), Basin("undecided", reason=basin_reason),
+                     "undecided", reason)
+
+
+def _complex_verdicts(zero: ZeroError, binary: BinaryView, classes: int, smoothing: float,
+                      reason: str) -> tuple[ZeroError, BinaryView, Stability]:
+    """A complex-valued ``ℓ``: the zero-error, binary and stability verdicts undecided,
+    with ``reason``; the derived expressions kept."""
+    return (ZeroError(zero.limit, None, zero.leading_order, False, reason),
+            BinaryView(binary.expression, binary.derivative, None, None, None, reason=reason),
+            _undecided_stability(classes, smoothing, reason, reason))

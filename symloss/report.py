@@ -29,6 +29,22 @@ def _number(value: sp.Expr | None) -> str:
 
 def format_report(result: Analysis) -> str:
     """A few aligned lines: γ, Δ(ε), null epoch, zero error, trainability, binary view."""
+    lines = _formula_lines(result)
+    lines += _null_epoch_lines(result)
+    lines += _zero_error_lines(result)
+    lines += _theorem_lines(result)
+    if result.label_smoothing_map is not None:
+        lines += _smoothing_map_lines(result)
+    if result.stability is not None and not result.loss.is_family:
+        lines += _stability_lines(result.stability)
+    lines += _binary_lines(result)
+    for step, reason in result.undecided:
+        lines.append(f"{'undecided':<15} {step}: {reason}")
+    return "\n".join(lines)
+
+
+def _formula_lines(result: Analysis) -> list[str]:
+    """The loss, its parameters and classes, γ, γ_T, γ_N, the decomposition and Δ(ε)."""
     loss = result.loss
     lines = [f"{loss.name:<15} ℓ(y, h) = {loss.expression}"]
     if loss.parameters and loss.values is not None:
@@ -43,16 +59,26 @@ def format_report(result: Analysis) -> str:
         terms = ", ".join(f"{k}={v}" for k, v in result.decomposition.items() if v != 0)
         lines.append(f"{'decomposition':<15} {terms or 'γ ≡ 0'}")
     lines.append(f"{'Δ(ε)':<15} {result.delta}")
+    return lines
+
+
+def _null_epoch_lines(result: Analysis) -> list[str]:
+    """γ_T, γ_N and Δ at the null epoch and whether the target grows (and why not decided)."""
     null = result.null_epoch
     undecided = "undefined at the labels" if null.delta.has(sp.nan, sp.zoo) else \
         "depends on the parameters" if null.reason in ("", "depends on the parameters") else \
         "undecided"
     grows = _verdict(null.trainable, "target grows: trainable", "target does not grow: "
                      "untrainable", undecided)
-    lines.append(f"{'null epoch':<15} γ_T(1/n) = {_number(null.gamma_target)}, "
-                 f"γ_N(1/n) = {_number(null.gamma_nontarget)}, Δ = {_number(null.delta)} → {grows}")
+    lines = [f"{'null epoch':<15} γ_T(1/n) = {_number(null.gamma_target)}, "
+             f"γ_N(1/n) = {_number(null.gamma_nontarget)}, Δ = {_number(null.delta)} → {grows}"]
     if null.reason and null.reason != "depends on the parameters":
         lines.append(f"{'':<17}{null.reason}")
+    return lines
+
+
+def _zero_error_lines(result: Analysis) -> list[str]:
+    """lim ε→0+ Δ(ε) and whether zero training error attracts, repels or is neutral."""
     zero = result.zero_error
     behaviour = _verdict(zero.attractor, "zero training error attracts",
                          "zero training error repels (not an attractor)")
@@ -60,35 +86,42 @@ def format_report(result: Analysis) -> str:
         behaviour = "neutral: Δ(ε) ≡ 0 near ε = 0, zero error neither attracts nor repels"
     order = (f" (decided at order ε^{zero.leading_order})"
              if zero.leading_order and zero.attractor is not None else "")
-    lines.append(f"{'zero error':<15} lim ε→0+ Δ(ε) = {_number(zero.limit)} → {behaviour}{order}")
+    lines = [f"{'zero error':<15} lim ε→0+ Δ(ε) = {_number(zero.limit)} → {behaviour}{order}"]
     if zero.reason and not zero.neutral and zero.reason != "depends on the parameters":
         lines.append(f"{'':<17}{zero.reason}")
-    if loss.is_family:
-        lines.append(f"{'trainable iff':<15} {result.trainability_condition} > 0")
-        lines.append(f"{'paper (Thm 3)':<15} {result.paper_condition} >= 0")
-    else:
-        lines.append(f"{'paper (Thm 3)':<15} " + _verdict(
-            result.paper_trainable, "trainable", "untrainable")
-            + ("   ← disagrees with first principles"
-               if result.paper_trainable is not None and result.trainable is not None
-               and result.paper_trainable != result.trainable else ""))
-    if result.label_smoothing_map is not None:
-        if result.label_smoothing_map.exists:
-            lines.append(f"{'smoothing map':<15} λ̂ with γ_λ̂(y, h) ≡ γ_λ(y(1−α)+α/n, h):")
-            lines += [f"{'':<17}{k}̂ = {v}" for k, v in result.label_smoothing_map.mapping.items()]
-        else:
-            lines.append(f"{'smoothing map':<15} none: {result.label_smoothing_map.reason}")
-    if result.stability is not None and not loss.is_family:
-        lines += _stability_lines(result.stability)
+    return lines
+
+
+def _theorem_lines(result: Analysis) -> list[str]:
+    """A family's trainability conditions, or a loss's ICLR Theorem 3 verdict."""
+    if result.loss.is_family:
+        return [f"{'trainable iff':<15} {result.trainability_condition} > 0",
+                f"{'paper (Thm 3)':<15} {result.paper_condition} >= 0"]
+    return [f"{'paper (Thm 3)':<15} " + _verdict(
+        result.paper_trainable, "trainable", "untrainable")
+        + ("   ← disagrees with first principles"
+           if result.paper_trainable is not None and result.trainable is not None
+           and result.paper_trainable != result.trainable else "")]
+
+
+def _smoothing_map_lines(result: Analysis) -> list[str]:
+    """The label-smoothing parameter map λ → λ̂, or why there is none."""
+    found = result.label_smoothing_map
+    if not found.exists:
+        return [f"{'smoothing map':<15} none: {found.reason}"]
+    return [f"{'smoothing map':<15} λ̂ with γ_λ̂(y, h) ≡ γ_λ(y(1−α)+α/n, h):",
+            *(f"{'':<17}{k}̂ = {v}" for k, v in found.mapping.items())]
+
+
+def _binary_lines(result: Analysis) -> list[str]:
+    """The binary view's minimum, or why it is undecided (none for a family)."""
     binary = result.binary
     if binary.minimum_at is not None:
-        lines.append(f"{'binary (n = 2)':<15} L(p) = {binary.expression}; minimum "
-                     f"{_minima(binary.minima)}")
-    elif binary.reason and not result.loss.is_family:
-        lines.append(f"{'binary (n = 2)':<15} undecided: {binary.reason}")
-    for step, reason in result.undecided:
-        lines.append(f"{'undecided':<15} {step}: {reason}")
-    return "\n".join(lines)
+        return [f"{'binary (n = 2)':<15} L(p) = {binary.expression}; minimum "
+                f"{_minima(binary.minima)}"]
+    if binary.reason and not result.loss.is_family:
+        return [f"{'binary (n = 2)':<15} undecided: {binary.reason}"]
+    return []
 
 
 def markdown_report(result: Analysis) -> str:
