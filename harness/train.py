@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -219,17 +219,8 @@ def _run(model: nn.Module, criterion: nn.Module, data: Dataset, config: TrainCon
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     eval_every = max(1, total // max(config.evaluations, 1))
-    recorder = None
-
-    def paper_lr(lr: float) -> float:  # the attraction log speaks the papers' 1/n scale
-        return paper_learning_rate(lr, data.classes, config.loss_scale)
-
-    if config.attraction_samples and symbolic is not None:
-        recorder = AttractionRecorder(symbolic, x_train, y_train, data.classes,
-                                      samples=config.attraction_samples,
-                                      rng=np.random.default_rng(seed),
-                                      label_smoothing=config.label_smoothing)
-        recorder.record(model, 0, paper_lr(config.lr), eval_transform)
+    recorder = _attraction_recorder(model, symbolic, x_train, y_train, data, config, seed,
+                                    eval_transform)
     curve = f"{config.curve_split}_accuracy"
     curve_inputs, curve_labels = ((data.x_val, data.y_val) if config.curve_split == "val"
                                   else (data.x_test, data.y_test))
@@ -242,40 +233,28 @@ def _run(model: nn.Module, criterion: nn.Module, data: Dataset, config: TrainCon
                         batch_size=config.eval_batch_size, transform=eval_transform)
 
     model.train()
-    order = torch.randperm(size, generator=generator)
+    batches = _batches(x_train, y_train, batch_size, steps_per_epoch, generator, augment, device)
     try:
         while step < total:
-            position = (step % steps_per_epoch) * batch_size
-            if step and step % steps_per_epoch == 0:
-                order = torch.randperm(size, generator=generator)
-            index = order[position:position + batch_size].to(device)
-            inputs, labels = x_train[index], y_train[index]
-            if augment:
-                inputs = augment_glo_cifar(inputs, generator=generator)
+            inputs, labels = next(batches)
             factor = learning_rate_factor(config, step, total, steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * factor
-            value = criterion(model(inputs), labels)
-            loss_value = value.detach().item()
+            loss_value = _sgd_step(model, criterion, optimizer, inputs, labels)
             if not math.isfinite(loss_value):
                 status, error = "diverged", f"non-finite training loss {loss_value} at step {step}"
                 break
-            optimizer.zero_grad(set_to_none=True)
-            value.backward()
-            optimizer.step()
             step += 1
             running, counted = running + loss_value, counted + 1
             if progress is not None:
                 progress.update(1)
             if step % eval_every == 0 or step == total:
-                curves["step"].append(step)
-                curves["train_loss"].append(running / counted)
+                _record_curves(curves, curve, step, running / counted,
+                               lambda: evaluate_on(curve_inputs, curve_labels))
                 running, counted = 0.0, 0
-                curves["eval_step"].append(step)
-                curves[curve].append(evaluate_on(curve_inputs, curve_labels))
             if recorder is not None and step % steps_per_epoch == 0:
-                recorder.record(model, step // steps_per_epoch, paper_lr(config.lr * factor),
-                                eval_transform)
+                recorder.record(model, step // steps_per_epoch,
+                                _paper_lr(config.lr * factor, data, config), eval_transform)
     except (RuntimeError, ValueError, IndexError, FloatingPointError, ZeroDivisionError) as caught:
         status, error = "failed", f"{type(caught).__name__}: {caught}"
     finally:
@@ -286,6 +265,69 @@ def _run(model: nn.Module, criterion: nn.Module, data: Dataset, config: TrainCon
     return TrainResult(status, name, data.name, config.model, seed, metrics, curves,
                        time.perf_counter() - started, _jsonable(asdict(config)), error,
                        recorder.log() if recorder is not None else None)
+
+
+def _paper_lr(lr: float, data: Dataset, config: TrainConfig) -> float:
+    """``lr`` on the papers' 1/n scale, which the attraction log speaks."""
+    return paper_learning_rate(lr, data.classes, config.loss_scale)
+
+
+def _attraction_recorder(model: nn.Module, symbolic: Loss | None, x_train: torch.Tensor,
+                         y_train: torch.Tensor, data: Dataset, config: TrainConfig, seed: int,
+                         eval_transform) -> AttractionRecorder | None:
+    """The attraction log's recorder with epoch 0 recorded; ``None`` when none is asked for
+    (or the loss is a torch module, with no formula to read)."""
+    if not (config.attraction_samples and symbolic is not None):
+        return None
+    recorder = AttractionRecorder(symbolic, x_train, y_train, data.classes,
+                                  samples=config.attraction_samples,
+                                  rng=np.random.default_rng(seed),
+                                  label_smoothing=config.label_smoothing)
+    recorder.record(model, 0, _paper_lr(config.lr, data, config), eval_transform)
+    return recorder
+
+
+def _batches(x_train: torch.Tensor, y_train: torch.Tensor, batch_size: int,
+             steps_per_epoch: int, generator: torch.Generator, augment: bool,
+             device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The training minibatches, step after step: a fresh permutation each epoch drawn
+    from ``generator`` (as the augmentation is, after each batch's indices)."""
+    order = torch.randperm(len(x_train), generator=generator)
+    step = 0
+    while True:
+        position = (step % steps_per_epoch) * batch_size
+        if step and step % steps_per_epoch == 0:
+            order = torch.randperm(len(x_train), generator=generator)
+        index = order[position:position + batch_size].to(device)
+        inputs, labels = x_train[index], y_train[index]
+        if augment:
+            inputs = augment_glo_cifar(inputs, generator=generator)
+        yield inputs, labels
+        step += 1
+
+
+def _sgd_step(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer,
+              inputs: torch.Tensor, labels: torch.Tensor) -> float:
+    """One step on a batch; the loss it measured. A non-finite loss takes no step (the
+    parameters stay those of the last finite one)."""
+    value = criterion(model(inputs), labels)
+    loss_value = value.detach().item()
+    if not math.isfinite(loss_value):
+        return loss_value
+    optimizer.zero_grad(set_to_none=True)
+    value.backward()
+    optimizer.step()
+    return loss_value
+
+
+def _record_curves(curves: dict[str, list], curve: str, step: int, train_loss: float,
+                   accuracy: Callable[[], float]) -> None:
+    """One evaluation's points; ``accuracy`` is evaluated last (a failure there leaves the
+    step's other points recorded)."""
+    curves["step"].append(step)
+    curves["train_loss"].append(train_loss)
+    curves["eval_step"].append(step)
+    curves[curve].append(accuracy())
 
 
 def _final_metrics(model, criterion, data, config, step, status, evaluate_on, eval_transform):
