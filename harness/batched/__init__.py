@@ -4,6 +4,7 @@ Modules: :mod:`~symloss.harness.batched.layers` (stacked layers, forward and bac
 :mod:`~symloss.harness.batched.network` (which models batch, the two backends),
 :mod:`~symloss.harness.batched.loss` (the population's loss and its derived gradient),
 :mod:`~symloss.harness.batched.optim` (stacked SGD, clipping),
+:mod:`~symloss.harness.batched.memory` (how many candidates fit a chunk),
 :mod:`~symloss.harness.batched.loop` (chunks, the training loop, results).
 
 A search spends nearly all of its time in short trainings of small models, one
@@ -61,13 +62,9 @@ initialization and its own batches (``[K, B, ...]`` data).
 [('ok', 20), ('ok', 20)]
 """
 
-from symloss.harness.batched.loop import (
-    MAX_CHUNK,
-    MEMORY_FRACTION,
-    population_chunk,
-    train_population,
-)
+from symloss.harness.batched.loop import train_population
 from symloss.harness.batched.loss import PopulationLoss
+from symloss.harness.batched.memory import MAX_CHUNK, MEMORY_FRACTION, population_chunk
 from symloss.harness.batched.network import (
     BACKENDS,
     BATCHED_MODELS,

@@ -1,4 +1,8 @@
-"""The population trainer: chunks of K candidates, the training loop, the results."""
+"""The population trainer: chunks of K candidates, the training loop, the results.
+
+How many candidates fit one chunk is :mod:`~symloss.harness.batched.memory`'s (its names
+are re-exported here).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,10 @@ from torch import nn
 
 from symloss.harness.batched import optim
 from symloss.harness.batched.loss import PopulationLoss
-from symloss.harness.batched.network import _leaves, _network_for, supports
+from symloss.harness.batched.memory import MAX_CHUNK as MAX_CHUNK  # re-exported: the old home
+from symloss.harness.batched.memory import MEMORY_FRACTION as MEMORY_FRACTION
+from symloss.harness.batched.memory import population_chunk
+from symloss.harness.batched.network import _network_for, supports
 from symloss.harness.batched.optim import _clip
 from symloss.harness.codegen import generate
 from symloss.harness.data import Dataset, load_dataset
@@ -28,52 +35,11 @@ from symloss.harness.train import (
 )
 from symloss.loss import Loss
 
-#: Fraction of free memory a population chunk may plan to use, and the cap on K per chunk.
-MEMORY_FRACTION = 0.5
-MAX_CHUNK = 256
-
 
 def _stack(models: Sequence[nn.Module]) -> dict[str, torch.Tensor]:
     names = [n for n, _ in models[0].named_parameters()]
     params = [dict(m.named_parameters()) for m in models]
     return {name: torch.stack([p[name].detach() for p in params]) for name in names}
-
-
-def population_chunk(template: nn.Module, input_shape: tuple[int, ...], batch_size: int,
-                     eval_batch_size: int, device: torch.device) -> int:
-    """How many candidates of ``template`` fit one chunk in the device's free memory.
-
-    Per candidate: parameters ×4 (weights, gradients, momentum, a snapshot) and
-    every layer's activation for a training batch ×3 (output, saved for
-    backward, gradient) or an evaluation batch; at most :data:`MEMORY_FRACTION`
-    of the free memory, at most :data:`MAX_CHUNK`.
-    """
-    element = next(template.parameters()).element_size()
-    parameters = sum(p.numel() for p in template.parameters()) * 4
-    activations = 0
-    with torch.no_grad():
-        x = torch.zeros(1, *input_shape, dtype=next(template.parameters()).dtype,
-                        device=next(template.parameters()).device)
-        for leaf in _leaves(template.model if isinstance(template, Normalized) else template):
-            x = leaf(x)
-            activations += x.numel()
-    per_candidate = element * (parameters + activations * max(3 * batch_size, eval_batch_size))
-    free = _free_memory(device)
-    return max(1, min(MAX_CHUNK, int(free * MEMORY_FRACTION // max(per_candidate, 1))))
-
-
-def _free_memory(device: torch.device) -> int:
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().available)
-    except ImportError:  # pragma: no cover - psutil is a dependency of the dev tools only
-        import os
-
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
 def train_population(losses: Sequence[Loss], dataset: Dataset | str,
@@ -103,11 +69,7 @@ def train_population(losses: Sequence[Loss], dataset: Dataset | str,
     losses = list(losses)
     if not losses:
         return []
-    seeds = [int(seed)] * len(losses) if isinstance(seed, int) else [int(s) for s in seed]
-    if len(seeds) != len(losses):
-        raise ValueError(f"one seed per loss: got {len(seeds)} seeds for {len(losses)} losses")
-    if chunk is not None and chunk < 1:
-        raise ValueError(f"chunk must be >= 1, got {chunk!r}")
+    seeds = _seeds(seed, losses, chunk)
     device = resolve_device(config.device)
     augment = bool(config.augment) and len(data.input_shape) == 3 and data.input_shape[-1] > 24
     with torch_threads(config.threads):
@@ -128,26 +90,45 @@ def train_population(losses: Sequence[Loss], dataset: Dataset | str,
                                             parameters=parameters))
             return [_failed(loss, data, config, s, error) if error else next(batched)
                     for loss, s, error in zip(losses, seeds, errors, strict=True)]
-        results: list[TrainResult] = []
-        start = 0
-        while start < len(losses):
-            part, part_seeds = losses[start:start + size], seeds[start:start + size]
-            try:
-                results += _train_chunk(part, part_seeds, data, config, device, backend,
-                                        clip_norm, parameters)
-            except torch.OutOfMemoryError:
-                if size == 1:
-                    raise
-                size = max(1, size // 2)
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
-                continue
-            except (RuntimeError, ValueError, FloatingPointError, ZeroDivisionError,
-                    NotImplementedError):
-                results += [train(loss, data, config, seed=s)
-                            for loss, s in zip(part, part_seeds, strict=True)]
-            start += len(part)
-        return results
+        return _train_chunks(losses, seeds, data, config, device, size,
+                             backend=backend, clip_norm=clip_norm, parameters=parameters)
+
+
+def _seeds(seed: int | Sequence[int], losses: list[Loss], chunk: int | None) -> list[int]:
+    """One seed per loss; a wrong count of seeds or a chunk below 1 is a ``ValueError``."""
+    seeds = [int(seed)] * len(losses) if isinstance(seed, int) else [int(s) for s in seed]
+    if len(seeds) != len(losses):
+        raise ValueError(f"one seed per loss: got {len(seeds)} seeds for {len(losses)} losses")
+    if chunk is not None and chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk!r}")
+    return seeds
+
+
+def _train_chunks(losses: list[Loss], seeds: list[int], data: Dataset, config: TrainConfig,
+                  device: torch.device, size: int, *, backend: str, clip_norm: float | None,
+                  parameters: list | None) -> list[TrainResult]:
+    """Train ``size`` candidates at a time, halving ``size`` when the device runs out of
+    memory; a chunk that raises otherwise trains one by one."""
+    results: list[TrainResult] = []
+    start = 0
+    while start < len(losses):
+        part, part_seeds = losses[start:start + size], seeds[start:start + size]
+        try:
+            results += _train_chunk(part, part_seeds, data, config, device, backend,
+                                    clip_norm, parameters)
+        except torch.OutOfMemoryError:
+            if size == 1:
+                raise
+            size = max(1, size // 2)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            continue
+        except (RuntimeError, ValueError, FloatingPointError, ZeroDivisionError,
+                NotImplementedError):
+            results += [train(loss, data, config, seed=s)
+                        for loss, s in zip(part, part_seeds, strict=True)]
+        start += len(part)
+    return results
 
 
 def _generation_error(loss: Loss) -> str | None:
@@ -255,37 +236,15 @@ def _loop(params, network, criterion, data, config, device, seeds, state, clip_n
     # the running training loss of the candidates still active (once frozen, never again)
     running = torch.zeros(count, dtype=torch.float64, device=device)
     counted = 0
-    orders = [torch.randperm(size, generator=generator) for generator in generators]
+    batches = _population_batches(x_train, y_train, generators, distinct, batch_size,
+                                  steps_per_epoch, device)
     step = 0
     while step < total and any(state.active_list):
-        position = (step % steps_per_epoch) * batch_size
-        if step and step % steps_per_epoch == 0:
-            orders = [torch.randperm(size, generator=generator) for generator in generators]
-        index = torch.stack([order[position:position + batch_size] for order in orders])
-        index = (index if distinct else index[0]).to(device)  # [K, B] or the shared [B]
-        inputs, labels = x_train[index], y_train[index]
+        inputs, labels = next(batches)
         lr = config.lr * learning_rate_factor(config, step, total, steps_per_epoch)
-        tape: list = []
-        logits = network.forward(params, inputs, training=True, tape=tape,
-                                 per_candidate=distinct)
+        values, grads = _gradients(params, network, criterion, inputs, labels, distinct, state,
+                                   buffers, step)
         everyone = all(state.active_list)
-        # inactive or non-finite candidates get a zero gradient (value_and_grad)
-        values, slope = criterion.value_and_grad(logits, labels,
-                                                 None if everyone else state.active)
-        found = network.backward(params, tape, slope)
-        del tape, logits, slope
-        grads = [found[name] for name in params]
-        if not math.isfinite(float(values.sum())):  # one synchronization a step
-            values_list = values.tolist()
-            newly = [k for k in range(count) if state.stopped[k] is None and not math.isfinite(
-                values_list[k])]
-            if newly:  # after the backward, which needs the parameters as they were
-                _freeze(params, buffers, state, newly, step, values_list)
-        everyone = all(state.active_list)
-        if not everyone:  # NaN · 0 is NaN: zero the frozen slots' gradients
-            inactive = ~state.active
-            grads = [torch.where(inactive.view(-1, *([1] * (grad.dim() - 1))), 0.0, grad)
-                     for grad in grads]
         if clip_norm is not None:
             _clip(grads, clip_norm)
         optim._sgd_step(tensors, grads, buffers, lr, config.momentum, config.weight_decay)
@@ -294,16 +253,61 @@ def _loop(params, network, criterion, data, config, device, seeds, state, clip_n
         counted += 1
         if step % eval_every == 0 or step == total:
             accuracy = _accuracy(params, network, curve_inputs, curve_labels, config, device)
-            losses = (running / counted).tolist()
-            for k in range(count):
-                if state.stopped[k] is None:
-                    curves[k]["step"].append(step)
-                    curves[k]["train_loss"].append(losses[k])
-                    curves[k]["eval_step"].append(step)
-                    curves[k][curve].append(accuracy[k])
+            _record_curves(curves, curve, step, (running / counted).tolist(), accuracy, state)
             running.zero_()
             counted = 0
     return step, curves
+
+
+def _population_batches(x_train, y_train, generators, distinct, batch_size, steps_per_epoch,
+                        device):
+    """The training minibatches, step after step: ``[K, B]`` inputs when the seeds differ
+    (one order per seed), else one ``[B]`` batch shared; a fresh order each epoch."""
+    size = len(x_train)
+    orders = [torch.randperm(size, generator=generator) for generator in generators]
+    step = 0
+    while True:
+        position = (step % steps_per_epoch) * batch_size
+        if step and step % steps_per_epoch == 0:
+            orders = [torch.randperm(size, generator=generator) for generator in generators]
+        index = torch.stack([order[position:position + batch_size] for order in orders])
+        index = (index if distinct else index[0]).to(device)  # [K, B] or the shared [B]
+        yield x_train[index], y_train[index]
+        step += 1
+
+
+def _gradients(params, network, criterion, inputs, labels, distinct, state, buffers, step):
+    """Each candidate's loss and gradient on one batch; a candidate whose loss just turned
+    non-finite is frozen (:func:`_freeze`), and every frozen slot's gradient is zero."""
+    tape: list = []
+    logits = network.forward(params, inputs, training=True, tape=tape, per_candidate=distinct)
+    everyone = all(state.active_list)
+    # inactive or non-finite candidates get a zero gradient (value_and_grad)
+    values, slope = criterion.value_and_grad(logits, labels, None if everyone else state.active)
+    found = network.backward(params, tape, slope)
+    del tape, logits, slope
+    grads = [found[name] for name in params]
+    if not math.isfinite(float(values.sum())):  # one synchronization a step
+        values_list = values.tolist()
+        newly = [k for k in range(state.count) if state.stopped[k] is None
+                 and not math.isfinite(values_list[k])]
+        if newly:  # after the backward, which needs the parameters as they were
+            _freeze(params, buffers, state, newly, step, values_list)
+    if not all(state.active_list):  # NaN · 0 is NaN: zero the frozen slots' gradients
+        inactive = ~state.active
+        grads = [torch.where(inactive.view(-1, *([1] * (grad.dim() - 1))), 0.0, grad)
+                 for grad in grads]
+    return values, grads
+
+
+def _record_curves(curves, curve, step, losses, accuracy, state) -> None:
+    """One evaluation's points, for the candidates still training."""
+    for k in range(state.count):
+        if state.stopped[k] is None:
+            curves[k]["step"].append(step)
+            curves[k]["train_loss"].append(losses[k])
+            curves[k]["eval_step"].append(step)
+            curves[k][curve].append(accuracy[k])
 
 
 def _freeze(params, buffers, state, newly, step, values_list) -> None:
