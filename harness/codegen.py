@@ -54,6 +54,11 @@ parts that are wrong for elementwise losses replaced:
 * common subexpressions are named once (``sympy.cse``);
 * a function with no torch translation is refused at generation time.
 
+One module, over the ~400-line aim: the log-space rewrite, the printer and the
+generated source are one translation. The printer's choices (the label guard, the
+``expm1`` forms, the reserved names) assume the rewrite's output, and the cache keys
+the source they make together; split, each part would restate the others' conventions.
+
 >>> from symloss.catalog import loss
 >>> print(generate(loss("baikal").expr, ()).source)
 def term(y, log_h, log_rest, parameters):

@@ -42,6 +42,10 @@ import only torch; :mod:`symloss.harness.search.export` copies their source into
 an exported loss, and the population trainer (:mod:`symloss.harness.batched.loss`)
 calls :func:`per_sample_losses` and :func:`per_class_terms`.
 
+One module, over the ~400-line aim: :mod:`symloss.harness.search.export` copies the
+torch-only core of this very file (between its "torch-only core" comments) into every
+exported loss; split, an export would have to stitch its code from several files.
+
 >>> import torch
 >>> criterion = torch_loss("cross_entropy")
 >>> logits, target = torch.tensor([[2.0, 0.0, -1.0]]), torch.tensor([0])

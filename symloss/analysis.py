@@ -1,5 +1,10 @@
 """Everything the engine derives about one loss, as one immutable value (docs/conventions.md §2).
 
+One module, over the ~400-line aim: :class:`Analysis`, the bounded steps of
+:func:`analyze` that fill its fields (each with its fallback) and each field's JSON form
+(:func:`to_json`) change together; a new derived quantity is a field, a step and a key
+here.
+
 >>> from symloss.catalog import loss
 >>> result = analyze(loss("baikal"), classes=10)
 >>> result.null_epoch.trainable, result.zero_error.attractor, round(result.binary.minimum_at, 2)

@@ -4,6 +4,11 @@ Every quantity is derived from the loss's sympy expression by ``diff``, ``subs``
 and ``limit``; nothing is written per loss. Symbols: ``ε`` is the deviation from
 memorization, the symmetric state ``h_T = 1 − ε``, ``h_N = ε/(n−1)``.
 
+One module, over the ~400-line aim: γ, Δ(ε), the null epoch and the zero-error limit
+are one derivation chain from ``ℓ`` sharing its conventions (``labels``, ``at``,
+``tidy``, the class and smoothing checks); split, each step would import the previous
+one's private helpers.
+
 >>> from symloss.catalog import loss
 >>> gamma(loss("cross_entropy"))
 y/h

@@ -11,6 +11,10 @@ ways that matter: they draw from an injected :class:`numpy.random.Generator`
 mutating their arguments. Trees become sympy by walking them — never
 ``gp.compile``, which ``eval``-s a string.
 
+One module, over the ~400-line aim: the prefix representation (``PRIMITIVES``,
+``_walk``, ``_subtree_end``) is what the conversions, the fast symengine verdicts and
+the operators all read and edit; split, they would share private helpers across files.
+
 >>> import numpy as np
 >>> tree = from_prefix(["sub", "log", "h", "div", "y", "h"])   # GLO eq. 1: log(h) − y/h
 >>> to_sympy(tree)
