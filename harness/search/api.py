@@ -167,7 +167,7 @@ def make_config(algorithm: str = "taylorglo", fitness: Fitness | None = None, *,
     ...
     ValueError: unknown search setting 'generation' (did you mean 'generations'?); choose from ...
     """
-    from symloss.harness.search.config import validate_config
+    from symloss.harness.search.config import validate_config, with_defaults
     from symloss.harness.search.evaluate import parse_objective
     from symloss.harness.search.final import check_baselines
 
@@ -195,6 +195,9 @@ def make_config(algorithm: str = "taylorglo", fitness: Fitness | None = None, *,
         top["gp_operators"] = dict(top["gp_operators"])
     if top.get("baselines") is not None:
         top["baselines"] = check_baselines(list(top["baselines"]))
+    if fitness is None:  # the built-in trainer: its horizon is recorded (a user's has none)
+        top = with_defaults({**top, "budget": budget})
+        top.pop("budget")
     config = SearchConfig(**top, budget=Budget(**budget))
     validate_config(config.to_dict())
     parse_objective(config.budget.objective)

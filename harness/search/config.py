@@ -23,7 +23,26 @@ from typing import Any
 from symloss.harness.search.evaluate import Budget
 from symloss.rules import DEFAULT_RULE, get_rule
 
-__all__ = ["MAX_SEEDS", "SearchConfig", "validate_config"]
+__all__ = ["HORIZON_MULTIPLE", "MAX_SEEDS", "SearchConfig", "validate_config", "with_defaults"]
+
+#: A new run's default horizon, in multiples of its screening steps: losses selected at a
+#: short length are judged, in their final evaluation, at five times it (the length at which
+#: benchmarks/RESULTS-filters.md saw short-horizon winners collapse).
+HORIZON_MULTIPLE = 5
+
+
+def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """A new run's config (as a dict) with the defaults that are recorded filled in: the
+    horizon, :data:`HORIZON_MULTIPLE` × the screening steps.
+
+    >>> with_defaults({"budget": {"steps": 300}})["horizon"]
+    1500
+    """
+    config = dict(config)
+    if config.get("horizon") is None:
+        steps = config.get("budget", {}).get("steps", 300)
+        config["horizon"] = HORIZON_MULTIPLE * steps
+    return config
 
 
 @dataclass(frozen=True)
@@ -60,11 +79,22 @@ class SearchConfig:
     cma_options: dict[str, Any] | None = None
     gp_operators: dict[str, Any] | None = None
     fitness: str | None = None
+    #: The training length the user cares about (:mod:`symloss.harness.search.fidelity`): the
+    #: final evaluation trains at it unless ``final_steps`` says, and successive halving's
+    #: last rung. New runs record :data:`HORIZON_MULTIPLE` × steps by default
+    #: (:func:`with_defaults`); ``None`` (runs stored before it existed): the search's steps.
+    horizon: int | None = None
+    #: Successive halving's η: the best ⌈m/η⌉ go on to steps·η, … up to the horizon
+    #: (``None``: one fidelity, every candidate trained at ``steps`` only).
+    reduction_factor: int | None = None
+    #: The compute a search may pay, in model-steps (one training of s steps is s): the search
+    #: ends after the generation that reaches it (``None``: ``generations`` alone decide).
+    model_steps: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         record = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "budget"}
         for optional in ("min_target_probability", "baselines", "cma_options", "gp_operators",
-                         "fitness"):
+                         "fitness", "horizon", "reduction_factor", "model_steps"):
             if record[optional] is None:
                 del record[optional]  # runs stored before the option existed
             elif optional in ("baselines", "cma_options", "gp_operators"):
@@ -103,6 +133,21 @@ class SearchConfig:
         from symloss.harness.search.strategies import strategy_class
 
         return strategy_class(self.algorithm).from_config(self)
+
+    @property
+    def final_horizon(self) -> int:
+        """The final evaluation's training length: ``final_steps``, else the horizon, else
+        the search's steps."""
+        return self.final_steps or self.horizon or self.budget.steps
+
+    @property
+    def rungs(self) -> tuple[int, ...]:
+        """The rungs' training lengths (one rung, ``steps``, without successive halving)."""
+        from symloss.harness.search.fidelity import rung_steps
+
+        if self.reduction_factor is None or self.horizon is None:
+            return (self.budget.steps,)
+        return rung_steps(self.budget.steps, self.horizon, self.reduction_factor)
 
     @property
     def total_generations(self) -> int:
@@ -149,7 +194,9 @@ _BOUNDS = (("generations", (), 1, True), ("population", (), 2, True), ("order", 
            ("final_steps", (), 1, True), ("sigma0", (), 0, False), ("seed", (), 0, True),
            ("steps", ("budget",), 1, True), ("batch_size", ("budget",), 1, True),
            ("lr", ("budget",), 0, False), ("smoothing", (), 0, True),
-           ("threads", ("budget",), 1, True), ("classes", (), 2, True))
+           ("threads", ("budget",), 1, True), ("classes", (), 2, True),
+           ("horizon", (), 1, True), ("reduction_factor", (), 2, True),
+           ("model_steps", (), 1, True))
 
 
 def validate_config(config: dict[str, Any]) -> None:
@@ -186,6 +233,10 @@ def validate_config(config: dict[str, Any]) -> None:
         if config.get("filter") != "stable":
             raise ValueError("--min-target-probability applies to --filter stable only, got "
                              f"--filter {config.get('filter')}")
+    from symloss.harness.search.fidelity import check_fidelity
+
+    check_fidelity(config.get("budget", {}).get("steps", 300), config.get("horizon"),
+                   config.get("reduction_factor"), config.get("model_steps"))
     if config.get("population") is not None:
         from symloss.harness.search.strategies import check_population
 

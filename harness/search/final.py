@@ -1,11 +1,12 @@
 """A search's final evaluation (its report: :mod:`symloss.harness.search.report`).
 
-The best loss is trained (for ``--final-steps``, by default the search's own
-length) on ``seeds`` seeds beside each baseline on the same seeds (``--baselines``,
-default :data:`BASELINES`: cross-entropy, label-smoothed cross-entropy, Poly-1,
-focal); test accuracies, a one-sided Welch t-test against each (H1: the found loss
-beats it; ICLR Table 1's test), the loss's formula and its symbolic analysis, the
-attraction curve and the fitness per generation go into ``report.md``.
+The best loss is trained (for ``--final-steps``, by default the run's horizon:
+``--horizon``, 5× the screening steps unless told) on ``seeds`` seeds beside each
+baseline on the same seeds (``--baselines``, default :data:`BASELINES`: cross-entropy,
+label-smoothed cross-entropy, Poly-1, focal); test accuracies, a one-sided Welch
+t-test against each (H1: the found loss beats it; ICLR Table 1's test), the loss's
+formula and its symbolic analysis, the attraction curve and the fitness per
+generation go into ``report.md``.
 
 :func:`best_entry`, :func:`write_report` and the progress figure are
 :mod:`~symloss.harness.search.report`'s, importable from here as before.
@@ -168,7 +169,8 @@ def final_evaluation(loss: Loss, config: SearchConfig, seeds: int,
     ``ledger``: the trainings already done (they are not trained again) and where each
     new one is recorded as it returns (:meth:`Ledger.of`: the run store).
 
-    The default length is the search's own: the regime the loss was selected in.
+    The default length is the run's horizon (:attr:`SearchConfig.final_horizon`): a loss
+    that collapses beyond the length it was screened at shows it here.
     """
     ledger = ledger or Ledger()
     if score is not None:
@@ -212,7 +214,7 @@ def _built_in_trainer(config: SearchConfig) -> tuple[int, Trainer]:
     from symloss.harness.train import TrainConfig, train
 
     budget = config.budget
-    steps = config.final_steps or budget.steps  # the length the search selected for
+    steps = config.final_horizon  # --final-steps, else the horizon the user cares about
     train_config = TrainConfig(model=budget.model, steps=steps, lr=budget.lr,
                                batch_size=budget.batch_size, threads=budget.threads,
                                device=budget.device, evaluations=1)
@@ -244,8 +246,8 @@ def stored_final(store: RunStore, run_id: str, config: SearchConfig,
     ledger = Ledger.of(store, run_id)
     if announce:
         done = f" ({len(ledger.done)} trainings stored)" if ledger.done else ""
-        announce(f"final evaluation: {config.final_seeds} seeds, best loss vs the "
-                 f"baselines{done}")
+        announce(f"final evaluation: {config.final_seeds} seeds of {config.final_horizon} "
+                 f"steps, best loss vs the baselines{done}")
     record = final_evaluation(rebuild_loss(best[0], config), config, config.final_seeds,
                               score, ledger).to_dict()
     store.save_final(run_id, record)

@@ -141,11 +141,13 @@ def write_report(store: RunStore, run_id: str, out_dir: str | Path,
     best = best_candidates(store, run_id, 5)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    lines = _header(run_id, run, config, counts)
+    compute = _compute(store, run_id, config)
+    lines = _header(run_id, run, config, counts, compute)
     if summary:
         plot_progress(summary, generation_counts(store, run_id), out / "progress.png")
         lines += _fitness_section(summary)
-    record: dict[str, Any] = {"run_id": run_id, "counts": counts, "generations": summary}
+    record: dict[str, Any] = {"run_id": run_id, "counts": counts, "generations": summary,
+                              "compute": compute}
     if best:
         lines += _best_section(best, config, out, record)
     if final is not None:
@@ -159,8 +161,21 @@ def write_report(store: RunStore, run_id: str, out_dir: str | Path,
     return out / "report.md"
 
 
-def _header(run_id: str, run, config: SearchConfig, counts: dict[str, int]) -> list[str]:
-    """The report's title, status and config (the budget's label only for a user's fitness)."""
+def _compute(store: RunStore, run_id: str, config: SearchConfig) -> dict[str, Any]:
+    """What the search paid, in model-steps (:func:`~.fidelity.model_steps`), its rungs'
+    lengths and the horizon its final evaluation trains at."""
+    from symloss.harness.search.fidelity import model_steps
+    from symloss.harness.search.rungstore import rung_trainings
+
+    return {"model_steps": model_steps(store, run_id, config.budget.steps),
+            "rungs": list(config.rungs), "horizon": config.final_horizon,
+            "rung_trainings": sum(t.worker != "cache" for t in rung_trainings(store, run_id))}
+
+
+def _header(run_id: str, run, config: SearchConfig, counts: dict[str, int],
+            compute: dict[str, Any]) -> list[str]:
+    """The report's title, status, compute and config (the budget's label only for a user's
+    fitness)."""
     shown = dict(run.config)
     if config.fitness is not None:  # the user's function trains: the budget's settings do not
         shown["budget"] = {"dataset": config.budget.dataset}  # apply; its dataset is a label
@@ -168,6 +183,11 @@ def _header(run_id: str, run, config: SearchConfig, counts: dict[str, int]) -> l
              f"{text(config.budget.dataset)}", "",
              f"- status: {text(run.status)}; evaluations paid: {run.evaluations}; "
              f"counts: {code(json.dumps(counts))}"]
+    if config.fitness is None:
+        rungs = " → ".join(map(str, compute["rungs"]))
+        lines.append(f"- compute: {compute['model_steps']:,} model-steps (rungs of {rungs} "
+                     f"steps; {compute['rung_trainings']} longer trainings); final evaluation "
+                     f"at {compute['horizon']} steps")
     if config.fitness is not None:
         lines.append(f"- fitness: {code(config.fitness)} (your function; it trains, so the "
                      "built-in trainer's settings do not apply)")
@@ -189,8 +209,9 @@ def _best_section(best: list[CandidateRecord], config: SearchConfig, out: Path,
     from symloss.analysis import analyze
     from symloss.curves import plot_attraction
 
-    lines = ["## Best losses", "", "| fitness | ℓ(y, h) |", "| --- | --- |"]
-    lines += [f"| {r.fitness:.4f} | {code(r.expression, in_table=True)} |" for r in best]
+    lines = ["## Best losses", "", "| fitness | at steps | ℓ(y, h) |", "| --- | ---: | --- |"]
+    lines += [f"| {r.fitness:.4f} | {r.metrics.get('rung_steps', config.budget.steps)} | "
+              f"{code(r.expression, in_table=True)} |" for r in best]
     record["best"] = best_entry(best[0])
     try:
         top = rebuild_loss(best[0], config)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,8 @@ from symloss.harness.search.evaluate import (
     evaluate_chunk,
 )
 from symloss.harness.search.executors import Executor, InlineExecutor
+from symloss.harness.search.fidelity import climb, model_steps, selection_records, told_fitnesses
+from symloss.harness.search.fidelity import identity as _identity
 from symloss.harness.search.store import CandidateRecord, RunStore
 from symloss.harness.search.strategies import (
     Candidate,
@@ -245,7 +247,7 @@ def search(config: SearchConfig, *, store: RunStore, executor: Executor | None =
     strategy, run_id = _start(config, store, run_id, resume, report_dir)
     done = 0
     try:
-        while not strategy.stop():
+        while not strategy.stop() and not _spent(config, store, run_id):
             if stop_after is not None and done >= stop_after:
                 store.set_status(run_id, "interrupted")
                 return run_id
@@ -255,8 +257,12 @@ def search(config: SearchConfig, *, store: RunStore, executor: Executor | None =
                                      budget=config.budget, executor=executor,
                                      on_result=on_result, batched=batched and evaluate is None,
                                      evaluate=evaluate)
-            strategy.tell(candidates, [r.fitness for r in records])
-            summary = _summary(generation, records, time.perf_counter() - began)
+            told = [r.fitness for r in records]
+            if len(config.rungs) > 1:
+                told = _climb(config, candidates, records, generation, store, run_id, executor,
+                              batched and evaluate is None, evaluate)
+            strategy.tell(candidates, told)
+            summary = _summary(generation, records, time.perf_counter() - began, told)
             store.save_generation(run_id, generation, strategy.snapshot(), summary.best,
                                   summary.median)
             done += 1
@@ -267,6 +273,30 @@ def search(config: SearchConfig, *, store: RunStore, executor: Executor | None =
         raise
     store.set_status(run_id, "searched")
     return run_id
+
+
+def _climb(config: SearchConfig, candidates: list[Candidate], records: list[CandidateRecord],
+           generation: int, store: RunStore, run_id: str, executor: Executor, batched: bool,
+           evaluate) -> list[float]:
+    """Successive halving over the generation (:func:`symloss.harness.search.fidelity.climb`):
+    the rungs train on the same executor, batched as the screening was."""
+    def train(to_train: list[Candidate], steps: int, finish) -> None:
+        budget = replace(config.budget, steps=steps)
+        if batched and batching_supported(budget):
+            _train_chunks(to_train, budget, executor, finish)
+        else:
+            _train_each(to_train, budget, executor, evaluate or _evaluate, finish)
+
+    return climb(records, candidates, generation=generation, schedule=config.rungs,
+                 reduction_factor=config.reduction_factor, store=store, run_id=run_id,
+                 train=train)
+
+
+def _spent(config: SearchConfig, store: RunStore, run_id: str) -> bool:
+    """Whether the run has paid its ``model_steps`` budget (read from the store: a resumed
+    run stops where the uninterrupted one did)."""
+    return config.model_steps is not None and \
+        model_steps(store, run_id, config.budget.steps) >= config.model_steps
 
 
 def _start(config: SearchConfig, store: RunStore, run_id: str | None, resume: bool,
@@ -286,11 +316,12 @@ def _start(config: SearchConfig, store: RunStore, run_id: str | None, resume: bo
     return strategy, run_id
 
 
-def _summary(generation: int, records: list[CandidateRecord],
-             seconds: float) -> GenerationSummary:
-    """The generation's best and median fitness (of those trained) and its counts."""
-    fitnesses = [r.fitness for r in records]
-    trained = [r.fitness for r in records if r.status != "filtered"]
+def _summary(generation: int, records: list[CandidateRecord], seconds: float,
+             told: list[float] | None = None) -> GenerationSummary:
+    """The generation's best and median fitness (of those trained; with rungs, as told: at
+    the longest rung each reached) and its counts."""
+    fitnesses = [r.fitness for r in records] if told is None else list(told)
+    trained = [f for r, f in zip(records, fitnesses, strict=True) if r.status != "filtered"]
     counts: dict[str, int] = {}
     for r in records:
         counts[r.status] = counts.get(r.status, 0) + 1
@@ -318,7 +349,10 @@ def replayed(config: SearchConfig, store: RunStore, run_id: str,
                             f"but the run has {config.total_generations}")
     try:
         for generation in range(last + 1):
-            strategy.replay(store.candidates(run_id, generation))
+            records = store.candidates(run_id, generation)
+            if len(config.rungs) > 1:
+                records = told_fitnesses(store, run_id, generation, records)
+            strategy.replay(records)
         expected = read_snapshot(blob)
     except (ReplayMismatch, ValueError) as error:
         raise ResumeRefused(f"--resume {run_id}: {error}; the store was changed or written "
@@ -346,11 +380,14 @@ def describe_mismatch(stored: dict[str, Any], given: dict[str, Any], run_id: str
 
 
 def best_candidates(store: RunStore, run_id: str, count: int = 5) -> list[CandidateRecord]:
-    """The run's best distinct evaluated candidates, by fitness."""
+    """The run's best distinct evaluated candidates, by fitness — with successive halving,
+    the fitness the optimizer was told: at the longest rung each reached
+    (:func:`symloss.harness.search.fidelity.selection_records`; a tie goes to the longer)."""
     seen, best = set(), []
-    for record in sorted(store.candidates(run_id), key=lambda r: (-r.fitness, r.generation,
-                                                                  r.idx)):
-        identity = record.canonical_key or record.expression or str(record.params)
+    records = selection_records(store, run_id)
+    for record in sorted(records, key=lambda r: (-r.fitness, -r.metrics.get("rung_steps", 0),
+                                                 r.generation, r.idx)):
+        identity = _identity(record)
         if record.status != "ok" or identity in seen:
             continue
         seen.add(identity)

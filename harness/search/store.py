@@ -442,7 +442,7 @@ class RunStore:
         self._row(run_id)  # a StoreError naming the store's runs when there is none
         with self._transaction() as db:
             removed = db.execute("DELETE FROM candidates WHERE run_id = ?", (run_id,)).rowcount
-            for table in ("generations", "finals", "final_trainings", "runs"):
+            for table in ("generations", "finals", "final_trainings", "rung_trainings", "runs"):
                 if has_table(db, table):
                     db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
         return removed
@@ -471,15 +471,22 @@ class RunStore:
 
     @_translated
     def candidates(self, run_id: str, generation: int | None = None) -> list[CandidateRecord]:
-        query = ("SELECT generation, idx, status, fitness, params, expression, canonical_key, "
-                 "metrics, seconds, worker FROM candidates WHERE run_id = ?")
+        return self.read_rows("candidates", "generation, idx, status, fitness, params, "
+                              "expression, canonical_key, metrics, seconds, worker",
+                              _candidate, run_id, generation)
+
+    def read_rows(self, table: str, columns: str, parse, run_id: str,
+                  generation: int | None = None, order: str = "generation, idx") -> list:
+        """A run's rows of ``table`` (of one ``generation``), each checked by ``parse`` (a
+        :class:`Damaged` value is a :class:`StoreError` naming the run)."""
+        query = f"SELECT {columns} FROM {table} WHERE run_id = ?"
         args: tuple = (run_id,)
         if generation is not None:
             query += " AND generation = ?"
             args += (generation,)
-        rows = self.connection.execute(query + " ORDER BY generation, idx", args).fetchall()
+        rows = self.connection.execute(f"{query} ORDER BY {order}", args).fetchall()
         try:
-            return [_candidate(row) for row in rows]
+            return [parse(row) for row in rows]
         except Damaged as damage:
             raise self._damaged(run_id, damage) from None
 

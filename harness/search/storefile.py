@@ -20,9 +20,11 @@ A path that cannot be a store file (a name longer than the file system allows, a
 folder below a file) is refused by :func:`symloss.paths.path_problem`, in one line.
 
 Schema versions: 1 (runs, candidates, generations, finals); 2 adds
-``final_trainings``, one row per training of the final evaluation. A version-1
-store opens and resumes as it is; it becomes version 2 when its first final
-training is stored (:func:`add_final_trainings`).
+``final_trainings``, one row per training of the final evaluation; 3 adds
+``rung_trainings``, one row per training of a promoted candidate at a longer rung
+(:mod:`symloss.harness.search.fidelity`). An older store opens and resumes as it is;
+it gains a table (and the newest version number) when its first row of that table is
+stored (:func:`add_final_trainings`, :func:`add_rung_trainings`).
 
 SQLite keeps POSIX locks on a store for as long as a connection is open, and the
 kernel drops *all* of a process's POSIX locks on a file when *any* descriptor of it
@@ -42,7 +44,7 @@ from pathlib import Path
 
 from symloss.paths import path_problem
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 30.0
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -103,7 +105,28 @@ CREATE TABLE IF NOT EXISTS final_trainings (
     PRIMARY KEY (run_id, loss, seed)
 );
 """
-TABLES = frozenset({"meta", "runs", "candidates", "generations", "finals", "final_trainings"})
+#: Schema version 3: one row per training of a promoted candidate at a longer rung
+#: (``identity``: what makes two candidates the same loss; ``worker`` ``cache``: copied
+#: from an identical loss trained at that length earlier in the run).
+_RUNG_TRAININGS = """
+CREATE TABLE IF NOT EXISTS rung_trainings (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    generation INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    rung INTEGER NOT NULL,
+    steps INTEGER NOT NULL,
+    identity TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'diverged', 'failed')),
+    fitness REAL NOT NULL,
+    metrics TEXT NOT NULL,
+    seconds REAL NOT NULL,
+    worker TEXT,
+    created REAL NOT NULL,
+    PRIMARY KEY (run_id, generation, idx, rung)
+);
+"""
+TABLES = frozenset({"meta", "runs", "candidates", "generations", "finals", "final_trainings",
+                    "rung_trainings"})
 REQUIRED_TABLES = frozenset({"meta", "runs", "candidates", "generations"})
 
 
@@ -200,7 +223,7 @@ def connect(path: str | Path, *, create: bool = True, readonly: bool = False,
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA foreign_keys=ON")
         if not complete:  # a new store (a complete one is opened without a write)
-            connection.executescript(_SCHEMA + _FINAL_TRAININGS)
+            connection.executescript(_SCHEMA + _FINAL_TRAININGS + _RUNG_TRAININGS)
             connection.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
                                (str(SCHEMA_VERSION),))
     except (StoreError, sqlite3.Error) as error:
@@ -212,8 +235,20 @@ def add_final_trainings(connection: sqlite3.Connection) -> None:
     """Schema 1 → 2, inside the caller's write transaction: the ``final_trainings`` table
     (nothing else changes; every version-1 row reads as before)."""
     connection.execute(_FINAL_TRAININGS)
+    _at_least(connection, 2)
+
+
+def add_rung_trainings(connection: sqlite3.Connection) -> None:
+    """Schema 2 → 3 (or 1 → 3), inside the caller's write transaction: the
+    ``rung_trainings`` table; nothing else changes."""
+    connection.execute(_RUNG_TRAININGS)
+    _at_least(connection, 3)
+
+
+def _at_least(connection: sqlite3.Connection, version: int) -> None:
+    """The stored schema version raised to ``version`` (never lowered)."""
     connection.execute("UPDATE meta SET value = ? WHERE key = 'schema_version' AND "
-                       "CAST(value AS INTEGER) < ?", (str(SCHEMA_VERSION), SCHEMA_VERSION))
+                       "CAST(value AS INTEGER) < ?", (str(version), version))
 
 
 def has_table(connection: sqlite3.Connection, name: str) -> bool:
@@ -311,7 +346,7 @@ def _open_readonly(path: Path, timeout: float) -> tuple[sqlite3.Connection, Path
             # nothing to read yet; an empty store in memory answers "no runs"
             connection.close()
             connection = sqlite3.connect(":memory:", isolation_level=None)
-            connection.executescript(_SCHEMA + _FINAL_TRAININGS)
+            connection.executescript(_SCHEMA + _FINAL_TRAININGS + _RUNG_TRAININGS)
     except (StoreError, sqlite3.Error) as error:
         _give_up(connection, path, error, timeout)
     return connection, path, timeout

@@ -65,6 +65,17 @@ def _add_search_options(search: argparse.ArgumentParser) -> None:
     search.add_argument("--lr", type=float, help="learning rate (default: the model's)")
     search.add_argument("--batch-size", type=int,
                         help="minibatch size of each training (default: the model's)")
+    search.add_argument("--horizon", type=int, metavar="STEPS",
+                        help="the training length you care about: the final evaluation trains "
+                             "at it, successive halving's last rung (default 5 x --steps)")
+    search.add_argument("--reduction-factor", type=int, metavar="ETA",
+                        help="successive halving: the best 1/ETA of a generation train again "
+                             "at steps x ETA, ... up to --horizon; each candidate is told its "
+                             "fitness at the longest length it reached (default: off, one "
+                             "fidelity)")
+    search.add_argument("--model-steps", type=int, metavar="N",
+                        help="compute budget in model-steps (a training of S steps costs S): "
+                             "the search ends after the generation that reaches it")
 
 
 def _add_candidate_options(search: argparse.ArgumentParser) -> None:
@@ -93,7 +104,7 @@ def _add_final_options(search: argparse.ArgumentParser) -> None:
                              "evaluation (default: cross_entropy, label_smoothed_cross_entropy, "
                              "poly1, focal)")
     search.add_argument("--final-steps", type=int, help="steps of the final trainings "
-                        "(default: --steps, the length the search selected for)")
+                        "(default: --horizon)")
 
 
 def _add_place_options(search: argparse.ArgumentParser) -> None:
@@ -211,7 +222,7 @@ def _check_executor_flags(args: argparse.Namespace) -> None:
 def _config_from(args: argparse.Namespace, base: dict[str, Any] | None = None) -> dict[str, Any]:
     """The run config: ``base`` (a stored run's; default :class:`SearchConfig`'s defaults)
     overlaid with every flag given, checked."""
-    from symloss.harness.search.config import validate_config
+    from symloss.harness.search.config import validate_config, with_defaults
     from symloss.harness.search.evaluate import parse_objective
     from symloss.harness.search.runner import SearchConfig
 
@@ -223,13 +234,16 @@ def _config_from(args: argparse.Namespace, base: dict[str, Any] | None = None) -
            "smoothing": args.smoothing, "seed": args.seed, "final_seeds": args.final_seeds,
            "final_steps": args.final_steps,
            "min_target_probability": args.min_target_probability,
-           "baselines": _baselines(args.baselines)}
+           "baselines": _baselines(args.baselines), "horizon": args.horizon,
+           "reduction_factor": args.reduction_factor, "model_steps": args.model_steps}
     budget = {"dataset": args.dataset, "model": args.model, "steps": args.steps, "lr": args.lr,
               "batch_size": args.batch_size, "objective": args.objective,
               "data_dir": args.data_dir, "seed": args.seed, "device": args.device,
               "threads": args.threads}
     config.update({k: v for k, v in top.items() if v is not None})
     config["budget"].update({k: v for k, v in budget.items() if v is not None})
+    if not base:
+        config = with_defaults(config)
     validate_config(config)
     parse_objective(config["budget"]["objective"])
     return config
