@@ -35,6 +35,11 @@ What is written is strict JSON (``allow_nan=False``).
 Test hook: ``SYMLOSS_TEST_SLOW_WRITE=SECONDS`` sleeps inside every write
 transaction, after its statements and before its ``COMMIT``, so a test can
 kill the process while a transaction is open (``tests/test_reliability_kill.py``).
+
+One module, over the ~400-line aim: :class:`RunStore` is one class over one SQLite
+file, and every table's reads check their values the same way (a :class:`StoreError`
+naming the run, the table and the column); opening and locking already live apart
+(``storefile.py``, ``lock.py``).
 """
 
 from __future__ import annotations
