@@ -53,7 +53,7 @@ def iclr_appendix_c_loss() -> Loss:
 
 @dataclass(frozen=True)
 class InvariantTrial:
-    params: list[float]
+    params: tuple[float, ...]
     exact: bool
     paper: bool
     status: str
@@ -98,7 +98,7 @@ def invariant_experiment(per_group: int, steps: int, *, seed: int = 0,
         result = train(taylorglo(3).bind(vector), data, TrainConfig(steps=steps, evaluations=1),
                        seed=seed)
         accuracy = result.metrics.get("test_accuracy")
-        trials.append(InvariantTrial([float(v) for v in vector], exact, paper, result.status,
+        trials.append(InvariantTrial(tuple(float(v) for v in vector), exact, paper, result.status,
                                      float(accuracy) if accuracy is not None else 0.0))
         if bar is not None:
             bar.update(1)
