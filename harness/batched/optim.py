@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import torch
 
-#: Whether torch's fused SGD kernel is used (where this build has it), and on which devices.
-FUSED_SGD = hasattr(torch, "_fused_sgd_")
+#: Whether torch's fused SGD kernel is used, and on which devices. Off: on CPU
+#: (torch 2.13, AVX-512) it rounds the last elements of each stacked tensor unlike the rest,
+#: so a member's update depended on its position in the population and on the chunk size —
+#: a search's numbers changed with how its candidates were chunked. The ``_foreach`` ops
+#: treat every element alike, and measured as fast here (3.26 s vs 3.16 s, 20 TaylorGLO
+#: members × 300 steps on MNIST-1D, within noise).
+FUSED_SGD = False
 FUSED_SGD_DEVICES = frozenset({"cpu", "cuda"})
 
 
@@ -14,11 +19,10 @@ def _sgd_step(params: list[torch.Tensor], grads: list[torch.Tensor],
               weight_decay: float) -> None:
     """:class:`torch.optim.SGD` (no dampening, no Nesterov), the same operations in order.
 
-    The stacked tensors updated by torch's fused SGD kernel (what ``SGD(fused=True)``
-    runs: one pass per tensor, measured 1.4–1.7× faster than the ``_foreach`` ops and
-    bitwise equal to them), or, where a build lacks it, each operation once over all
-    tensors (``torch._foreach_*``). ``grads`` are this step's own tensors: updated in
-    place, and the first step's become the momentum buffers.
+    Each operation once over all stacked tensors (``torch._foreach_*``), or torch's fused
+    SGD kernel where :data:`FUSED_SGD` turns it on (see there why it is off). ``grads`` are
+    this step's own tensors: updated in place, and the first step's become the momentum
+    buffers.
     """
     first = any(buffer is None for buffer in buffers)
     # the fused kernel walks the memory of each tensor as the parameter's: same strides
