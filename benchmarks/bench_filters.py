@@ -94,16 +94,25 @@ def run_with_budget(config: SearchConfig, store: RunStore, budget: int) -> str:
 
 
 class Trainings:
-    """Final trainings, one JSON line each, keyed by (loss, seed, steps): never paid twice."""
+    """Final trainings, one JSON line each, keyed by (loss, seed, steps): never paid twice.
 
-    def __init__(self, path: Path):
+    ``path`` is where new lines go; ``also`` are files read beside it (another process's
+    share of the same trainings). ``dataset``, ``model``, ``data_dir``: what is trained
+    (default MNIST-1D and its model); ``threads``: torch threads (None: torch's own).
+    """
+
+    def __init__(self, path: Path, *, also: tuple[Path, ...] = (), dataset: str = "mnist1d",
+                 model: str | None = None, data_dir: str | None = None,
+                 threads: int | None = None):
         self.path = path
+        self.dataset, self.model, self.data_dir, self.threads = dataset, model, data_dir, threads
         self.done: dict[tuple[str, int, int], dict] = {}
-        if path.exists():
-            for line in path.read_text().splitlines():
-                if line.strip():
-                    record = json.loads(line)
-                    self.done[(record["loss"], record["seed"], record["steps"])] = record
+        for source in (path, *also):
+            if source.exists():
+                for line in source.read_text().splitlines():
+                    if line.strip():
+                        record = json.loads(line)
+                        self.done[(record["loss"], record["seed"], record["steps"])] = record
 
     def accuracies(self, loss: Loss, seeds: list[int], steps: int) -> list[float]:
         return [self.done[(str(loss.expression), s, steps)]["test_accuracy"] for s in seeds]
@@ -111,8 +120,8 @@ class Trainings:
     def train(self, jobs: list[tuple[Loss, int]], steps: int, progress: tqdm) -> None:
         """Train the ``(loss, seed)`` pairs not yet done, together, and append their lines."""
         todo = [(loss, s) for loss, s in jobs if (str(loss.expression), s, steps) not in self.done]
-        config = TrainConfig(steps=steps, evaluations=1)
-        data = load_dataset("mnist1d")
+        config = TrainConfig(model=self.model, steps=steps, evaluations=1, threads=self.threads)
+        data = load_dataset(self.dataset, data_dir=self.data_dir)
         chunk = 20  # a line is written per chunk: an interrupted run loses at most one chunk
         for start in range(0, len(todo), chunk):
             part = todo[start:start + chunk]
@@ -373,6 +382,33 @@ def report(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def outlook_rates(out: Path) -> dict:
+    """The loss outlook's rates (:mod:`symloss.outlook`) from this benchmark's 1,500-step
+    trainings: per derived-basin label, the trainings and how many collapsed (diverged, or
+    below the summary's collapse threshold). The exploration data of issue 23."""
+    from symloss.catalog import loss as parse
+    from symloss.outlook import describe_basin
+
+    summary = json.loads((out / "summary.json").read_text())
+    threshold, steps = summary["settings"]["collapse_threshold"], summary["settings"][
+        "final_steps"]
+    labels: dict[str, dict[str, int]] = {}
+    seen: set[str] = set()
+    for line in (out / "trainings.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if record["steps"] != steps:
+            continue
+        label = describe_basin(parse(record["loss"]), 10)["label"]
+        cell = labels.setdefault(label, {"trainings": 0, "collapsed": 0, "losses": 0})
+        cell["trainings"] += 1
+        cell["collapsed"] += record["status"] != "ok" or record["test_accuracy"] < threshold
+        cell["losses"] += record["loss"] not in seen
+        seen.add(record["loss"])
+    return {"source": f"benchmarks/RESULTS-filters.md (exploration), {summary['date']}",
+            "horizon_factor": summary["settings"]["final_steps"] // summary["settings"]["steps"],
+            "labels": dict(sorted(labels.items()))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--filters", default=",".join(FILTERS),
@@ -395,7 +431,16 @@ def main() -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--report-only", action="store_true",
                         help="rewrite --results from --out's summary.json (no training)")
+    parser.add_argument("--outlook", action="store_true",
+                        help="write symloss/outlook_rates.json from --out (no training)")
     args = parser.parse_args()
+    if args.outlook:
+        from symloss.outlook import RATES
+
+        RATES.write_text(json.dumps(outlook_rates(Path(args.out)), indent=2,
+                                    ensure_ascii=False) + "\n")
+        print(f"wrote {RATES}")
+        return
     args.filters = [rule.strip() for rule in args.filters.split(",") if rule.strip()]
     unknown = [rule for rule in args.filters if rule not in FILTERS]
     if unknown:

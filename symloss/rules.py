@@ -22,6 +22,10 @@ The rules (:data:`RULES`, in the order a user is offered them):
   or an equilibrium whose target probability is at least ``min_target_probability``
   (default :data:`~symloss.stability_batch.DEFAULT_MIN_TARGET_PROBABILITY`);
   a basin that collapses is the exact rule failing;
+* ``lasting`` and ``equilibrium`` (pre-registered for issue 23's confirmatory benchmark,
+  benchmarks/PREREGISTRATION-lasting.md): ``stable``, and a null epoch that runs to zero
+  error only where zero error pulls no harder than :data:`MAX_ZERO_ERROR_PULL`
+  (``lim Δ ≤ 3``) — or, for ``equilibrium``, never;
 * ``none``: every candidate is trained.
 
 A new rule is one definition here: a :class:`Rule` subclass (or an instance of one
@@ -29,16 +33,16 @@ below) added to :data:`RULES`; the search strategies, the config check, the comm
 line's ``--filter`` choices and the Python API read this registry.
 
 >>> rule_names()
-('exact', 'paper', 'stable', 'none')
+('exact', 'paper', 'stable', 'lasting', 'equilibrium', 'none')
 >>> from symloss.catalog import loss
 >>> get_rule("exact").verdict(loss("cross_entropy").shifted(10), classes=10)
 Verdict(passes=True, reason=None)
 >>> get_rule("paper").verdict(loss("cross_entropy").shifted(10), classes=10).reason
 'untrainable at the null epoch (paper rule)'
->>> get_rule("exat")
+>>> get_rule("exat")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-ValueError: unknown filter 'exat' (did you mean 'exact'?); choose from exact, paper, stable, none
+ValueError: unknown filter 'exat' (did you mean 'exact'?); choose from exact, paper, stable, ...
 """
 
 from __future__ import annotations
@@ -209,6 +213,91 @@ class StableRule(Rule):
         return basin_reason(basin.kind, _probability(basin.target_probability), bound)
 
 
+#: The ``lasting`` rule's largest zero-error pull, ``lim_{ε→0+} Δ(ε)`` (cross-entropy's is 1,
+#: MSE's 0). Chosen on exploration data only — benchmarks/RESULTS-filters.md's 1,500-step
+#: trainings (seeds 1000–1007, written to symloss/outlook_rates.json by
+#: ``bench_filters.py --outlook``): of losses whose null epoch runs to zero error, 0 of 28
+#: trainings collapsed at pulls up to 2.53 and 26 of 45 at pulls from 3.41 up — and
+#: pre-registered with the rule (benchmarks/PREREGISTRATION-lasting.md) before any
+#: confirmatory result.
+MAX_ZERO_ERROR_PULL = 3.0
+
+
+@dataclass(frozen=True)
+class LastingRule(StableRule):
+    """``stable``, and a null epoch that runs to zero error only where zero error pulls no
+    harder than ``pull`` (``lim_{ε→0+} Δ(ε) ≤ pull``); ``pull=None``: never (the basin must
+    be an equilibrium at least ``bound`` confident)."""
+
+    pull: float | None = MAX_ZERO_ERROR_PULL
+
+    def _verdict(self, loss, classes, smoothing, bound):
+        passed, reason = super()._verdict(loss, classes, smoothing, bound)
+        if passed and stability(loss, classes, smoothing).null_epoch_basin.kind == "zero_error":
+            reason = self._pull_reason(_zero_error_limit(loss, classes, smoothing))
+            passed = reason is None
+        return passed, reason or ""
+
+    def _reasons(self, family, candidates, classes, smoothing, bound):
+        found = list(super()._reasons(family, candidates, classes, smoothing, bound))
+        rows = [i for i, reason in enumerate(found) if reason is None]
+        if not rows:
+            return found
+        compiled = family_stability(family, classes, smoothing)
+        basins = compiled.basins(candidates[rows])
+        limits = _family_limits(compiled, candidates[rows])
+        for row, kind, limit in zip(rows, basins.kinds(), limits, strict=True):
+            if kind == "zero_error":
+                found[row] = self._pull_reason(float(limit))
+        return found
+
+    def _tree_reason(self, tree, classes, smoothing, bound):
+        from symloss.gp import tree_loss, tree_stability  # deap: only where trees are
+
+        reason = super()._tree_reason(tree, classes, smoothing, bound)
+        if reason is None and tree_stability(tree, classes, smoothing).null_epoch_basin.kind \
+                == "zero_error":
+            reason = self._pull_reason(_zero_error_limit(tree_loss(tree), classes, smoothing))
+        return reason
+
+    def _pull_reason(self, limit: float) -> str | None:
+        if self.pull is None:
+            return "the null epoch runs to zero training error"
+        if math.isnan(limit):
+            return "the pull toward zero training error is undecided"
+        if limit > self.pull:
+            return (f"zero training error pulls with lim Δ = {limit:.4g} > {self.pull:g} "
+                    "(such losses collapsed when trained longer)")
+        return None
+
+
+def _zero_error_limit(loss: Loss, classes: int, smoothing: float) -> float:
+    """``lim_{ε→0+} Δ(ε)`` as a float (``inf`` for an infinite pull, NaN when undecided)."""
+    from symloss.dynamics import zero_error
+
+    limit = zero_error(loss, classes, smoothing).limit
+    if limit is None:
+        return math.nan
+    try:
+        return float(limit)
+    except (TypeError, ValueError):
+        return math.inf if limit.is_infinite and limit.is_positive else math.nan
+
+
+def _family_limits(compiled, candidates: np.ndarray) -> np.ndarray:
+    """Each row's ``lim_{ε→0+} Δ(ε)``: the constant coefficient where Δ is a polynomial in ε,
+    else Δ at :data:`symloss.stability.SCAN_MIN` (the batched scan's own floor)."""
+    from symloss.stability import SCAN_MIN
+
+    columns = compiled._columns(candidates)
+    with np.errstate(all="ignore"):
+        if compiled.coefficients is not None:
+            value = compiled.coefficients(*columns)[0]
+        else:
+            value = compiled.function(np.float64(SCAN_MIN), *columns)
+    return np.broadcast_to(np.asarray(value, dtype=float), (columns.shape[1],))
+
+
 def _probability(value: float | None) -> float:
     return math.nan if value is None else value
 
@@ -222,6 +311,12 @@ RULES: Mapping[str, Rule] = MappingProxyType({rule.name: rule for rule in (
                   "(not invariant under γ → γ + c)", theorem3_margin, strict=False),
     StableRule("stable", "exact, and the null epoch's basin is zero training error or an "
                "equilibrium with target probability >= min_target_probability"),
+    LastingRule("lasting", "stable, and where the null epoch runs to zero training error, "
+                "zero error pulls no harder than lim Δ = 3 (pre-registered: "
+                "benchmarks/PREREGISTRATION-lasting.md)"),
+    LastingRule("equilibrium", "exact, and the null epoch's basin is an equilibrium with "
+                "target probability >= min_target_probability (never zero training error; "
+                "pre-registered: benchmarks/PREREGISTRATION-lasting.md)", pull=None),
     NoRule("none", "no filter: every candidate is trained"),
 )})
 
@@ -274,7 +369,9 @@ def unknown_name(what: str, key: object, known: Sequence[str]) -> ValueError:
 
 __all__ = [
     "DEFAULT_RULE",
+    "MAX_ZERO_ERROR_PULL",
     "RULES",
+    "LastingRule",
     "NoRule",
     "NullEpochRule",
     "Rule",

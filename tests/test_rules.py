@@ -13,6 +13,7 @@ import pytest
 
 from symloss.catalog import loss, taylorglo
 from symloss.gp import from_prefix
+from symloss.loss import Loss
 from symloss.rules import RULES, Verdict, compile_rule, get_rule, rule_names
 from symloss.trainability import candidate_filter
 
@@ -20,7 +21,7 @@ BAIKAL_TREE = ["sub", "log", "h", "div", "y", "h"]  # ℓ = −log h + y/h
 
 
 def test_one_list_of_names_each_explained():
-    assert rule_names() == ("exact", "paper", "stable", "none")
+    assert rule_names() == ("exact", "paper", "stable", "lasting", "equilibrium", "none")
     assert all(RULES[name].name == name and RULES[name].explanation for name in RULES)
     with pytest.raises(TypeError):
         RULES["mine"] = RULES["exact"]  # the registry is read-only
@@ -88,3 +89,43 @@ def test_candidate_filter_is_the_registry_compiled():
     assert candidate_filter(taylorglo(3), 10, rule="paper") is \
         get_rule("paper").compiled(taylorglo(3), 10)
     assert not candidate_filter(taylorglo(3), 10, rule="paper").strict
+
+
+# the pre-registered rules (issue 23): lim Δ at zero error, ICLR §4.1. Oracles by hand:
+# cross-entropy's γ = −1/h gives Δ(ε) = γ_T − γ_N with γ_N = 0 (y = 0 terms vanish from
+# ∂ℓ/∂h_k) … its limit is 1 (docs/conventions.md §2.5); MSE's is 0; Baikal's null epoch
+# rests at an equilibrium (target probability 1/√10).
+CE_TREE = ["mul", "y", "log", "h"]  # f = y·log h, so ℓ = −f = −y·log h (GLO negates its tree)
+
+
+def test_lasting_keeps_gentle_zero_error_and_equilibria_and_names_the_pull():
+    lasting, equilibrium = get_rule("lasting"), get_rule("equilibrium")
+    for name in ("cross_entropy", "mse", "baikal"):
+        assert lasting.verdict(loss(name), 10).passes is True, name
+    assert equilibrium.verdict(loss("baikal"), 10).passes is True
+    assert equilibrium.verdict(loss("cross_entropy"), 10) == Verdict(
+        False, "the null epoch runs to zero training error (equilibrium rule)")
+    # 4·CE pulls toward zero error with lim Δ = 4 > 3: the same updates, four times the step
+    four = Loss("four", 4 * loss("cross_entropy").expr)
+    assert lasting.verdict(four, 10).reason == (
+        "zero training error pulls with lim Δ = 4 > 3 (such losses collapsed when trained "
+        "longer) (lasting rule)")
+    tree = from_prefix(CE_TREE)
+    assert lasting.tree_reason(tree, 10) is None
+    assert equilibrium.tree_reason(tree, 10) == equilibrium.verdict(
+        loss("cross_entropy"), 10).reason
+    assert lasting.tree_reason(from_prefix(BAIKAL_TREE), 10) is None
+
+
+@pytest.mark.parametrize("name", ["lasting", "equilibrium"])
+def test_pre_registered_rules_batch_agrees_with_scalar(name):
+    rule = get_rule(name)
+    vectors = np.random.default_rng(11).normal(scale=1.2, size=(24, 8))
+    vectors[0] = [0, 0, 0, -1, 0, 2, 0, 0]  # MSE: zero error, lim Δ = 0
+    batch = rule.reasons(taylorglo(3), vectors, 10)
+    scalar = [rule.verdict(taylorglo(3, list(v)), 10) for v in vectors]
+    assert [reason is None for reason in batch] == [v.passes is True for v in scalar]
+    assert [r for r in batch if r] == [v.reason for v in scalar if v.reason is not None
+                                       and v.passes is False]
+    assert (batch[0] is None) == (name == "lasting")
+    assert any(r and "pulls with lim" in r for r in batch) or name == "equilibrium"

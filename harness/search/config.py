@@ -230,9 +230,12 @@ def validate_config(config: dict[str, Any]) -> None:
         if isinstance(bound, bool) or not isinstance(bound, (int, float)) or \
                 not (math.isfinite(bound) and 0 < bound <= 1):
             raise ValueError(f"--min-target-probability must be in (0, 1], got {bound!r}")
-        if config.get("filter") != "stable":
-            raise ValueError("--min-target-probability applies to --filter stable only, got "
-                             f"--filter {config.get('filter')}")
+        from symloss.rules import RULES, StableRule
+
+        bounded = [name for name, rule in RULES.items() if isinstance(rule, StableRule)]
+        if config.get("filter") not in bounded:
+            raise ValueError(f"--min-target-probability applies to --filter "
+                             f"{' / '.join(bounded)} only, got --filter {config.get('filter')}")
     from symloss.harness.search.fidelity import check_fidelity
 
     check_fidelity(config.get("budget", {}).get("steps", 300), config.get("horizon"),
