@@ -111,6 +111,8 @@ def _add_loss_options(parser: argparse.ArgumentParser) -> None:
 
 def _command_analyze(args: argparse.Namespace) -> int:
     from symloss.analysis import STEP_SECONDS, analyze
+    from symloss.outlook import analysis_outlook
+    from symloss.report import finite as strict
     from symloss.report import format_report
 
     check_seconds("--seconds", args.seconds)
@@ -121,13 +123,16 @@ def _command_analyze(args: argparse.Namespace) -> int:
     # LaTeX gets what the budget has left, and a second at least (a spent budget)
     latex = result.latex(max(args.seconds - (time.monotonic() - started), 1.0)) \
         if args.latex else {}
+    lasting = analysis_outlook(result)
     if args.json:
         payload = result.to_dict()
+        payload["outlook"] = strict(lasting)
         if args.latex:
             payload["latex"] = latex
         print(json.dumps(payload, indent=2, allow_nan=False))
     else:
         print(format_report(result))
+        print(f"\nWill it last? {lasting['text']}")
         if args.latex:
             print("\nLaTeX")
             for name, text in latex.items():

@@ -24,7 +24,7 @@ from typing import Any
 
 from symloss.loss import Loss
 
-__all__ = ["RATES", "describe_basin", "outlook", "rates", "write_rates"]
+__all__ = ["RATES", "analysis_outlook", "describe_basin", "outlook", "rates", "write_rates"]
 
 #: The committed rates (:func:`write_rates` writes it; the package ships it).
 RATES = Path(__file__).with_name("outlook_rates.json")
@@ -37,27 +37,47 @@ def describe_basin(loss: Loss, classes: int, smoothing: float = 0.0) -> dict[str
     ``equilibrium, p ≥ 0.25`` / ``< 0.25`` (the ``stable`` rule's), ``collapse``,
     ``undecided``.
     """
-    from symloss.rules import MAX_ZERO_ERROR_PULL, _zero_error_limit
+    from symloss.rules import _zero_error_limit
     from symloss.stability import stability
-    from symloss.stability_batch import DEFAULT_MIN_TARGET_PROBABILITY
 
     try:
         basin = stability(loss, classes, smoothing).null_epoch_basin
-    except Exception as error:
-        return {"kind": "undecided", "target_probability": None, "pull": None,
-                "label": "undecided", "reason": f"{type(error).__name__}: {error}"[:160]}
-    pull = None
-    label = basin.kind.replace("_", " ")
-    if basin.kind == "zero_error":
-        pull = _zero_error_limit(loss, classes, smoothing)
-        gentle = not math.isnan(pull) and pull <= MAX_ZERO_ERROR_PULL
-        label = f"zero error, lim Δ {'≤' if gentle else '>'} {MAX_ZERO_ERROR_PULL:g}"
-    elif basin.kind == "equilibrium":
+        pull = _zero_error_limit(loss, classes, smoothing) if basin.kind == "zero_error" \
+            else None
+    except Exception as error:  # an outlook never stops a report
+        return {**_labelled("undecided", None, None),
+                "reason": f"{type(error).__name__}: {error}"[:160]}
+    return _labelled(basin.kind, basin.target_probability, pull)
+
+
+def _labelled(kind: str, target_probability: float | None, pull: float | None
+              ) -> dict[str, Any]:
+    """The basin's facts and its label (module docstring)."""
+    from symloss.rules import MAX_ZERO_ERROR_PULL
+    from symloss.stability_batch import DEFAULT_MIN_TARGET_PROBABILITY
+
+    label = kind.replace("_", " ")
+    if kind == "zero_error" and (pull is None or math.isnan(pull)):
+        label = "zero error, lim Δ undecided"
+    elif kind == "zero_error":
+        label = f"zero error, lim Δ {'≤' if pull <= MAX_ZERO_ERROR_PULL else '>'} " \
+            f"{MAX_ZERO_ERROR_PULL:g}"
+    elif kind == "equilibrium":
         bound = DEFAULT_MIN_TARGET_PROBABILITY
-        above = (basin.target_probability or 0) >= bound
+        above = (target_probability or 0) >= bound
         label = f"equilibrium, p {'≥' if above else '<'} {bound:g}"
-    return {"kind": basin.kind, "target_probability": basin.target_probability,
+    return {"kind": kind, "target_probability": target_probability,
             "pull": None if pull is None or math.isnan(pull) else pull, "label": label}
+
+
+def _pull(limit) -> float | None:
+    """A derived ``lim Δ`` (sympy) as a float; ``inf`` for +∞, ``None`` when undecided."""
+    if limit is None:
+        return None
+    try:
+        return float(limit)
+    except (TypeError, ValueError):
+        return math.inf if getattr(limit, "is_infinite", False) and limit.is_positive else None
 
 
 def rates(path: Path = RATES) -> dict[str, Any] | None:
@@ -77,7 +97,23 @@ def outlook(loss: Loss, classes: int, smoothing: float = 0.0,
     >>> outlook(loss("baikal"), 10)["text"]  # doctest: +ELLIPSIS
     'equilibrium, p ≥ 0.25: ... of ... such trainings collapsed at 5× the search length (...)'
     """
-    basin = describe_basin(loss, classes, smoothing)
+    return _with_rates(describe_basin(loss, classes, smoothing), path)
+
+
+def analysis_outlook(analysis, path: Path = RATES) -> dict[str, Any]:
+    """:func:`outlook` from an :class:`~symloss.analysis.Analysis` already derived (its
+    stability and zero-error limit, within its budget: nothing is derived again)."""
+    stability = getattr(analysis, "stability", None)
+    if stability is None:
+        return _with_rates(_labelled("undecided", None, None), path)
+    basin = stability.null_epoch_basin
+    pull = _pull(analysis.zero_error.limit) if basin.kind == "zero_error" else None
+    return _with_rates(_labelled(basin.kind, basin.target_probability,
+                                 math.nan if basin.kind == "zero_error" and pull is None
+                                 else pull), path)
+
+
+def _with_rates(basin: dict[str, Any], path: Path) -> dict[str, Any]:
     known = rates(path)
     cell = (known or {}).get("labels", {}).get(basin["label"])
     head = basin["label"]

@@ -195,9 +195,9 @@ def make_config(algorithm: str = "taylorglo", fitness: Fitness | None = None, *,
         top["gp_operators"] = dict(top["gp_operators"])
     if top.get("baselines") is not None:
         top["baselines"] = check_baselines(list(top["baselines"]))
-    if fitness is None:  # the built-in trainer: its horizon is recorded (a user's has none)
+    if fitness is None:  # the built-in trainer: its horizon, threads recorded (a user's: none)
         top = with_defaults({**top, "budget": budget})
-        top.pop("budget")
+        budget = top.pop("budget")
     config = SearchConfig(**top, budget=Budget(**budget))
     validate_config(config.to_dict())
     parse_objective(config.budget.objective)
@@ -232,6 +232,8 @@ def search_losses(fitness: Fitness | None = None, algorithm: str = "taylorglo", 
     run's too: a folder read from the store is never written without being named here).
     """
     if config is None:
+        if fitness is None:  # the built-in trainer records how its candidates train
+            settings.setdefault("batched", batched)
         config = make_config(algorithm, fitness, name=name, **settings)
     elif settings:
         raise ValueError(f"pass either config or settings, not both (got {sorted(settings)})")

@@ -33,15 +33,21 @@ HORIZON_MULTIPLE = 5
 
 def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
     """A new run's config (as a dict) with the defaults that are recorded filled in: the
-    horizon, :data:`HORIZON_MULTIPLE` × the screening steps.
+    horizon, :data:`HORIZON_MULTIPLE` × the screening steps, one torch thread, and batched
+    populations.
 
     >>> with_defaults({"budget": {"steps": 300}})["horizon"]
     1500
     """
     config = dict(config)
+    budget = dict(config.get("budget", {}))
     if config.get("horizon") is None:
-        steps = config.get("budget", {}).get("steps", 300)
-        config["horizon"] = HORIZON_MULTIPLE * steps
+        config["horizon"] = HORIZON_MULTIPLE * budget.get("steps", 300)
+    if budget.get("threads") is None:  # the thread count changes the numbers: recorded
+        budget["threads"] = 1
+    if config.get("batched") is None:  # populations (where the model allows), recorded
+        config["batched"] = True
+    config["budget"] = budget
     return config
 
 
@@ -90,11 +96,16 @@ class SearchConfig:
     #: The compute a search may pay, in model-steps (one training of s steps is s): the search
     #: ends after the generation that reaches it (``None``: ``generations`` alone decide).
     model_steps: int | None = None
+    #: Whether each generation's candidates train together as one population (stacked
+    #: weights) or one by one: the two give different numbers, so a new run from the command
+    #: line records it and a resume replays it (``None``: runs stored before, and the Python
+    #: API's ``batched=`` argument, unrecorded).
+    batched: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         record = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "budget"}
         for optional in ("min_target_probability", "baselines", "cma_options", "gp_operators",
-                         "fitness", "horizon", "reduction_factor", "model_steps"):
+                         "fitness", "horizon", "reduction_factor", "model_steps", "batched"):
             if record[optional] is None:
                 del record[optional]  # runs stored before the option existed
             elif optional in ("baselines", "cma_options", "gp_operators"):

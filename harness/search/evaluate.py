@@ -34,11 +34,13 @@ OBJECTIVES = ("val", "fgsm:EPS")
 class Budget:
     """How a candidate is trained and scored (part of the run's recorded config).
 
-    ``threads``: CPU threads per training; ``None`` picks 1 for a candidate trained
-    alone (measured faster for these small models) and, for a population trained
-    batched in the search's own process, the cores free when it starts
-    (:func:`symloss.harness.device.free_cores`: every core on a quiet machine, measured
-    1.4–2× over 1 thread; fewer when other work holds them).
+    ``threads``: CPU threads per training; ``None`` is one thread (in this process and
+    in local workers; a Dask task takes its declared share of its worker,
+    :func:`task_threads`). Never the cores free at the time: the thread count changes
+    a training's numbers (MKL splits long sums across threads when a population is
+    small), so a run's numbers would follow the machine's load. More threads are a
+    recorded setting (``--threads``) that trades those bits for speed (a batched
+    population on 2 threads measured 1.4–2× over 1 on 2 quiet cores).
     """
 
     dataset: str = "mnist1d"

@@ -208,6 +208,7 @@ def _best_section(best: list[CandidateRecord], config: SearchConfig, out: Path,
     ``record["best"]`` is filled as the report's JSON has it."""
     from symloss.analysis import analyze
     from symloss.curves import plot_attraction
+    from symloss.outlook import analysis_outlook
 
     lines = ["## Best losses", "", "| fitness | at steps | ℓ(y, h) |", "| --- | ---: | --- |"]
     lines += [f"| {r.fitness:.4f} | {r.metrics.get('rung_steps', config.budget.steps)} | "
@@ -215,7 +216,8 @@ def _best_section(best: list[CandidateRecord], config: SearchConfig, out: Path,
     record["best"] = best_entry(best[0])
     try:
         top = rebuild_loss(best[0], config)
-        verdicts = analyze(top, classes=config.classes, smoothing=config.smoothing).to_dict()
+        analysis = analyze(top, classes=config.classes, smoothing=config.smoothing)
+        verdicts, lasting = analysis.to_dict(), analysis_outlook(analysis)
         plot_attraction([Loss("best", top.expression), catalog_loss("cross_entropy")],
                         config.classes, out / "attraction.png")
     except Exception as error:  # best effort: the results are already stored
@@ -224,13 +226,15 @@ def _best_section(best: list[CandidateRecord], config: SearchConfig, out: Path,
         return [*lines, "", "## Analysis of the best loss", "",
                 f"- not available: the analysis failed ({text(reason)})", ""]
     record["best"] = best_entry(best[0], str(top.expression), verdicts)
+    record["best"]["outlook"] = lasting
     return [*lines, "", "## Analysis of the best loss", "",
             f"- trainable at the null epoch: {verdicts['trainable']} "
             f"(paper's invariant: {verdicts['paper_invariant']['trainable']})",
             f"- zero training error: limit of Δ(ε) = "
             f"{text(verdicts['zero_error']['limit'])}, "
             f"attractor: {verdicts['zero_error']['attractor']}",
-            f"- binary minimum at p = {text(verdicts['binary_minimum'])}", "",
+            f"- binary minimum at p = {text(verdicts['binary_minimum'])}",
+            f"- will it last? {text(lasting['text'])}", "",
             "![attraction](attraction.png)", ""]
 
 

@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from symloss.harness.device import free_cores
 from symloss.harness.search.config import SearchConfig
 from symloss.harness.search.evaluate import (
     Budget,
@@ -187,11 +186,11 @@ def _train_chunks(to_train: list[Candidate], budget: Budget, executor: Executor,
     chunk_size = getattr(executor, "chunk_size", None)
     size = chunk_size(len(to_train), budget) if chunk_size else len(to_train)
     chunks = [to_train[start:start + size] for start in range(0, len(to_train), size)]
-    # in this process the batched matmuls use the cores well (2 threads measured
-    # 1.4-2x over 1 on 2 cores) — the cores free right now: threads that wait for a
-    # core another process holds make each step several times slower
-    # (benchmarks/bench_contention.py); a worker takes its share of its own cores
-    threads = free_cores() if budget.threads is None and inline else budget.threads
+    # the budget's threads, never the cores free right now: the thread count changes a
+    # training's numbers (MKL splits long sums across threads), so a run's numbers would
+    # follow the machine's load. None: one thread here and in a local worker, a Dask
+    # task its declared share of its worker (evaluate.task_threads)
+    threads = budget.threads if budget.threads is not None or not inline else 1
     numbers = range(len(chunks))
     while numbers:
         jobs = [(number, tuple(c.loss for c in chunks[number]), budget, threads)
@@ -235,8 +234,8 @@ def search(config: SearchConfig, *, store: RunStore, executor: Executor | None =
            evaluate: Callable[[Any, Budget], Outcome] | None = None) -> str:
     """Run (or resume) a search; returns its run id. ``stop_after`` ends after that many
     generations of this call (for tests that interrupt a run). ``batched`` trains each
-    generation's candidates as populations (:func:`run_generation`); it is not part of the
-    config: a run may be resumed either way. ``report_dir``: where its report goes, stored
+    generation's candidates as populations (:func:`run_generation`) where the config does
+    not record it (``config.batched``, which wins). ``report_dir``: where its report goes, stored
     with the run from the start (a resume writes it there again). ``evaluate``: see
     :func:`run_generation`; a run whose config names a user ``fitness`` needs it."""
     if config.fitness is not None and evaluate is None:
@@ -244,6 +243,7 @@ def search(config: SearchConfig, *, store: RunStore, executor: Executor | None =
                          "; continue it from Python (symloss.harness.search.api) with that "
                          "function")
     executor = executor or InlineExecutor()
+    batched = config.batched if config.batched is not None else batched
     strategy, run_id = _start(config, store, run_id, resume, report_dir)
     done = 0
     try:

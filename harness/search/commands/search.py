@@ -128,12 +128,12 @@ def _add_execution_options(search: argparse.ArgumentParser) -> None:
                         "most what a worker's memory fits and, on a CPU, 32; in-process, the "
                         "whole generation)")
     search.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when present)")
-    search.add_argument("--threads", type=int, help="CPU threads per training (default: 1 for "
-                        "a candidate alone, every core for a batched population)")
-    search.add_argument("--batched", action=argparse.BooleanOptionalAction, default=True,
+    search.add_argument("--threads", type=int, help="CPU threads per training (default 1; "
+                        "recorded: more threads change the numbers, as a faster run's price)")
+    search.add_argument("--batched", action=argparse.BooleanOptionalAction, default=None,
                         help="train each generation's candidates together, stacked weights "
                         "in one pass (default: on where the model supports it; "
-                        "--no-batched trains them one by one)")
+                        "--no-batched trains them one by one; recorded with the run)")
 
 
 def _add_run_options(search: argparse.ArgumentParser) -> None:
@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
             report_dir=args.out, report_flag="--out", workers=args.workers,
             scheduler=args.scheduler, chunk=args.chunk,
             resources={"GPU": args.gpus_per_task} if args.gpus_per_task else None,
-            batched=args.batched, progress=not args.no_progress,
+            batched=config.batched is not False, progress=not args.no_progress,
             announce=lambda line: print(line, file=sys.stderr), stop_on_sigterm=True,
             resume_hint=lambda run_id, store: "resume with: "
             + resume_command(run_id, store, args.out))
@@ -235,7 +235,8 @@ def _config_from(args: argparse.Namespace, base: dict[str, Any] | None = None) -
            "final_steps": args.final_steps,
            "min_target_probability": args.min_target_probability,
            "baselines": _baselines(args.baselines), "horizon": args.horizon,
-           "reduction_factor": args.reduction_factor, "model_steps": args.model_steps}
+           "reduction_factor": args.reduction_factor, "model_steps": args.model_steps,
+           "batched": args.batched}
     budget = {"dataset": args.dataset, "model": args.model, "steps": args.steps, "lr": args.lr,
               "batch_size": args.batch_size, "objective": args.objective,
               "data_dir": args.data_dir, "seed": args.seed, "device": args.device,
