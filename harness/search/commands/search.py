@@ -33,9 +33,11 @@ from symloss.harness.search.commands.common import (
     search_config,
     stored_config,
 )
+from symloss.harness.search.strategies import algorithm_names
 from symloss.rules import rule_names
 
 FILTERS = rule_names()  # symloss.rules: the one list of filters
+ALGORITHMS = algorithm_names()  # the strategies' registry (reading it imports no pycma)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -50,8 +52,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def _add_search_options(search: argparse.ArgumentParser) -> None:
     """What is searched, and how long each candidate trains."""
-    search.add_argument("algorithm", nargs="?", choices=("taylorglo", "glo"),
-                        help="taylorglo or glo (with --resume: the run's)")
+    search.add_argument("algorithm", nargs="?", choices=ALGORITHMS,
+                        help=f"{' or '.join(ALGORITHMS)} (with --resume: the run's)")
     search.add_argument("--dataset", help="mnist1d (default), digits, mnist, fashion_mnist, "
                         "cifar10")
     search.add_argument("--model", help="model name (default: the dataset's)")
@@ -195,7 +197,8 @@ def _check_flags(args: argparse.Namespace) -> None:
     if args.out is not None:
         check_output_folder("--out", args.out)
     if not args.resume and args.algorithm is None:
-        raise ValueError("search needs the algorithm: taylorglo or glo (or --resume RUN_ID)")
+        raise ValueError(f"search needs the algorithm: {' or '.join(ALGORITHMS)} (or --resume "
+                         "RUN_ID)")
 
 
 def _check_executor_flags(args: argparse.Namespace) -> None:
