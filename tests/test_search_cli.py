@@ -47,7 +47,9 @@ def test_search_json_runs_and_show(store, tmp_path, capsys):
     assert code == 0 and len(shown["generations"]) == 2
     assert shown["best"][0] == payload["best"]  # one shape for a run's best everywhere
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
-    assert {k: v for k, v in summary["best"].items() if k != "analysis"} == payload["best"]
+    derived = ("analysis", "outlook")  # the report adds the best loss's analysis and outlook
+    assert {k: v for k, v in summary["best"].items() if k not in derived} == payload["best"]
+    assert summary["best"]["outlook"]["text"].startswith(summary["best"]["outlook"]["label"])
     assert summary["best"]["analysis"]["trainable"] in (True, False, None)
     assert shown["report_dir"] == payload["report_dir"] == str(tmp_path / "report")
     assert shown["report"] == payload["report"]
