@@ -451,3 +451,23 @@ def test_batchnorm_models_are_not_batched():
     assert supports(build_model("mlp", input_shape=(40,), classes=10))
     assert (supports_model("cnn1d"), supports_model("wrn")) == (True, False)
     assert train_population([], "digits", TrainConfig(steps=1)) == []
+
+
+def test_a_members_weights_do_not_depend_on_its_chunk_or_place():
+    """Bit for bit, on one thread: a member trains the same whole, in chunks, reversed
+    (issue 24: a search's numbers must not follow how its candidates were chunked; the
+    fused SGD kernel and a layout that followed the population's losses both broke it)."""
+    losses = mixed_losses()
+    config = TrainConfig(steps=12, batch_size=32, evaluations=1, threads=1)
+    data = load_dataset("digits")
+
+    def trained(order, chunk=None):
+        order, weights = list(order), []
+        train_population([losses[i] for i in order], data, config, chunk=chunk,
+                         parameters=weights)
+        return {index: weights[position] for position, index in enumerate(order)}
+
+    whole = trained(range(len(losses)))
+    for other in (trained(range(len(losses)), chunk=2), trained(reversed(range(len(losses))))):
+        for index, named in whole.items():
+            assert all(torch.equal(named[name], other[index][name]) for name in named), index

@@ -128,12 +128,15 @@ class PopulationLoss:
             log_h = log_probabilities(logits, -1)
             factor = class_factor(self.scale, logits.shape[-1])
             smoothing = self.label_smoothing
+            # one layout, contiguous, whatever the population holds: the class sums below
+            # add in memory order, so a member's gradient must not depend on its co-members
             if self.single:
                 losses, derivative = self.groups[0].value_and_derivative(log_h, target,
                                                                          smoothing, factor)
+                derivative = derivative.contiguous()
             else:
                 losses = logits.new_empty(self.count)
-                derivative = torch.empty_like(log_h)
+                derivative = log_h.new_empty(log_h.shape)
                 for group in self.groups:
                     part, slope = group.value_and_derivative(
                         log_h.index_select(0, group.index), _rows(target, group), smoothing,
