@@ -253,3 +253,14 @@ def test_a_bad_chunk_is_one_line_before_anything_is_paid(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == ("symloss: error: --chunk must be finite and > 0, "
                                                "got 0")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_glo_search_gives_the_same_fitness_whatever_its_chunks(tmp_path):
+    """GLO's trees are distinct expressions, so a chunk mixes losses (issue 24): each
+    candidate's fitness is still the same whole, in chunks of 3, or one by one per chunk."""
+    config = SearchConfig("glo", generations=1, cma_generations=1, population=10,
+                          budget=BUDGET, seed=5)
+    whole = _searched(tmp_path / "whole.sqlite", InlineExecutor(), config)
+    assert sum(row[2] == "ok" for row in whole) >= 4
+    assert _searched(tmp_path / "three.sqlite", InlineExecutor(chunk=3), config) == whole
+    assert _searched(tmp_path / "one.sqlite", InlineExecutor(chunk=1), config) == whole
