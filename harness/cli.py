@@ -138,13 +138,20 @@ def _worst(statuses: list[str]) -> str:
     return "ok"
 
 
-def _train_seeds(loss, data, config, seeds: int, args, out: Path | None) -> dict[str, object]:
-    from symloss.harness.batched import batching_pays, train_population
-    from symloss.harness.train import train
+def _batched(config, seeds: int, args) -> bool:
+    """Whether the seeds train together, stacked (``--batched``, else where it pays)."""
+    from symloss.harness.batched import batching_pays
 
     batched = args.batched if args.batched is not None else batching_pays(
         config.model, config.model_options, config.device)
-    if batched and seeds > 1 and not config.attraction_samples:
+    return bool(batched and seeds > 1 and not config.attraction_samples)
+
+
+def _train_seeds(loss, data, config, seeds: int, args, out: Path | None) -> dict[str, object]:
+    from symloss.harness.batched import train_population
+    from symloss.harness.train import train
+
+    if _batched(config, seeds, args):
         results = train_population([loss] * seeds, data, config, seed=list(range(seeds)))
     else:
         results = [train(loss, data, config, seed=seed) for seed in range(seeds)]
@@ -248,6 +255,13 @@ def _run(args: argparse.Namespace) -> int:
         compared["p_value"] = welch_p_value(report["test_accuracy"]["per_seed"],
                                             compared["test_accuracy"]["per_seed"])
         report["compare"] = compared
+    from symloss.harness.device import DEFAULT_CPU_THREADS, resolve_device
+    from symloss.harness.provenance import environment
+
+    # how it was made: versions, machine, the device, threads and batching it trained with
+    report["provenance"] = {**environment(device=str(resolve_device(config.device)),
+                                          threads=config.threads or DEFAULT_CPU_THREADS),
+                            "batched": _batched(config, args.seeds, args)}
     if out is not None:
         (out / "result.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
         report = _without_runs(report)

@@ -211,7 +211,7 @@ def search_losses(fitness: Fitness | None = None, algorithm: str = "taylorglo", 
                   catch: tuple[type[BaseException], ...] = (), workers: int | None = None,
                   scheduler: str | None = None, executor=None, progress: bool = True,
                   report_dir: str | Path | None = None, batched: bool = True,
-                  **settings: Any) -> SearchResult:
+                  run_name: str | None = None, **settings: Any) -> SearchResult:
     """Run a loss search (or resume it), write its report, and return what it found.
 
     ``fitness(loss) -> float`` scores a candidate (higher is better); without it the
@@ -220,9 +220,11 @@ def search_losses(fitness: Fitness | None = None, algorithm: str = "taylorglo", 
     ``seed``, ``cma_options``, ``gp_operators``, ...), or a whole ``config``.
 
     ``store``: the run store (default ``$SYMLOSS_STORE`` or ``./symloss-runs.sqlite``).
-    ``run_id`` names the run; if the store holds it, the search resumes it (its
-    config must be the same): candidates already scored are taken from the store,
-    never scored again. ``workers`` (local processes) or ``scheduler`` (a Dask
+    ``run_id`` is the run's id (or a stored run's name); if the store holds it, the search
+    resumes it (its config must be the same): candidates already scored are taken from
+    the store, never scored again. ``run_name`` names the run in its store (unique there;
+    ``symloss show NAME``, ``run:NAME``); not ``name``, which is your fitness function's
+    recorded name. ``workers`` (local processes) or ``scheduler`` (a Dask
     address) spread candidates out; your function must then be picklable (defined at
     a module's top level). ``final_seeds`` (a setting) with ``final_score(loss, seed)
     -> score`` (your test score; the built-in trainer has its own) retrains the best
@@ -241,17 +243,20 @@ def search_losses(fitness: Fitness | None = None, algorithm: str = "taylorglo", 
         config = replace(config, fitness=name or fitness_name(fitness))
     return _run(config, fitness, store=store, run_id=run_id, resume=None,
                 final_score=final_score, catch=catch, workers=workers, scheduler=scheduler,
-                executor=executor, progress=progress, report_dir=report_dir, batched=batched)
+                executor=executor, progress=progress, report_dir=report_dir, batched=batched,
+                run_name=run_name)
 
 
 def resume_search(run_id: str, fitness: Fitness | None = None, *,
                   store: str | Path | None = None, **options: Any) -> SearchResult:
-    """Continue a stored run with its stored config (``symloss search --resume``'s twin).
+    """Continue a stored run (``run_id``: its id or name) with its stored config
+    (``symloss search --resume``'s twin).
 
     A run searched with a fitness function needs that function again; ``options``
     are :func:`search_losses`'s that are not settings (``final_score``, ``workers``, ...).
     """
     with RunStore.open(store_file(store), create=False) as opened:
+        run_id = opened.resolve(run_id)
         config = SearchConfig.from_dict(opened.run(run_id).config)  # damage: one line
     return _run(config, fitness, store=store, run_id=run_id, resume=True, **options)
 
@@ -260,7 +265,8 @@ def _run(config: SearchConfig, fitness: Fitness | None, *, store: str | Path | N
          run_id: str | None, resume: bool | None, final_score: FinalScore | None = None,
          catch: tuple[type[BaseException], ...] = (), workers: int | None = None,
          scheduler: str | None = None, executor=None, progress: bool = True,
-         report_dir: str | Path | None = None, batched: bool = True) -> SearchResult:
+         report_dir: str | Path | None = None, batched: bool = True,
+         run_name: str | None = None) -> SearchResult:
     """Your fitness checked, then the one pipeline (:func:`~symloss.harness.search.pipeline.
     run_search`, as ``symloss search``): search, final evaluation and report under the run's
     lock."""
@@ -275,7 +281,8 @@ def _run(config: SearchConfig, fitness: Fitness | None, *, store: str | Path | N
     outcome = run_search(config, store=store, run_id=run_id, resume=resume,
                          report_dir=report_dir, report_flag="report_dir", executor=executor,
                          workers=workers, scheduler=scheduler, evaluate=evaluate,
-                         final_score=final_score, batched=batched, progress=progress)
+                         final_score=final_score, batched=batched, progress=progress,
+                         name=run_name)
     top = [FoundLoss(rebuild_loss(record, config), record) for record in outcome.top]
     return SearchResult(outcome.run_id, outcome.store, top, outcome.counts,
                         outcome.evaluations, outcome.report, outcome.final)

@@ -9,6 +9,12 @@ delete a running run), make the executor, run the search
 stored as it returns; a resume reuses them), mark the run finished and write its
 report. Callers parse and print; nothing here reads ``argparse`` or prints a result.
 
+Each call is a *session* of its run, stored with how it was made — versions, machine,
+device, threads, executor, chunking, batching, the configuration with its defaults
+filled, start and end (:mod:`symloss.harness.search.sessions`): a new run's first session
+and its ``name`` are written in the same transaction as the run itself. A run is
+addressed by its id or its name (:meth:`~symloss.harness.search.store.RunStore.resolve`).
+
 Where things go is decided here once: the store (:func:`default_store`:
 ``$SYMLOSS_STORE`` or ``./symloss-runs.sqlite``) and the report folder
 (:func:`report_folder`: the caller's folder, else ``runs/RUN_ID`` beside the store —
@@ -139,10 +145,13 @@ def run_search(config, *, store: str | os.PathLike | None = None, run_id: str | 
                chunk: int | None = None, evaluate=None, final_score=None, batched: bool = True,
                progress: bool = True, announce: Callable[[str], None] | None = None,
                resume_hint: Callable[[str, Path], str] = _call_again,
-               stop_on_sigterm: bool = False, top: int = 5) -> SearchOutcome:
+               stop_on_sigterm: bool = False, top: int = 5,
+               name: str | None = None) -> SearchOutcome:
     """Search (or resume) run ``run_id`` of ``config``, evaluate its best, write its report.
 
-    ``store``: the run store (:func:`store_file`); ``run_id``: default a new one;
+    ``store``: the run store (:func:`store_file`); ``run_id``: default a new one (a stored
+    run's id or name continues it); ``name``: the run's name, unique in the store (a
+    name another run holds is refused before anything is paid);
     ``resume``: ``None`` decides under the run's lock (a stored run continues);
     ``report_dir``: the report folder (:func:`report_folder`; ``report_flag`` names it in
     errors). ``executor``: one of yours (not closed here), else one made from
@@ -162,30 +171,93 @@ def run_search(config, *, store: str | os.PathLike | None = None, run_id: str | 
         from symloss.harness.device import resolve_device
 
         resolve_device(config.budget.device)  # a missing device fails every candidate: refuse
+    from symloss.harness.search.sessions import executor_facts, session_facts
+
     path = store_file(store)
-    run_id = run_id or new_run_id()
     signals = terminate_as_interrupt() if stop_on_sigterm else contextlib.nullcontext()
     with RunStore.open(path) as opened:
+        run_id = _which_run(opened, run_id, resume) or new_run_id()
+        if name is not None:
+            opened.check_name_free(name, run_id)
         out = report_folder(report_dir, path, run_id, report_flag)
         hint = resume_hint(run_id, path)
+        where = executor_facts(executor, workers=workers, scheduler=scheduler, chunk=chunk,
+                               batched=batched, evaluate=evaluate is not None)
         with run_lock(opened.path, run_id), signals:
             if resume is None:  # decided under the lock: no other process creates it meanwhile
                 resume = opened.has_run(run_id)
-            _search(config, opened, run_id, resume=resume, out=out, hint=hint,
-                    executor=executor, executor_options={
-                        "workers": workers, "scheduler": scheduler, "resources": resources,
-                        "chunk": chunk, "budget": config.budget if evaluate is None else None},
-                    evaluate=evaluate, batched=batched, progress=progress)
-            best = best_candidates(opened, run_id, top)
-            final = _final(opened, run_id, config, final_score, announce, hint)
-            opened.set_status(run_id, "finished")
-            earlier = opened.run(run_id).report_dir
-            report = write_report_safely(opened, run_id, out, final)
-            # said once the report is written: a damaged store is its one line, alone
-            _say_where_the_report_goes(earlier, out, report_flag)
+            facts = session_facts(config, kind="resumed" if resume else "created",
+                                  executor=where, scheduler=scheduler)
+            with _session(opened, run_id, resume, facts, name):
+                _search(config, opened, run_id, resume=resume, out=out, hint=hint,
+                        executor=executor, executor_options={
+                            "workers": workers, "scheduler": scheduler,
+                            "resources": resources, "chunk": chunk,
+                            "budget": config.budget if evaluate is None else None},
+                        evaluate=evaluate, batched=batched, progress=progress)
+                best = best_candidates(opened, run_id, top)
+                final = _final(opened, run_id, config, final_score, announce, hint)
+                opened.set_status(run_id, "finished")
+                earlier = opened.run(run_id).report_dir
+                report = write_report_safely(opened, run_id, out, final)
+                # said once the report is written: a damaged store is its one line, alone
+                _say_where_the_report_goes(earlier, out, report_flag)
         record = opened.run(run_id)
         return SearchOutcome(run_id, path, tuple(best), opened.counts(run_id),
                              record.evaluations, report, final)
+
+
+def _which_run(store, run_id: str | None, resume: bool | None) -> str | None:
+    """The id of the run to search: ``run_id`` as given for a new run (``resume`` False;
+    refused if it is another run's name), else the stored run it names by id or name
+    (``resume`` True: a :class:`StoreError` if none; ``None``: a new run if none)."""
+    from symloss.harness.search.store import StoreError
+
+    if run_id is None or store.has_run(run_id):
+        return run_id
+    named = store.names().get(run_id)
+    if named is None:
+        return store.resolve(run_id) if resume else run_id  # resume: "no run ..." in one line
+    if resume is False:
+        raise StoreError(f"{run_id!r} is the name of run {named} in {store.path}; choose "
+                         "another run id")
+    return named
+
+
+@contextlib.contextmanager
+def _session(store, run_id: str, resume: bool, facts: dict[str, Any],
+             name: str | None) -> Iterator[None]:
+    """This call as a session of the run: stored as it starts (a new run's with the run
+    itself, with its ``name``), its end and status as it ends; a resume refused before it
+    did anything leaves no session."""
+    from symloss.harness.search.runner import ConfigMismatch, ResumeRefused
+    from symloss.harness.search.sessions import end_session, start_session, write_session
+
+    if resume:
+        number = start_session(store, run_id, facts)
+        if name is not None:
+            store.set_name(run_id, name)
+        creating = contextlib.nullcontext()
+    else:
+        number = 1
+
+        def write(db, new_id: str) -> None:
+            if name is not None:
+                store.claim_name(db, new_id, name)
+            write_session(db, new_id, facts)
+
+        creating = store.creating(write)
+    try:
+        with creating:
+            yield
+    except (ConfigMismatch, ResumeRefused):
+        end_session(store, run_id, number, None)
+        raise
+    except BaseException as error:
+        end_session(store, run_id, number, "interrupted" if isinstance(error, KeyboardInterrupt)
+                    else f"failed: {type(error).__name__}")
+        raise
+    end_session(store, run_id, number, "finished")
 
 
 def _search(config, store, run_id: str, *, resume: bool, out: Path, hint: str, executor,
@@ -199,7 +271,7 @@ def _search(config, store, run_id: str, *, resume: bool, out: Path, hint: str, e
     reporter = Reporter(config, quiet=not progress, stream=sys.stderr)
     try:
         search(config, store=store, executor=runner, run_id=run_id, resume=resume,
-               on_result=reporter.result, on_generation=reporter.generation, batched=batched,
+               on_result=reporter, on_generation=reporter.generation, batched=batched,
                report_dir=str(out), evaluate=evaluate)
     except SchedulerLost as error:
         raise SchedulerLost(f"{error}; {hint}") from None

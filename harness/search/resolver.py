@@ -1,9 +1,11 @@
-"""``run:ID[:rank]``: a stored search candidate wherever a loss is accepted.
+"""``run:ID[:rank]`` / ``run:NAME[:rank]``: a stored search candidate wherever a loss is accepted.
 
 The harness's ``run`` entry in the ``symloss.loss_resolvers`` group, through which
 :func:`symloss.resolve.resolve_loss` — and so every command and the Python API —
 reads a found loss: ``run:ID`` is run ``ID``'s best distinct evaluated candidate,
-``run:ID:K`` its K-th best (from 1), read from the run store (default
+``run:ID:K`` its K-th best (from 1); a run's name serves as its id (an id wins:
+:meth:`RunStore.resolve <symloss.harness.search.store.RunStore.resolve>`), read from the
+run store (default
 ``$SYMLOSS_STORE`` or ``./symloss-runs.sqlite``) by :meth:`RunStore.loss
 <symloss.harness.search.store.RunStore.loss>`.
 
@@ -27,7 +29,8 @@ RUN_SPEC = re.compile(r"run:(?P<run_id>[^:\s]{1,200})(?::(?P<rank>\d+))?")
 
 
 def parse_run_spec(spec: str) -> tuple[str, int]:
-    """``(run_id, rank)`` of a ``run:ID[:rank]`` spec (rank 1 when absent, checked >= 1)."""
+    """``(run, rank)`` of a ``run:ID[:rank]`` spec (``run``: an id or a name; rank 1 when
+    absent, checked >= 1)."""
     match = RUN_SPEC.fullmatch(spec.strip())
     if match is None:
         raise ValueError(f"a stored loss is run:ID or run:ID:RANK, got {spec!r}")

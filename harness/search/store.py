@@ -22,6 +22,10 @@ Tables (``SCHEMA_VERSION`` 2):
   each training returns, so a killed final evaluation resumes with the missing ones.
 - ``finals``: ``run_id`` → the final evaluation's results (JSON), stored before the
   report is written, so a report can always be rebuilt (``symloss show RUN_ID --report``).
+- ``run_names``: ``name`` → ``run_id``, one name per run, unique in the store
+  (:meth:`RunStore.set_name`; :meth:`RunStore.resolve` reads an id or a name, the id
+  first). ``run_sessions``: how each search of a run was made
+  (:mod:`symloss.harness.search.sessions`). Both are created by their first row.
 
 Opening, refusing and read-only access: :mod:`symloss.harness.search.storefile`.
 
@@ -49,10 +53,11 @@ import hashlib
 import json
 import math
 import os
+import re
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +69,7 @@ from symloss.harness.search.storefile import (
     StoreError,
     _store_error,
     add_final_trainings,
+    add_run_names,
     connect,
     connection_closed,
     connection_opened,
@@ -74,6 +80,27 @@ from symloss.harness.search.storefile import (
 from symloss.report import finite
 
 STATUSES = ("ok", "filtered", "diverged", "failed")
+
+#: A run's name: a letter or digit, then letters, digits, ``.``, ``_`` or ``-`` (64 at most;
+#: no ``:`` or space, so ``run:NAME:RANK`` reads it).
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_run_name(name: str) -> str:
+    """``name`` if a run can be called so, else a one-line ``ValueError``.
+
+    >>> check_run_name("mnist1d-baseline")
+    'mnist1d-baseline'
+    >>> check_run_name("a:b")
+    Traceback (most recent call last):
+    ...
+    ValueError: a run name is a letter or digit, then up to 63 letters, digits, '.', '_' or '-'; \
+got 'a:b'
+    """
+    if not isinstance(name, str) or not RUN_NAME.fullmatch(name):
+        raise ValueError("a run name is a letter or digit, then up to 63 letters, digits, "
+                         f"'.', '_' or '-'; got {name!r}")
+    return name
 
 
 class Damaged(ValueError):
@@ -278,6 +305,7 @@ class RunRecord:
     evaluations: int
     best_fitness: float | None
     damage: str | None = None  # what is wrong with the stored run, when something is
+    name: str | None = None  # its name in the store (RunStore.set_name), if it has one
 
 
 @dataclass(frozen=True)
@@ -300,6 +328,7 @@ class RunStore:
         self.path = path
         self.busy_timeout = busy_timeout
         self._file = file_key(path)
+        self._creating: Callable[[sqlite3.Connection, str], None] | None = None
         connection_opened(self._file)
 
     @classmethod
@@ -347,12 +376,80 @@ class RunStore:
 
     @_translated
     def create_run(self, algorithm: str, config: dict[str, Any], run_id: str | None = None) -> str:
+        """A new run (``running``); inside :meth:`creating`, with what that block adds."""
         run_id = run_id or uuid.uuid4().hex[:12]
         now = time.time()
         with self._transaction() as db:
             db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, 'running', ?, ?, NULL)",
                        (run_id, algorithm, _dumps(config), config_hash(config), now, now))
+            if self._creating is not None:
+                self._creating(db, run_id)
         return run_id
+
+    @contextmanager
+    def creating(self, write: Callable[[sqlite3.Connection, str], None]) -> Iterator[None]:
+        """A run created inside this block stores ``write(connection, run_id)``'s rows in the
+        same transaction as itself (its name, its first session): a run never exists without
+        them, and they never exist without it."""
+        self._creating = write
+        try:
+            yield
+        finally:
+            self._creating = None
+
+    # names ----------------------------------------------------------------------------------
+
+    @_translated
+    def resolve(self, run: str) -> str:
+        """The id of the run ``run`` names: a run id, else a run's name (an id wins); a
+        :class:`StoreError` naming the store's runs if it is neither."""
+        if self.has_run(run):
+            return run
+        named = self.names().get(run)
+        if named is None:
+            self._row(run)  # the one line naming the store's runs
+        return named
+
+    @_translated
+    def set_name(self, run_id: str, name: str) -> None:
+        """Call run ``run_id`` ``name`` (its earlier name, if any, is dropped); a
+        :class:`StoreError` in one line if another run has that name or that id."""
+        self._row(run_id)
+        with self._transaction() as db:
+            self.claim_name(db, run_id, name)
+
+    def claim_name(self, db: sqlite3.Connection, run_id: str, name: str) -> None:
+        """:meth:`set_name`'s write, inside the caller's transaction (:meth:`creating`)."""
+        self.check_name_free(name, run_id, db)
+        add_run_names(db)
+        db.execute("INSERT OR REPLACE INTO run_names VALUES (?, ?, ?)",
+                   (name, run_id, time.time()))
+
+    @_translated
+    def check_name_free(self, name: str, run_id: str | None = None,
+                        db: sqlite3.Connection | None = None) -> None:
+        """Refuse, in one line, a name that is not a run name (:func:`check_run_name`) or
+        that another run than ``run_id`` holds as its name or its id (asked before a search
+        pays anything; asked again inside the write)."""
+        check_run_name(name)
+        db = db or self.connection
+        holder = self.names(db).get(name)
+        if holder is not None and holder != run_id:
+            raise StoreError(f"the name {name!r} is taken by run {printable(holder)} in "
+                             f"{self.path}; choose another")
+        if name != run_id and db.execute("SELECT 1 FROM runs WHERE run_id = ?",
+                                         (name,)).fetchone() is not None:
+            raise StoreError(f"{name!r} is the id of another run in {self.path}; choose "
+                             "another name")
+
+    @_translated
+    def names(self, db: sqlite3.Connection | None = None) -> dict[str, str]:
+        """``{name: run_id}`` (none in a store without names)."""
+        db = db or self.connection
+        if not has_table(db, "run_names"):
+            return {}
+        return {str(name): str(run_id) for name, run_id in
+                db.execute("SELECT name, run_id FROM run_names")}
 
     @_translated
     def run(self, run_id: str) -> RunRecord:
@@ -367,6 +464,7 @@ class RunStore:
         """The run's ``rank``-th best distinct evaluated candidate as a loss (1: the best),
         its parameters bound; ``meta`` records ``run``, ``rank`` and ``fitness``.
 
+        ``run_id``: a run's id or name (:meth:`resolve`).
         What a ``run:ID[:rank]`` loss spec names (:mod:`symloss.harness.search.resolver`).
         A ``ValueError`` (one line) for a rank below 1 or past the run's distinct
         evaluated candidates, a :class:`StoreError` for a run that is not stored or a
@@ -379,6 +477,7 @@ class RunStore:
 
         if rank < 1:
             raise ValueError(f"ranks start at 1, got {rank}")
+        run_id = self.resolve(run_id)
         run = self.run(run_id)
         ranked = best_candidates(self, run_id, rank)
         if len(ranked) < rank:
@@ -416,16 +515,19 @@ class RunStore:
             "SELECT COUNT(*), MAX(fitness) FROM candidates WHERE run_id = ? AND status != "
             "'filtered' AND COALESCE(worker, '') != 'cache'", (run_id,)).fetchone()
         config, damage = _config(row[2])
+        name = next((n for n, i in self.names().items() if i == run_id), None)
         return RunRecord(run_id, algorithm, config, status, created, updated, report_dir, count,
-                         best, damage)
+                         best, damage, name)
 
     def _row(self, run_id: str) -> tuple:
         row = self.connection.execute(
             "SELECT run_id, algorithm, config, status, created, updated, report_dir FROM runs "
             "WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
-            known = ", ".join(r.run_id for r in self.runs()[:10]) or "none"
-            raise StoreError(f"no run {run_id!r} in {self.path}; runs: {known}")
+            known = ", ".join(r.run_id + (f" ({r.name})" if r.name else "")
+                              for r in self.runs()[:10]) or "none"
+            raise StoreError(f"no run {run_id!r} in {self.path} (no run has that id or name); "
+                             f"runs: {printable(known)}")
         return row
 
     @_translated
@@ -447,7 +549,8 @@ class RunStore:
         self._row(run_id)  # a StoreError naming the store's runs when there is none
         with self._transaction() as db:
             removed = db.execute("DELETE FROM candidates WHERE run_id = ?", (run_id,)).rowcount
-            for table in ("generations", "finals", "final_trainings", "rung_trainings", "runs"):
+            for table in ("generations", "finals", "final_trainings", "rung_trainings",
+                          "run_names", "run_sessions", "runs"):
                 if has_table(db, table):
                     db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
         return removed

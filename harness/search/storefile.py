@@ -26,6 +26,13 @@ Schema versions: 1 (runs, candidates, generations, finals); 2 adds
 it gains a table (and the newest version number) when its first row of that table is
 stored (:func:`add_final_trainings`, :func:`add_rung_trainings`).
 
+Two tables have no version of their own (issue 24): ``run_names`` (one name per run,
+unique in the store) and ``run_sessions`` (how each search of a run was made: versions,
+machine, device, threads, executor, start and end). Each is created by its first row
+(:func:`add_run_names`, :func:`add_run_sessions`) and never raises the schema version: a
+store without them reads as having no names and no sessions, and a store opened only to
+read never gains them.
+
 SQLite keeps POSIX locks on a store for as long as a connection is open, and the
 kernel drops *all* of a process's POSIX locks on a file when *any* descriptor of it
 is closed. So a descriptor symloss opens on a store itself (the header read, the run
@@ -125,8 +132,31 @@ CREATE TABLE IF NOT EXISTS rung_trainings (
     PRIMARY KEY (run_id, generation, idx, rung)
 );
 """
+#: A run's name (``symloss search --name``, ``run:NAME``): unique in the store, one per run.
+_RUN_NAMES = """
+CREATE TABLE IF NOT EXISTS run_names (
+    name TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL
+);
+"""
+#: One row per search of a run (``session`` 1: the one that created it; each resume adds
+#: one): ``facts`` (JSON) says how it was made, ``ended``/``status`` how it ended (NULL
+#: while it runs, or when it was killed).
+_RUN_SESSIONS = """
+CREATE TABLE IF NOT EXISTS run_sessions (
+    run_id TEXT NOT NULL,
+    session INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    started TEXT NOT NULL,
+    ended TEXT,
+    status TEXT,
+    facts TEXT NOT NULL,
+    PRIMARY KEY (run_id, session)
+);
+"""
 TABLES = frozenset({"meta", "runs", "candidates", "generations", "finals", "final_trainings",
-                    "rung_trainings"})
+                    "rung_trainings", "run_names", "run_sessions"})
 REQUIRED_TABLES = frozenset({"meta", "runs", "candidates", "generations"})
 
 
@@ -243,6 +273,16 @@ def add_rung_trainings(connection: sqlite3.Connection) -> None:
     ``rung_trainings`` table; nothing else changes."""
     connection.execute(_RUNG_TRAININGS)
     _at_least(connection, 3)
+
+
+def add_run_names(connection: sqlite3.Connection) -> None:
+    """The ``run_names`` table, inside the caller's write transaction (no version change)."""
+    connection.execute(_RUN_NAMES)
+
+
+def add_run_sessions(connection: sqlite3.Connection) -> None:
+    """The ``run_sessions`` table, inside the caller's write transaction (no version change)."""
+    connection.execute(_RUN_SESSIONS)
 
 
 def _at_least(connection: sqlite3.Connection, version: int) -> None:

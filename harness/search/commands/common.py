@@ -29,8 +29,9 @@ def search_config(record: dict[str, Any]):
 
 
 def stored_config(store, run_id: str) -> dict[str, Any]:
-    """The run's stored config, checked (a damaged run is one line naming what is damaged)."""
-    record = store.run(run_id)
+    """The run's stored config, checked (a damaged run is one line naming what is damaged);
+    ``run_id``: the run's id or name."""
+    record = store.run(store.resolve(run_id))
     try:
         search_config(record.config)
     except ValueError as error:
