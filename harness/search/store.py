@@ -7,7 +7,7 @@ the evaluations still in flight; on ``--resume`` the run is replayed from its
 seed to the interrupted generation, which is asked again (the same candidates)
 and every candidate already in the store is taken from it instead of trained again.
 
-Tables (``SCHEMA_VERSION`` 2):
+Tables (``SCHEMA_VERSION`` 3; ``rung_trainings``: :mod:`symloss.harness.search.rungstore`):
 
 - ``runs``: ``run_id``, ``algorithm``, ``config`` (JSON), ``config_hash``,
   ``status``, ``created``, ``updated``, ``report_dir``.
