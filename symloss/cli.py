@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from symloss.errors import SettingError
 from symloss.formula import FormulaError
 from symloss.guard import CALL_SECONDS, MAX_SECONDS, bounded, check_seconds
 from symloss.paths import check_output_file
@@ -287,7 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FormulaError, UsageError, ValueError, FileNotFoundError) as error:
         if os.environ.get("SYMLOSS_DEBUG"):
             raise
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        text = error.for_flags() if isinstance(error, SettingError) else str(error)
+        message = text.splitlines()[0] if text else type(error).__name__
         print(f"symloss: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except ModuleNotFoundError as error:

@@ -182,10 +182,10 @@ def test_an_older_store_gains_the_table_and_newer_symloss_is_refused(tmp_path, t
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--horizon", "5"], "horizon must be at least the screening steps (10), got 5"),
+    (["--horizon", "5"], "--horizon must be at least the screening --steps (10), got 5"),
     (["--reduction-factor", "1"], "--reduction-factor must be >= 2, got 1"),
-    (["--horizon", "10", "--reduction-factor", "3"], "needs a horizon longer"),
-    (["--model-steps", "3"], "model_steps must pay for at least one screening training"),
+    (["--horizon", "10", "--reduction-factor", "3"], "needs a --horizon longer"),
+    (["--model-steps", "3"], "--model-steps must pay for at least one screening training"),
 ])
 def test_bad_schedules_are_one_line_and_store_nothing(tmp_path, capsys, flags, message):
     from symloss.cli import main

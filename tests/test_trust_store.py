@@ -314,7 +314,8 @@ def test_a_store_of_schema_version_1_opens_resumes_and_migrates(tmp_path, capsys
     assert result.final["test_accuracy"]["per_seed"] == [0.5, 0.5]
     with RunStore.open(path, readonly=True) as store:
         assert len(store.final_trainings("old")) == 5 * 2
-        assert store.connection.execute("SELECT value FROM meta").fetchone() == ("2",)
+        # migrated: final_trainings came back, and the resume's session row (schema 3)
+        assert store.connection.execute("SELECT value FROM meta").fetchone() == ("3",)
 
 
 def test_the_committed_stores_still_open(tmp_path, capsys):

@@ -10,7 +10,7 @@ refused in one line).
 >>> validate_config({"budget": {"steps": 0}})
 Traceback (most recent call last):
 ...
-ValueError: --steps must be >= 1, got 0
+symloss.errors.SettingError: steps must be >= 1, got 0
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from symloss.errors import SettingError
 from symloss.harness.search.evaluate import Budget
 from symloss.rules import DEFAULT_RULE, get_rule
 
@@ -193,7 +194,7 @@ def _mistyped(kind: type, values: dict[str, Any], prefix: str = "") -> str | Non
     return None
 
 
-#: (flag, where in the config, smallest value, whether the smallest is allowed) per number.
+#: (setting, where in the config, smallest value, whether the smallest is allowed) per number.
 #: The most seeds one evaluation trains per loss (a search's final evaluation, ``symloss
 #: train``). Each seed is a whole training (seconds to hours), its result kept and printed:
 #: 10,000 of the fastest (13 trainings/s batched, benchmarks/RESULTS.md) take 13 minutes, and
@@ -215,38 +216,41 @@ def validate_config(config: dict[str, Any]) -> None:
 
     Checked on the flags and on a stored config alike (a damaged store row is refused).
     """
-    for flag, where, smallest, inclusive in _BOUNDS:
+    for key, where, smallest, inclusive in _BOUNDS:
         scope = config
-        for key in where:
-            scope = scope.get(key) if isinstance(scope, dict) else None
-        value = scope.get(flag) if isinstance(scope, dict) else None
+        for part in where:
+            scope = scope.get(part) if isinstance(scope, dict) else None
+        value = scope.get(key) if isinstance(scope, dict) else None
         if value is None:
             continue
-        name = f"--{flag.replace('_', '-')}"
-        integer = flag not in ("sigma0", "lr", "smoothing")
+        integer = key not in ("sigma0", "lr", "smoothing")
         if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
-            raise ValueError(f"{name} must be {'an integer' if integer else 'a number'}, "
-                             f"got {value!r}")
+            kind = "an integer" if integer else "a number"
+            raise SettingError(lambda n, key=key, kind=kind, value=value:
+                               f"{n(key)} must be {kind}, got {value!r}")
         if not math.isfinite(value) or value < smallest or (value == smallest and not inclusive):
             bound = f">= {smallest}" if inclusive else f"> {smallest}"
             finite = "" if integer else "finite and "
-            raise ValueError(f"{name} must be {finite}{bound}, got {value!r}")
+            raise SettingError(lambda n, key=key, rule=f"{finite}{bound}", value=value:
+                               f"{n(key)} must be {rule}, got {value!r}")
     if (config.get("final_seeds") or 0) > MAX_SEEDS:
-        raise ValueError(f"--final-seeds must be at most {MAX_SEEDS:,}, got "
-                         f"{config['final_seeds']!r} (each seed is a whole training per loss)")
+        raise SettingError(lambda n: f"{n('final_seeds')} must be at most {MAX_SEEDS:,}, got "
+                           f"{config['final_seeds']!r} (each seed is a whole training per loss)")
     if config.get("filter") is not None:
         get_rule(config["filter"])  # one of symloss.rules, or a one-line error with a hint
     bound = config.get("min_target_probability")
     if bound is not None:
         if isinstance(bound, bool) or not isinstance(bound, (int, float)) or \
                 not (math.isfinite(bound) and 0 < bound <= 1):
-            raise ValueError(f"--min-target-probability must be in (0, 1], got {bound!r}")
+            raise SettingError(lambda n: f"{n('min_target_probability')} must be in (0, 1], "
+                               f"got {bound!r}")
         from symloss.rules import RULES, StableRule
 
         bounded = [name for name, rule in RULES.items() if isinstance(rule, StableRule)]
         if config.get("filter") not in bounded:
-            raise ValueError(f"--min-target-probability applies to --filter "
-                             f"{' / '.join(bounded)} only, got --filter {config.get('filter')}")
+            raise SettingError(lambda n: f"{n('min_target_probability')} applies to "
+                               f"{n('filter')} {' / '.join(bounded)} only, got {n('filter')} "
+                               f"{config.get('filter')}")
     from symloss.harness.search.fidelity import check_fidelity
 
     check_fidelity(config.get("budget", {}).get("steps", 300), config.get("horizon"),
@@ -260,8 +264,9 @@ def validate_config(config: dict[str, Any]) -> None:
 
         check_learning_rate(config["budget"]["lr"])
     if not config.get("smoothing", 0) < 1:
-        raise ValueError(f"--smoothing must be in [0, 1), got {config['smoothing']!r}")
+        raise SettingError(lambda n: f"{n('smoothing')} must be in [0, 1), got "
+                           f"{config['smoothing']!r}")
     if config.get("seed", 0) >= 2**63:
-        raise ValueError(f"--seed must be < 2**63, got {config['seed']!r}")
+        raise SettingError(lambda n: f"{n('seed')} must be < 2**63, got {config['seed']!r}")
     if not isinstance(config.get("budget", {}).get("objective", "val"), str):
-        raise ValueError("--objective must be 'val' or 'fgsm:EPS'")
+        raise SettingError(lambda n: f"{n('objective')} must be 'val' or 'fgsm:EPS'")

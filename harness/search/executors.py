@@ -49,6 +49,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
+from symloss.errors import SettingError
+
 #: Times a candidate may take its worker down before it is recorded ``failed``
 #: (Dask's ``distributed.scheduler.allowed-failures`` is 3 by default: 4 runs).
 MAX_ATTEMPTS = 3
@@ -571,7 +573,8 @@ def make_executor(workers: int | None = None, scheduler: str | None = None,
     """The executor for ``--workers N`` / ``--scheduler ADDR`` (in-process when neither),
     ``--chunk K`` candidates per task; with ``budget`` its workers are warmed for it now."""
     if workers and scheduler:
-        raise ValueError("--workers and --scheduler are exclusive: choose one")
+        raise SettingError(lambda n: f"{n('workers')} and {n('scheduler')} are exclusive: "
+                           "choose one")
     check_chunk(chunk)
     if workers is not None:
         check_workers(workers)

@@ -42,6 +42,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from symloss.errors import SettingError
 from symloss.harness.search.rungstore import RungTraining, add_rung_training, rung_trainings
 
 __all__ = ["MAX_RUNGS", "RungTraining", "check_fidelity", "climb", "identity", "model_steps",
@@ -75,24 +76,27 @@ def check_fidelity(steps: int, horizon: int | None, reduction_factor: int | None
     >>> check_fidelity(300, 100, None)
     Traceback (most recent call last):
     ...
-    ValueError: horizon must be at least the screening steps (300), got 100
+    symloss.errors.SettingError: horizon must be at least the screening steps (300), got 100
     """
     if horizon is not None and horizon < steps:
-        raise ValueError(f"horizon must be at least the screening steps ({steps}), got "
-                         f"{horizon!r}")
+        raise SettingError(lambda n: f"{n('horizon')} must be at least the screening "
+                           f"{n('steps')} ({steps}), got {horizon!r}")
     if reduction_factor is not None:
         if horizon is None or horizon == steps:
-            raise ValueError("reduction_factor needs a horizon longer than the screening steps "
-                             f"({steps}): successive halving trains the best again up to it")
+            raise SettingError(lambda n: f"{n('reduction_factor')} needs a {n('horizon')} "
+                               f"longer than the screening {n('steps')} ({steps}): successive "
+                               "halving trains the best again up to it")
         if reduction_factor < 2:
-            raise ValueError(f"reduction_factor must be at least 2, got {reduction_factor!r}")
+            raise SettingError(lambda n: f"{n('reduction_factor')} must be at least 2, got "
+                               f"{reduction_factor!r}")
         if len(rung_steps(steps, horizon, reduction_factor)) > MAX_RUNGS:
-            raise ValueError(f"horizon {horizon} with reduction_factor {reduction_factor} from "
-                             f"{steps} steps gives more than {MAX_RUNGS} rungs; raise the "
-                             "reduction factor or the screening steps")
+            raise SettingError(lambda n: f"{n('horizon')} {horizon} with "
+                               f"{n('reduction_factor')} {reduction_factor} from {steps} steps "
+                               f"gives more than {MAX_RUNGS} rungs; raise the reduction factor "
+                               "or the screening steps")
     if budget is not None and budget < steps:
-        raise ValueError(f"model_steps must pay for at least one screening training "
-                         f"({steps} steps), got {budget!r}")
+        raise SettingError(lambda n: f"{n('model_steps')} must pay for at least one screening "
+                           f"training ({steps} steps), got {budget!r}")
 
 
 def identity(record) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from symloss.catalog import loss as catalog_loss
+from symloss.errors import SettingError
 from symloss.harness.search.report import (  # noqa: F401 (their old home)
     OUTCOME_COLOURS,
     best_entry,
@@ -67,7 +68,7 @@ def check_baselines(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
             raise ValueError(f"unknown baseline {name!r}; choose from {', '.join(known)}")
         chosen.append(key)
     if not chosen:
-        raise ValueError("--baselines needs at least one catalog loss")
+        raise SettingError(lambda n: f"{n('baselines')} needs at least one catalog loss")
     return tuple(dict.fromkeys(chosen))
 
 

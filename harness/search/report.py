@@ -134,6 +134,8 @@ def write_report(store: RunStore, run_id: str, out_dir: str | Path,
     is strict JSON. The store is read (and a damaged value refused) before ``out_dir``
     is made.
     """
+    from symloss.harness.search.sessions import run_provenance
+
     run = store.run(run_id)
     config = SearchConfig.from_dict(run.config)
     summary = store.generation_summary(run_id)
@@ -154,6 +156,7 @@ def write_report(store: RunStore, run_id: str, out_dir: str | Path,
         data = final if isinstance(final, dict) else final.to_dict()
         lines += _final_section(data)
         record["final"] = data
+    record["provenance"] = run_provenance(store, run_id)
     (out / "report.md").write_text("\n".join(lines))
     (out / "summary.json").write_text(strict_json(record, indent=2, default=str))
     if update_store:

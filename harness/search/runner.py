@@ -253,6 +253,8 @@ def search(config: SearchConfig, *, store: RunStore, executor: Executor | None =
                 return run_id
             began, generation = time.perf_counter(), strategy.generation
             candidates = strategy.ask()
+            if hasattr(on_result, "expect"):  # a progress bar learns the generation's size
+                on_result.expect(len(candidates))
             records = run_generation(candidates, generation, store=store, run_id=run_id,
                                      budget=config.budget, executor=executor,
                                      on_result=on_result, batched=batched and evaluate is None,

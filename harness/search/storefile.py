@@ -26,12 +26,13 @@ Schema versions: 1 (runs, candidates, generations, finals); 2 adds
 it gains a table (and the newest version number) when its first row of that table is
 stored (:func:`add_final_trainings`, :func:`add_rung_trainings`).
 
-Two tables have no version of their own (issue 24): ``run_names`` (one name per run,
-unique in the store) and ``run_sessions`` (how each search of a run was made: versions,
-machine, device, threads, executor, start and end). Each is created by its first row
-(:func:`add_run_names`, :func:`add_run_sessions`) and never raises the schema version: a
-store without them reads as having no names and no sessions, and a store opened only to
-read never gains them.
+Version 3 also has ``run_names`` (one name per run, unique in the store) and
+``run_sessions`` (how each search of a run was made: versions, machine, device, threads,
+executor, start and end). Each is created by its first row (:func:`add_run_names`,
+:func:`add_run_sessions`), which raises the store to version 3 — so a symloss that does
+not know them says the store is newer than it understands, not that it is no run store;
+a store without them reads as having no names and no sessions, and a store opened only
+to read never gains them.
 
 SQLite keeps POSIX locks on a store for as long as a connection is open, and the
 kernel drops *all* of a process's POSIX locks on a file when *any* descriptor of it
@@ -276,13 +277,15 @@ def add_rung_trainings(connection: sqlite3.Connection) -> None:
 
 
 def add_run_names(connection: sqlite3.Connection) -> None:
-    """The ``run_names`` table, inside the caller's write transaction (no version change)."""
+    """The ``run_names`` table (schema 3), inside the caller's write transaction."""
     connection.execute(_RUN_NAMES)
+    _at_least(connection, 3)
 
 
 def add_run_sessions(connection: sqlite3.Connection) -> None:
-    """The ``run_sessions`` table, inside the caller's write transaction (no version change)."""
+    """The ``run_sessions`` table (schema 3), inside the caller's write transaction."""
     connection.execute(_RUN_SESSIONS)
+    _at_least(connection, 3)
 
 
 def _at_least(connection: sqlite3.Connection, version: int) -> None:

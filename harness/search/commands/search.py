@@ -140,7 +140,9 @@ def _add_execution_options(search: argparse.ArgumentParser) -> None:
 
 def _add_run_options(search: argparse.ArgumentParser) -> None:
     """Which run, and what is printed."""
-    search.add_argument("--resume", metavar="RUN_ID", help="continue a stored run")
+    search.add_argument("--resume", metavar="RUN", help="continue a stored run (its id or name)")
+    search.add_argument("--name", help="name the run, unique in its store (then show NAME, "
+                        "run:NAME, --resume NAME)")
     search.add_argument("--json", action="store_true", help="print one JSON object")
     search.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -167,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         outcome = run_search(
             config, store=path, run_id=args.resume, resume=bool(args.resume),
-            report_dir=args.out, report_flag="--out", workers=args.workers,
+            report_dir=args.out, report_flag="--out", workers=args.workers, name=args.name,
             scheduler=args.scheduler, chunk=args.chunk,
             resources={"GPU": args.gpus_per_task} if args.gpus_per_task else None,
             batched=config.batched is not False, progress=not args.no_progress,
