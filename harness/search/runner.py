@@ -306,9 +306,12 @@ def _start(config: SearchConfig, store: RunStore, run_id: str | None, resume: bo
     """The strategy and the run: a stored one replayed (``resume``), or a new one."""
     if resume:
         record = store.run(run_id)
-        if record.config != config.to_dict():
+        grown = record.config != config.to_dict()
+        if grown and not _grown(record.config, config):
             raise ConfigMismatch(describe_mismatch(record.config, config.to_dict(), run_id))
         strategy = replayed(config, store, run_id, store.last_generation(run_id))
+        if grown:  # replayed first: a store the longer run refuses is left as it was
+            store.extend_run(run_id, config.to_dict())
         store.set_status(run_id, "running")
         return strategy, run_id
     strategy = config.strategy()  # first: a config it refuses leaves nothing in the store
@@ -316,6 +319,19 @@ def _start(config: SearchConfig, store: RunStore, run_id: str | None, resume: bo
     if report_dir is not None:
         store.set_status(run_id, "running", report_dir)
     return strategy, run_id
+
+
+def _grown(stored: dict[str, Any], config: SearchConfig) -> bool:
+    """Whether ``config`` is the stored one with only its extendable settings raised (more
+    generations, a larger model-step budget): the run continues as if started with them."""
+    from symloss.harness.search.strategies import strategy_class
+
+    given = config.to_dict()
+    extendable = (*strategy_class(config.algorithm).extendable, "model_steps")
+    changed = {key for key in set(stored) | set(given) if stored.get(key) != given.get(key)}
+    return bool(changed) and changed <= set(extendable) and all(
+        isinstance(stored.get(key), int) and isinstance(given.get(key), int)
+        and given[key] > stored[key] for key in changed)
 
 
 def _summary(generation: int, records: list[CandidateRecord], seconds: float,

@@ -386,6 +386,21 @@ class RunStore:
                 self._creating(db, run_id)
         return run_id
 
+    @_translated
+    def extend_run(self, run_id: str, config: dict[str, Any]) -> None:
+        """A stored run's config grown (more generations, :attr:`Strategy.extendable`): the
+        config replaced, its final evaluation and the trainings of its old best dropped (a
+        longer run may find another; the baselines' trainings are kept: same seeds, same
+        length)."""
+        with self._transaction() as db:
+            db.execute("UPDATE runs SET config = ?, config_hash = ?, updated = ? WHERE run_id = ?",
+                       (_dumps(config), config_hash(config), time.time(), run_id))
+            if has_table(db, "finals"):
+                db.execute("DELETE FROM finals WHERE run_id = ?", (run_id,))
+            if has_table(db, "final_trainings"):
+                db.execute("DELETE FROM final_trainings WHERE run_id = ? AND loss = 'found'",
+                           (run_id,))
+
     @contextmanager
     def creating(self, write: Callable[[sqlite3.Connection, str], None]) -> Iterator[None]:
         """A run created inside this block stores ``write(connection, run_id)``'s rows in the

@@ -97,6 +97,7 @@ class GLOStrategy(Strategy):
     """GLO (GLO §III): GP over loss trees, then CMA-ES over the best tree's coefficients."""
 
     algorithm = "glo"
+    extendable = ("cma_generations",)  # the GP phase is over: its CMA-ES phase grows
     POPULATION = 80  # GLO §III
     SIGMA0 = 1.5  # GLO §III-B
 

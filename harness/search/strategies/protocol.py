@@ -175,6 +175,9 @@ class Strategy(ABC):
     """
 
     algorithm: ClassVar[str]
+    #: The config's settings a finished run may grow by (``search --resume ID --generations
+    #: N``): more of them continue the run exactly as a run started with them would go.
+    extendable: ClassVar[tuple[str, ...]] = ()
     settings: Any
     state: Any
     _best: Told | None = None

@@ -57,6 +57,7 @@ class TaylorGLOStrategy(Strategy):
     """CMA-ES over the λ of a TaylorGLO family (ICLR §5), with the derived filter."""
 
     algorithm = "taylorglo"
+    extendable = ("generations",)
     #: ICLR §5: a population of 20, doubled with the invariant (its filter drops half).
     POPULATION, FILTERED_POPULATION = 20, 40
     SIGMA0 = 1.2
