@@ -100,10 +100,20 @@ class Analysis:
             self.null_epoch, self.paper_condition)
 
     def _repr_markdown_(self) -> str:
-        """The report as a table in Jupyter (:func:`symloss.report.markdown_report`)."""
-        from symloss.report import markdown_report
+        """The report as a table in Jupyter (:func:`symloss.report.markdown_report`), and
+        whether it will last (:meth:`outlook`)."""
+        from symloss.report import markdown_report, markdown_text
 
-        return markdown_report(self)
+        lasting = markdown_text(self.outlook()["text"])
+        return f"{markdown_report(self)}\n\n**Will it last?** {lasting}"
+
+    def outlook(self) -> dict[str, Any]:
+        """Will it last? The derived basin and what losses of its kind did when trained at
+        5× a search's length, from the committed benchmark
+        (:func:`symloss.outlook.analysis_outlook`; nothing is derived again)."""
+        from symloss.outlook import analysis_outlook
+
+        return analysis_outlook(self)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict.

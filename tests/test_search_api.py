@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from symloss.catalog import taylorglo
+from symloss.catalog import loss, taylorglo
 from symloss.gp import crossover, mutate, random_tree, roulette
 from symloss.harness.search import (
     ConfigMismatch,
@@ -28,6 +28,7 @@ from symloss.harness.search import (
     search,
     search_losses,
 )
+from symloss.harness.search.store import CandidateRecord
 from symloss.loss import Loss
 from symloss.trainability import candidate_filter
 from tests.scripts import load_script
@@ -334,3 +335,17 @@ def test_example_runs_at_a_tiny_size(tmp_path, capsys):
                                               "poly1", "focal"}
     assert len(result.final["test_accuracy"]["per_seed"]) == 2
     assert "Final evaluation" in result.report.read_text()
+
+
+def test_a_search_result_shows_as_tables_in_a_notebook(tmp_path):
+    from symloss.harness.search.api import FoundLoss, SearchResult
+
+    record = CandidateRecord(0, 0, "ok", 0.75, None, "-y*log(h)")
+    final = {"test_accuracy": {"mean": 0.9, "std": 0.01},
+             "baselines": {"poly1": {"test_accuracy": {"mean": 0.88, "std": None}}}}
+    result = SearchResult("r|1", tmp_path, [FoundLoss(loss("cross_entropy"), record)],
+                          {"ok": 1}, 1, None, final)
+    shown = result._repr_markdown_().splitlines()
+    assert shown[0].startswith("**run r\\|1**: 1 trainings")  # a stored id cannot add cells
+    assert "| 0.7500 | `-y*log(h)` |" in shown
+    assert shown[-2:] == ["| found | 0.9000 | 0.0100 |", "| poly1 | 0.8800 | — |"]

@@ -143,6 +143,25 @@ class SearchResult:
     def best(self) -> FoundLoss | None:
         return self.top[0] if self.top else None
 
+    def _repr_markdown_(self) -> str:
+        """The run as Jupyter shows it: its best losses and the final evaluation as tables."""
+        from symloss.report import markdown_code, markdown_text
+
+        lines = [f"**run {markdown_text(self.run_id)}**: {self.evaluations} trainings, counts "
+                 f"{markdown_code(str(self.counts))}", "", "| fitness | ℓ(y, h) |",
+                 "| ---: | --- |"]
+        lines += [f"| {found.fitness:.4f} | "
+                  f"{markdown_code(str(found.loss.expression), in_table=True)} |"
+                  for found in self.top]
+        if self.final:
+            rows = {"found": self.final["test_accuracy"],
+                    **{name: row["test_accuracy"] for name, row in
+                       (self.final.get("baselines") or {}).items()}}
+            lines += ["", "| final (test accuracy) | mean | std |", "| --- | ---: | ---: |"]
+            lines += [f"| {markdown_text(name)} | {_number(row.get('mean'))} | "
+                      f"{_number(row.get('std'))} |" for name, row in rows.items()]
+        return "\n".join(lines)
+
     def to_dict(self) -> dict[str, Any]:
         """``symloss search --json``'s shape (``best``: formula, parameters, fitness, ...)."""
         report = None if self.report is None else str(self.report)
@@ -150,6 +169,10 @@ class SearchResult:
                 "counts": self.counts, "evaluations": self.evaluations, "report": report,
                 "report_dir": None if report is None else str(Path(report).parent),
                 "store": str(self.store), "final": self.final}
+
+
+def _number(value) -> str:
+    return "—" if value is None else f"{value:.4f}"
 
 
 def make_config(algorithm: str = "taylorglo", fitness: Fitness | None = None, *,
