@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from symloss.analysis import Analysis, analyze, to_json
 from symloss.catalog import loss, taylorglo
 from symloss.dynamics import delta
-from symloss.report import format_report
+from symloss.report import format_report, markdown_text
 from tests.strategies import losses
 
 
@@ -102,7 +102,9 @@ def test_analyze_random_losses_gives_json_ready_results(item):
 def test_an_analysis_displays_as_a_markdown_table_in_notebooks():
     """Issue 24: Jupyter shows ``_repr_markdown_``; one row per report line, nothing injected."""
     result = analyze(loss("baikal"), classes=10)
-    table = result._repr_markdown_().splitlines()
+    shown = result._repr_markdown_().splitlines()
+    table, after = shown[:shown.index("")], shown[shown.index("") + 1:]
+    assert after == [f"**Will it last?** {markdown_text(result.outlook()['text'])}"]
     text = format_report(result).splitlines()
     assert table[:2] == ["| quantity | value |", "| --- | --- |"]
     assert len(table) - 2 == sum(1 for line in text if line[:15].strip())
