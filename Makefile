@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 # The main job: analysis of the catalog's headline losses, their attraction curves,
-# and a short TaylorGLO search on MNIST-1D with its report (a few minutes on 2 cores).
+# and a short TaylorGLO search on MNIST-1D with its report (about 75 s on 2 quiet cores).
 run: setup
 	$(BIN)/symloss analyze baikal
 	$(BIN)/symloss analyze taylorglo --label-smoothing 0.1
@@ -37,7 +37,7 @@ lint: setup
 # Rewrite the README's generated blocks (analysis output, tables of the committed
 # reports); `make test` fails while one is stale.
 readme: setup
-	$(BIN)/python benchmarks/readme.py
+	$(BIN)/python benchmarks/readme.py --make-run
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis

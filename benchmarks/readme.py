@@ -14,7 +14,10 @@ Sources:
   printed after it (as ``; echo $?`` would);
 - ``table FILE HEADING [K]`` — the K-th (default first) markdown table under the
   line starting with ``HEADING`` in ``FILE`` (a report that a benchmark wrote from
-  its stored runs: ``docs/glo-mnist/report.md``, ``benchmarks/RESULTS-filters.md``).
+  its stored runs: ``docs/glo-mnist/report.md``, ``benchmarks/RESULTS-filters.md``);
+- ``file FILE`` — a committed transcript, fenced: ``docs/make-run.txt``, what ``make
+  run``'s search printed when ``--make-run`` last ran it in a fresh folder (its
+  trainings are not rerun by ``--check``).
 
 Run: ``python benchmarks/readme.py`` rewrites the blocks in place; ``--check``
 changes nothing and exits 1 naming each stale block (CI runs it through
@@ -79,15 +82,48 @@ def table(path: str, heading: str, which: int = 1) -> str:
     return "\n".join(tables[which - 1]) + "\n"
 
 
+#: What ``make run``'s search printed on a fresh clone (:func:`record_make_run` writes it).
+MAKE_RUN = ROOT / "docs" / "make-run.txt"
+
+
+def make_run_search() -> list[str]:
+    """The search line of the Makefile's ``run`` target, as arguments (read from the
+    Makefile, so the transcript cannot drift from what ``make run`` runs)."""
+    text = (ROOT / "Makefile").read_text().replace("\\\n", " ")
+    line = next(line for line in text.splitlines() if "symloss search" in line)
+    argv = shlex.split(line.strip().replace("$(BIN)/", ""))
+    return [*argv, "--no-progress"]
+
+
+def record_make_run() -> Path:
+    """Run ``make run``'s search in a fresh folder, as a new user's first run, and write what
+    it printed (stderr's lines, then stdout's) to :data:`MAKE_RUN`, its wall time first."""
+    import subprocess
+    import tempfile
+    import time
+
+    argv = make_run_search()
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        done = subprocess.run([str(Path(sys.executable).parent / argv[0]), *argv[1:]],
+                              cwd=folder, capture_output=True, text=True, check=True)
+        seconds = time.perf_counter() - started
+    text = f"$ {_shown(argv)}      # {seconds:.0f} s\n{done.stderr}{done.stdout}"
+    MAKE_RUN.write_text(text)
+    return MAKE_RUN
+
+
 def render(source: str) -> str:
     """The content of one generated block from its source line."""
     kind, *args = shlex.split(source)
+    if kind == "file":
+        return "```\n" + (ROOT / args[0]).read_text().rstrip("\n") + "\n```\n"
     if kind == "command":
         status = bool(args) and args[0] == "--status"
         return run_command(args[1:] if status else args, status)
     if kind == "table":
         return table(args[0], args[1], int(args[2]) if len(args) > 2 else 1)
-    raise ValueError(f"unknown generated source {kind!r}: command or table")
+    raise ValueError(f"unknown generated source {kind!r}: command, table or file")
 
 
 def regenerate(text: str) -> tuple[str, list[str]]:
@@ -108,7 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true",
                         help="change nothing; exit 1 if a generated block is stale")
     parser.add_argument("--readme", default=str(ROOT / "README.md"), help="file to process")
+    parser.add_argument("--make-run", action="store_true",
+                        help="first run make run's search anew (a minute or two) and record "
+                             "what it printed in docs/make-run.txt")
     args = parser.parse_args(argv)
+    if args.make_run and not args.check:
+        print(f"recorded {record_make_run()}")
     path = Path(args.readme)
     try:
         text = path.read_text()

@@ -183,7 +183,7 @@ def test_an_older_store_gains_the_table_and_newer_symloss_is_refused(tmp_path, t
 
 @pytest.mark.parametrize("flags, message", [
     (["--horizon", "5"], "--horizon must be at least the screening --steps (10), got 5"),
-    (["--reduction-factor", "1"], "--reduction-factor must be >= 2, got 1"),
+    (["--reduction-factor", "0"], "--reduction-factor must be >= 2, got 0"),
     (["--horizon", "10", "--reduction-factor", "3"], "needs a --horizon longer"),
     (["--model-steps", "3"], "--model-steps must pay for at least one screening training"),
 ])
@@ -226,3 +226,12 @@ def test_glo_climbs_the_same_rungs_through_the_shared_runner(tmp_path, trained):
             assert len({t.identity for t in climbed}) == promoted(len(ok), 3)
         resumed = search(config, store=store, run_id=run_id, resume=True)
         assert resumed == run_id and len(rung_trainings(store, run_id)) == len(rungs)
+
+
+def test_new_runs_halve_by_default_and_one_asks_for_one_fidelity():
+    from symloss.harness.search.api import make_config
+
+    assert make_config(steps=10).reduction_factor == 3 and make_config(steps=10).filter == \
+        "lasting"
+    assert make_config(steps=10, reduction_factor=1).reduction_factor is None
+    assert make_config(steps=10, horizon=10).reduction_factor is None  # nothing to climb

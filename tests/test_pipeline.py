@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from symloss.harness.search.api import UserFitness
-from symloss.harness.search.config import HORIZON_MULTIPLE
+from symloss.harness.search.config import HORIZON_MULTIPLE, REDUCTION_FACTOR
 from symloss.harness.search.evaluate import Budget
 from symloss.harness.search.pipeline import (
     DEFAULT_STORE,
@@ -116,10 +116,10 @@ def test_the_api_and_the_command_line_run_the_one_pipeline(tmp_path, monkeypatch
     assert api_config.generations == 1 and api_options["report_flag"] == "report_dir"
     assert cli_options["report_flag"] == "--out" and cli_options["stop_on_sigterm"]
     # defaults live in one place: the command line's config is SearchConfig's but the flags,
-    # and the recorded defaults config.with_defaults fills in (the horizon, 5 x steps; one
-    # thread; batched populations)
+    # and the recorded defaults config.with_defaults fills in (the horizon, 5 x steps;
+    # successive halving; one thread; batched populations)
     assert cli_config == SearchConfig(budget=cli_config.budget, horizon=HORIZON_MULTIPLE * 1,
-                                      batched=True)
+                                      reduction_factor=REDUCTION_FACTOR, batched=True)
     assert cli_config.budget.threads == 1
     assert api.make_config(steps=7).horizon == HORIZON_MULTIPLE * 7
     assert cli_config.budget.dataset == "digits" and cli_config.budget.steps == 1

@@ -57,7 +57,8 @@ def spy(monkeypatch):
 
 
 def test_taylorglo_filtered_candidates_are_never_trained(store, spy):
-    config = SearchConfig("taylorglo", generations=2, population=10, budget=TINY)
+    config = SearchConfig("taylorglo", generations=2, population=10, filter="exact",
+                          budget=TINY)
     run_id = search(config, store=store)
     records = store.candidates(run_id)
     filtered = [r for r in records if r.status == "filtered"]
@@ -173,7 +174,7 @@ def test_glo_equivalent_trees_train_once(store, spy):
     trees = [["add", "log", "h", "mul", "y", "h"],   # log h + y·h
              ["add", "mul", "h", "y", "log", "h"],   # the same, commuted
              ["sub", "add", "log", "h", "mul", "y", "h", "h"]]  # minus h: γ − 1, same updates
-    strategy = _glo_with(trees)
+    strategy = _glo_with(trees, filter="exact")  # the cache, not the (default) filter, is tested
     candidates = strategy.ask()
     assert len({c.key for c in candidates}) == 1
     run_id = store.create_run("glo", {"test": "cache"})
@@ -185,7 +186,7 @@ def test_glo_equivalent_trees_train_once(store, spy):
 
 
 def test_glo_cache_spans_generations(store, spy):
-    strategy = _glo_with([["add", "log", "h", "mul", "y", "h"]])
+    strategy = _glo_with([["add", "log", "h", "mul", "y", "h"]], filter="exact")
     run_id = store.create_run("glo", {"test": "cache"})
     for generation in range(2):
         candidates = strategy.ask()

@@ -24,7 +24,8 @@ from symloss.errors import SettingError
 from symloss.harness.search.evaluate import Budget
 from symloss.rules import DEFAULT_RULE, get_rule
 
-__all__ = ["HORIZON_MULTIPLE", "MAX_SEEDS", "SearchConfig", "validate_config", "with_defaults"]
+__all__ = ["HORIZON_MULTIPLE", "MAX_SEEDS", "REDUCTION_FACTOR", "SearchConfig", "validate_config",
+           "with_defaults"]
 
 #: A new run's default horizon, in multiples of its screening steps: losses selected at a
 #: short length are judged, in their final evaluation, at five times it (the length at which
@@ -32,18 +33,30 @@ __all__ = ["HORIZON_MULTIPLE", "MAX_SEEDS", "SearchConfig", "validate_config", "
 HORIZON_MULTIPLE = 5
 
 
+#: A new run's successive-halving factor η (``reduction_factor``; 1 turns it off): with the
+#: ``lasting`` filter, the winning arm of benchmarks/RESULTS-lasting.md (pre-registered).
+REDUCTION_FACTOR = 3
+
+
 def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
     """A new run's config (as a dict) with the defaults that are recorded filled in: the
-    horizon, :data:`HORIZON_MULTIPLE` × the screening steps, one torch thread, and batched
-    populations.
+    horizon, :data:`HORIZON_MULTIPLE` × the screening steps; successive halving up to it
+    (:data:`REDUCTION_FACTOR`; ``reduction_factor=1`` asks for one fidelity); one torch
+    thread; and batched populations.
 
-    >>> with_defaults({"budget": {"steps": 300}})["horizon"]
-    1500
+    >>> filled = with_defaults({"budget": {"steps": 300}})
+    >>> filled["horizon"], filled["reduction_factor"]
+    (1500, 3)
+    >>> with_defaults({"budget": {"steps": 300}, "reduction_factor": 1})["reduction_factor"]
     """
     config = dict(config)
     budget = dict(config.get("budget", {}))
     if config.get("horizon") is None:
         config["horizon"] = HORIZON_MULTIPLE * budget.get("steps", 300)
+    factor = config.get("reduction_factor")
+    if factor is None and config["horizon"] > budget.get("steps", 300):
+        factor = REDUCTION_FACTOR
+    config["reduction_factor"] = None if factor == 1 else factor  # 1: one fidelity
     if budget.get("threads") is None:  # the thread count changes the numbers: recorded
         budget["threads"] = 1
     if config.get("batched") is None:  # populations (where the model allows), recorded

@@ -45,7 +45,8 @@ from typing import Any
 from symloss.errors import SettingError
 from symloss.harness.search.rungstore import RungTraining, add_rung_training, rung_trainings
 
-__all__ = ["MAX_RUNGS", "RungTraining", "check_fidelity", "climb", "identity", "model_steps",
+__all__ = ["MAX_RUNGS", "RungTraining", "check_fidelity", "climb", "compute_paid", "identity",
+           "model_steps",
            "promoted", "rung_steps", "selection_fitness", "selection_records", "told_fitnesses"]
 
 #: The most rungs a schedule may have (each is a training of every promoted candidate).
@@ -148,6 +149,14 @@ def model_steps(store, run_id: str, steps: int) -> int:
     paid = sum(steps for r in store.candidates(run_id)
                if r.status != "filtered" and r.worker != "cache")
     return paid + sum(t.steps for t in rung_trainings(store, run_id) if t.worker != "cache")
+
+
+def compute_paid(store, run_id: str, config) -> dict[str, Any]:
+    """What a run paid, in model-steps (:func:`model_steps`), with its rungs' lengths, its
+    longer trainings and the length its final evaluation trains at."""
+    return {"model_steps": model_steps(store, run_id, config.budget.steps),
+            "rungs": list(config.rungs), "horizon": config.final_horizon,
+            "rung_trainings": sum(t.worker != "cache" for t in rung_trainings(store, run_id))}
 
 
 def climb(records, candidates, *, generation: int, schedule: tuple[int, ...],

@@ -130,6 +130,8 @@ class SearchOutcome:
     evaluations: int
     report: Path
     final: dict[str, Any] | None
+    #: What the run paid (:func:`~symloss.harness.search.fidelity.compute_paid`).
+    compute: dict[str, Any] | None = None
 
 
 def _call_again(run_id: str, store: Path) -> str:
@@ -163,6 +165,7 @@ def run_search(config, *, store: str | os.PathLike | None = None, run_id: str | 
     store) -> str``: the line an interrupted search prints. ``top``: the best distinct
     records returned.
     """
+    from symloss.harness.search.fidelity import compute_paid
     from symloss.harness.search.lock import run_lock
     from symloss.harness.search.runner import best_candidates
     from symloss.harness.search.store import RunStore
@@ -204,7 +207,8 @@ def run_search(config, *, store: str | os.PathLike | None = None, run_id: str | 
                 _say_where_the_report_goes(earlier, out, report_flag)
         record = opened.run(run_id)
         return SearchOutcome(run_id, path, tuple(best), opened.counts(run_id),
-                             record.evaluations, report, final)
+                             record.evaluations, report, final,
+                             compute_paid(opened, run_id, config))
 
 
 def _which_run(store, run_id: str | None, resume: bool | None) -> str | None:

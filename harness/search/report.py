@@ -134,6 +134,7 @@ def write_report(store: RunStore, run_id: str, out_dir: str | Path,
     is strict JSON. The store is read (and a damaged value refused) before ``out_dir``
     is made.
     """
+    from symloss.harness.search.fidelity import compute_paid
     from symloss.harness.search.sessions import run_provenance
 
     run = store.run(run_id)
@@ -143,7 +144,7 @@ def write_report(store: RunStore, run_id: str, out_dir: str | Path,
     best = best_candidates(store, run_id, 5)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    compute = _compute(store, run_id, config)
+    compute = compute_paid(store, run_id, config)
     lines = _header(run_id, run, config, counts, compute)
     if summary:
         plot_progress(summary, generation_counts(store, run_id), out / "progress.png")
@@ -162,17 +163,6 @@ def write_report(store: RunStore, run_id: str, out_dir: str | Path,
     if update_store:
         store.set_status(run_id, run.status, report_dir=str(out))
     return out / "report.md"
-
-
-def _compute(store: RunStore, run_id: str, config: SearchConfig) -> dict[str, Any]:
-    """What the search paid, in model-steps (:func:`~.fidelity.model_steps`), its rungs'
-    lengths and the horizon its final evaluation trains at."""
-    from symloss.harness.search.fidelity import model_steps
-    from symloss.harness.search.rungstore import rung_trainings
-
-    return {"model_steps": model_steps(store, run_id, config.budget.steps),
-            "rungs": list(config.rungs), "horizon": config.final_horizon,
-            "rung_trainings": sum(t.worker != "cache" for t in rung_trainings(store, run_id))}
 
 
 def _header(run_id: str, run, config: SearchConfig, counts: dict[str, int],

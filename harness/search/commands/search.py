@@ -73,8 +73,8 @@ def _add_search_options(search: argparse.ArgumentParser) -> None:
     search.add_argument("--reduction-factor", type=int, metavar="ETA",
                         help="successive halving: the best 1/ETA of a generation train again "
                              "at steps x ETA, ... up to --horizon; each candidate is told its "
-                             "fitness at the longest length it reached (default: off, one "
-                             "fidelity)")
+                             "fitness at the longest length it reached (default 3; 1: one "
+                             "fidelity, every candidate at --steps only)")
     search.add_argument("--model-steps", type=int, metavar="N",
                         help="compute budget in model-steps (a training of S steps costs S): "
                              "the search ends after the generation that reaches it")
@@ -82,10 +82,12 @@ def _add_search_options(search: argparse.ArgumentParser) -> None:
 
 def _add_candidate_options(search: argparse.ArgumentParser) -> None:
     """Which candidates are trained, and how one is scored and parameterized."""
-    search.add_argument("--filter", choices=FILTERS, help="candidate filter: exact "
-                        "(first principles, default), paper (ICLR Theorem 3), stable (exact, "
-                        "and the null epoch's basin is zero error or an equilibrium with "
-                        "target probability >= --min-target-probability), none")
+    search.add_argument("--filter", choices=FILTERS, help="candidate filter (symloss.rules): "
+                        "lasting (default: stable, and zero error pulling no harder than "
+                        "lim Δ = 3), exact (first principles), paper (ICLR Theorem 3), stable "
+                        "(exact, and the null epoch's basin is zero error or an equilibrium "
+                        "with target probability >= --min-target-probability), equilibrium "
+                        "(an equilibrium basin only), none")
     search.add_argument("--min-target-probability", type=float, help="the stable filter's "
                         "bound on the null epoch's equilibrium (default 0.25: "
                         "symloss.stability_batch.DEFAULT_MIN_TARGET_PROBABILITY)")
@@ -301,6 +303,8 @@ def _payload(outcome) -> dict[str, Any]:
                "counts": outcome.counts, "evaluations": outcome.evaluations,
                "report": str(outcome.report), "report_dir": str(Path(outcome.report).parent),
                "store": str(outcome.store)}
+    if outcome.compute is not None:
+        payload["compute"] = outcome.compute
     if outcome.final is not None:
         payload["final"] = {key: outcome.final[key] for key in
                             ("test_accuracy", "baseline_test_accuracy", "p_value",
@@ -317,7 +321,10 @@ def _print(payload: dict[str, Any], *, as_json: bool) -> None:
         return
     best_text = (f"{payload['best']['fitness']:.4f}  ℓ = {payload['best']['loss']}"
                  if payload["best"] else "none")
-    print(f"run {payload['run_id']}: {payload['evaluations']} trainings, counts "
+    compute = payload.get("compute") or {}
+    longer = f" + {compute['rung_trainings']} longer" if compute.get("rung_trainings") else ""
+    paid = f" ({compute['model_steps']:,} model-steps)" if compute else ""
+    print(f"run {payload['run_id']}: {payload['evaluations']} trainings{longer}{paid}, counts "
           f"{payload['counts']}")
     print(f"best {best_text}")
     if "final" in payload:
