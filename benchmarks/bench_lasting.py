@@ -132,22 +132,26 @@ def rules_fingerprint() -> str:
 
 
 def check_preregistration(path: Path = PREREGISTRATION) -> None:
-    """Refuse (one line, exit 2) to run a plan that is not the registered one."""
+    """Refuse (one line on stderr, exit 2) to run a plan that is not the registered one."""
+    def refuse(message: str):
+        print(f"bench_lasting: {message}", file=sys.stderr)
+        sys.exit(2)
+
     if not path.is_file():
-        sys.exit(f"bench_lasting: no pre-registration at {path}; commit one first")
+        refuse(f"no pre-registration at {path}; commit one first")
     found = re.search(r"```json\n(.*?)\n```", path.read_text(), flags=re.S)
     try:
         registered = json.loads(found.group(1)) if found else None
     except json.JSONDecodeError:
         registered = None
     if not isinstance(registered, dict):
-        sys.exit(f"bench_lasting: {path.name} has no JSON plan block")
+        refuse(f"{path.name} has no JSON plan block")
     if registered.get("plan") != json.loads(json.dumps(plan())):
-        sys.exit(f"bench_lasting: the plan in {path.name} does not match this script's; "
-                 "a changed plan needs a new pre-registration")
+        refuse(f"the plan in {path.name} does not match this script's; a changed plan needs "
+               "a new pre-registration")
     if registered.get("rules_sha256") != rules_fingerprint():
-        sys.exit(f"bench_lasting: the rules' code differs from the one registered in "
-                 f"{path.name} (sha256 {rules_fingerprint()[:12]}…)")
+        refuse(f"the rules' code differs from the one registered in {path.name} (sha256 "
+               f"{rules_fingerprint()[:12]}…)")
 
 
 def search_config(task: Task, arm: str, seed: int) -> SearchConfig:

@@ -57,3 +57,25 @@ def test_analyze_shows_it_in_text_json_and_notebooks(capsys):
     result = analyze(loss("cross_entropy"))
     assert result.outlook() == analysis_outlook(result) == payload["outlook"]
     assert "**Will it last?** zero error" in result._repr_markdown_()
+
+
+def test_show_says_whether_the_runs_best_loss_will_last(tmp_path, capsys, monkeypatch):
+    from symloss.harness.search import runner
+    from symloss.harness.search.evaluate import Budget
+    from symloss.harness.search.final import rebuild_loss
+    from symloss.harness.search.runner import SearchConfig, best_candidates, search
+    from symloss.harness.search.store import RunStore
+
+    monkeypatch.setattr(runner, "_evaluate", lambda loss, budget: runner.Outcome(
+        "ok", 0.5, {}, 0.0, "test"))
+    config = SearchConfig("taylorglo", generations=1, population=6,
+                          budget=Budget(dataset="digits", steps=5))
+    path = tmp_path / "runs.sqlite"
+    with RunStore.open(path) as store:
+        run_id = search(config, store=store)
+        best = rebuild_loss(best_candidates(store, run_id, 1)[0], config)
+    assert main(["show", run_id, "--store", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["outlook"] == json.loads(json.dumps(
+        outlook(best, 10)))
+    assert main(["show", run_id, "--store", str(path)]) == 0
+    assert f"  will it last? {outlook(best, 10)['text']}" in capsys.readouterr().out

@@ -168,13 +168,13 @@ def run_search(config, *, store: str | os.PathLike | None = None, run_id: str | 
     from symloss.harness.search.fidelity import compute_paid
     from symloss.harness.search.lock import run_lock
     from symloss.harness.search.runner import best_candidates
+    from symloss.harness.search.sessions import executor_facts, session_facts
     from symloss.harness.search.store import RunStore
 
     if evaluate is None and executor is None and scheduler is None:
         from symloss.harness.device import resolve_device
 
         resolve_device(config.budget.device)  # a missing device fails every candidate: refuse
-    from symloss.harness.search.sessions import executor_facts, session_facts
 
     path = store_file(store)
     signals = terminate_as_interrupt() if stop_on_sigterm else contextlib.nullcontext()
@@ -200,15 +200,21 @@ def run_search(config, *, store: str | os.PathLike | None = None, run_id: str | 
                         evaluate=evaluate, batched=batched, progress=progress)
                 best = best_candidates(opened, run_id, top)
                 final = _final(opened, run_id, config, final_score, announce, hint)
-                opened.set_status(run_id, "finished")
-                earlier = opened.run(run_id).report_dir
-                report = write_report_safely(opened, run_id, out, final)
-                # said once the report is written: a damaged store is its one line, alone
-                _say_where_the_report_goes(earlier, out, report_flag)
+                report = _finish(opened, run_id, out, final, report_flag)
         record = opened.run(run_id)
         return SearchOutcome(run_id, path, tuple(best), opened.counts(run_id),
                              record.evaluations, report, final,
                              compute_paid(opened, run_id, config))
+
+
+def _finish(store, run_id: str, out: Path, final, report_flag: str) -> Path:
+    """The run marked finished and its report written (where it goes said after)."""
+    store.set_status(run_id, "finished")
+    earlier = store.run(run_id).report_dir
+    report = write_report_safely(store, run_id, out, final)
+    # said once the report is written: a damaged store is its one line, alone
+    _say_where_the_report_goes(earlier, out, report_flag)
+    return report
 
 
 def _which_run(store, run_id: str | None, resume: bool | None) -> str | None:

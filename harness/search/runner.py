@@ -11,6 +11,10 @@ retries) or, if it takes every worker down, split into single candidates. On res
 the next generation is asked again from the saved state — the same candidates —
 and each one already in the store is taken from there (only the others go out,
 in new chunks): no paid evaluation is lost or run twice.
+
+One module just over the ~400-line aim: the loop, a generation's records, the resume
+replay and successive halving's hook share the store's records and the strategy's state;
+the schedule itself lives in :mod:`~symloss.harness.search.fidelity`.
 """
 
 from __future__ import annotations

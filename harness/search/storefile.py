@@ -39,6 +39,10 @@ kernel drops *all* of a process's POSIX locks on a file when *any* descriptor of
 is closed. So a descriptor symloss opens on a store itself (the header read, the run
 lock, :mod:`symloss.harness.search.lock`) is closed through :func:`close_descriptor`,
 which waits until this process has no store connection to that file open.
+
+One module over the ~400-line aim because a store's schema, its versions and the checks
+made before anything is written are one concept: the DDL, the migrations and the refusals
+read the same table list, and split they would drift.
 """
 
 from __future__ import annotations

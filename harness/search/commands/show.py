@@ -63,11 +63,29 @@ def run(args: argparse.Namespace) -> int:
                    "report": (str(Path(run.report_dir) / "report.md") if run.report_dir
                               else None),
                    "provenance": run_provenance(store, run.run_id)}
+        payload["outlook"] = _outlook(store, run.run_id)
     if args.json:
         print(strict_json(payload, indent=2))
     else:
         _print(payload)
     return 0
+
+
+def _outlook(store, run_id: str) -> dict[str, Any] | None:
+    """Whether the run's best loss will last (:func:`symloss.outlook.outlook`; ``None``
+    without a best loss, or for one whose derivation fails: the run still shows)."""
+    from symloss.harness.search.final import rebuild_loss
+    from symloss.harness.search.runner import SearchConfig, best_candidates
+    from symloss.outlook import outlook
+
+    best = best_candidates(store, run_id, 1)
+    if not best:
+        return None
+    config = SearchConfig.from_dict(store.run(run_id).config)
+    try:
+        return outlook(rebuild_loss(best[0], config), config.classes, config.smoothing)
+    except Exception:  # a loss the core cannot rebuild or derive: shown without it
+        return None
 
 
 def _print(payload: dict[str, Any]) -> None:
@@ -83,6 +101,8 @@ def _print(payload: dict[str, Any]) -> None:
         print(f"  gen {row['generation']:>3}: best {best} median {median}")
     for row in payload["best"]:
         print(f"  {row['fitness']:.4f}  ℓ = {printable(row['loss'])}")
+    if payload["outlook"]:
+        print(f"  will it last? {printable(payload['outlook']['text'])}")
     if payload["final"]:
         final = payload["final"]
         print(f"  final test accuracy {accuracy(final['test_accuracy'])} vs cross-entropy "
