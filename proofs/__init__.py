@@ -5,6 +5,11 @@ line), ``PLACE`` (where in which paper), ``EXPECTED`` (the verdict it should rea
 and ``prove() -> Verdict``. ``python -m symloss.proofs`` runs them all and prints a table;
 see :mod:`symloss.proofs._runner`.
 
+A ``prove()`` may run past the ~60-line aim for functions (seven do, 61–112 lines): it
+is the proof's derivation written as the paper reads, one step after another, each a
+named ``Proof.step``; cut into helpers, the chain a reader checks against the paper
+would be scattered over the module.
+
 >>> "iclr_theorem1_baikal_zero_error" in proof_modules()
 True
 """
