@@ -264,3 +264,24 @@ def test_a_glo_search_gives_the_same_fitness_whatever_its_chunks(tmp_path):
     assert sum(row[2] == "ok" for row in whole) >= 4
     assert _searched(tmp_path / "three.sqlite", InlineExecutor(chunk=3), config) == whole
     assert _searched(tmp_path / "one.sqlite", InlineExecutor(chunk=1), config) == whole
+
+
+def test_successive_halving_climbs_the_same_rungs_on_every_executor(cluster, tmp_path):
+    """Issue 23: rung trainings go through the executor as the screening does; every rung's
+    result is the same in-process, on local workers and on a Dask cluster."""
+    from symloss.harness.search.rungstore import rung_trainings
+
+    config = dataclasses.replace(CONFIG, horizon=180, reduction_factor=3, generations=1)
+
+    def climbed(path, executor):
+        rows = _searched(path, executor, config)
+        with RunStore.open(path) as store:
+            rungs = [(t.idx, t.rung, t.steps, t.fitness) for t in
+                     rung_trainings(store, store.runs()[0].run_id)]
+        return rows, rungs
+
+    inline = climbed(tmp_path / "inline.sqlite", InlineExecutor())
+    assert {steps for _, _, steps, _ in inline[1]} == {180}  # 60 → 180: one longer rung
+    assert climbed(tmp_path / "workers.sqlite", LocalExecutor(2, budget=BUDGET)) == inline
+    assert climbed(tmp_path / "cluster.sqlite",
+                   DaskExecutor(cluster.scheduler_address, budget=BUDGET)) == inline
