@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 # The main job: analysis of the catalog's headline losses, their attraction curves,
-# and a short TaylorGLO search on MNIST-1D with its report (about 75 s on 2 quiet cores).
+# and a short TaylorGLO search on MNIST-1D with its report (65–75 s on 2 quiet cores).
 run: setup
 	$(BIN)/symloss analyze baikal
 	$(BIN)/symloss analyze taylorglo --label-smoothing 0.1
