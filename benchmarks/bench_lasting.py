@@ -205,10 +205,6 @@ def final_trainings(store: RunStore, out: Path, shard: str, jobs, names) -> dict
     return found
 
 
-def _collapsed(values: list[float], statuses: list[str], cross_entropy: list[float]) -> bool:
-    return any(s != "ok" for s in statuses) or min(values) < 0.5 * float(np.mean(cross_entropy))
-
-
 def summarize(store: RunStore, out: Path) -> dict:
     """Per task: the baselines, every search's result, and each arm against the default."""
     from symloss.outlook import describe_basin
@@ -241,16 +237,15 @@ def summarize(store: RunStore, out: Path) -> dict:
             if trained is None:
                 continue
             values = [r["test_accuracy"] for r in trained]
-            statuses = [r["status"] for r in trained]
+            floor = 0.5 * float(np.mean(accuracy["cross_entropy"]))  # plan()["collapse"]
+            collapsed = sum(r["status"] != "ok" or r["test_accuracy"] < floor for r in trained)
             rows.append({
                 "arm": arm, "seed": seed, "run_id": run_id, "loss": str(loss.expression),
                 "search_fitness": best.fitness,
                 "model_steps": model_steps(store, run_id, task.steps),
                 "final_test_accuracy": values, "final_mean": float(np.mean(values)),
                 "p": {b: welch_p_value(values, accuracy[b]) for b in BASELINES},
-                "collapsed": bool(_collapsed(values, statuses, accuracy["cross_entropy"])),
-                "collapsed_trainings": int(sum(s != "ok" or v < 0.5 * np.mean(
-                    accuracy["cross_entropy"]) for v, s in zip(values, statuses, strict=True))),
+                "collapsed": collapsed > 0, "collapsed_trainings": int(collapsed),
                 "basin": describe_basin(loss, 10)})
         summary["tasks"][name] = {"task": task.to_dict(), "baselines": accuracy,
                                   "searches": rows, "arms": _arms(task, rows)}

@@ -105,12 +105,18 @@ def identity(record) -> str:
     return record.canonical_key or record.expression or str(record.params)
 
 
-def selection_fitness(records, trainings: Sequence[RungTraining]) -> list[float]:
-    """Each record's fitness at the longest rung it (or its twin) reached, in order."""
+def _longest(trainings: Sequence[RungTraining]) -> dict[str, RungTraining]:
+    """Each loss's (identity's) training at the longest rung it reached."""
     longest: dict[str, RungTraining] = {}
     for training in trainings:
         if training.identity not in longest or training.rung > longest[training.identity].rung:
             longest[training.identity] = training
+    return longest
+
+
+def selection_fitness(records, trainings: Sequence[RungTraining]) -> list[float]:
+    """Each record's fitness at the longest rung it (or its twin) reached, in order."""
+    longest = _longest(trainings)
     return [longest[identity(r)].fitness if r.status == "ok" and identity(r) in longest
             else r.fitness for r in records]
 
@@ -125,11 +131,7 @@ def selection_records(store, run_id: str) -> list:
     """Every stored candidate with its fitness at the longest rung it reached, and the
     rung's length and its screening fitness in its metrics (``rung_steps``,
     ``screening_fitness``): how the final evaluation picks the best at the horizon."""
-    trainings = rung_trainings(store, run_id)
-    longest: dict[str, RungTraining] = {}
-    for training in trainings:
-        if training.identity not in longest or training.rung > longest[training.identity].rung:
-            longest[training.identity] = training
+    longest = _longest(rung_trainings(store, run_id))
     records = []
     for record in store.candidates(run_id):
         reached = longest.get(identity(record)) if record.status == "ok" else None
